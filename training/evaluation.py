@@ -1,0 +1,64 @@
+"""Accuracy measures and the two baselines every model is compared with on the same holdout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LinearRegression
+
+from valuation.schema import FANS, FLAGS, PRICE
+
+
+def price_errors(actual, predicted) -> dict[str, float]:
+    """MdAPE, MAPE, RMSLE and the share of estimates within 10% and 20% of the real price."""
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    relative = np.abs(predicted - actual) / actual
+    return {
+        "mdape": float(np.median(relative)),
+        "mape": float(np.mean(relative)),
+        "rmsle": float(np.sqrt(np.mean((np.log1p(predicted) - np.log1p(actual)) ** 2))),
+        "within_10pct": float(np.mean(relative <= 0.10)),
+        "within_20pct": float(np.mean(relative <= 0.20)),
+    }
+
+
+def interval_coverage(actual, low, high) -> float:
+    actual = np.asarray(actual, dtype=float)
+    return float(np.mean((actual >= np.asarray(low)) & (actual <= np.asarray(high))))
+
+
+class FansBandMedian:
+    """Baseline 1: the median price of past sales in the same fans band (deciles of fans)."""
+
+    def fit(self, sales: pd.DataFrame) -> FansBandMedian:
+        fans = sales[FANS.name].to_numpy(dtype=float)
+        self.edges = np.unique(np.quantile(fans, np.linspace(0, 1, 11)[1:-1]))
+        bands = np.searchsorted(self.edges, fans, side="right")
+        self.medians = pd.Series(sales[PRICE.name].to_numpy()).groupby(bands).median()
+        self.overall = float(sales[PRICE.name].median())
+        return self
+
+    def predict(self, listings: pd.DataFrame) -> np.ndarray:
+        bands = np.searchsorted(self.edges, listings[FANS.name].to_numpy(dtype=float), side="right")
+        return pd.Series(bands).map(self.medians).fillna(self.overall).to_numpy()
+
+
+class LogLinear:
+    """Baseline 2: least squares of log price on log fans and the flags."""
+
+    @staticmethod
+    def _design(listings: pd.DataFrame) -> np.ndarray:
+        columns = [np.log1p(listings[FANS.name].to_numpy(dtype=float))]
+        columns += [listings[flag.name].to_numpy(dtype=float) for flag in FLAGS]
+        return np.column_stack(columns)
+
+    def fit(self, sales: pd.DataFrame) -> LogLinear:
+        self.model = LinearRegression().fit(self._design(sales), np.log(sales[PRICE.name]))
+        return self
+
+    def predict(self, listings: pd.DataFrame) -> np.ndarray:
+        return np.exp(self.model.predict(self._design(listings)))
+
+
+BASELINES = {"baseline_fans_band": FansBandMedian, "baseline_linear": LogLinear}

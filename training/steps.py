@@ -1,0 +1,188 @@
+"""The training pipeline's steps: plain functions from data to data, no MLflow and no disk."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from training.evaluation import BASELINES, interval_coverage, price_errors
+from valuation.encoding import CATEGORICAL, FEATURE_NAMES, MONOTONE, Encoder
+from valuation.loading import LoadedListings
+from valuation.schema import CATEGORY, PRICE, SOLD_AT
+from valuation.valuer import Valuer
+
+INTERVAL = 0.80
+MAX_ROUNDS = 3000
+EARLY_STOPPING = 50
+
+# Huber regression on log price: squared error near the fit, absolute beyond the band `alpha`, so a
+# price typo (x10) or a bargain sale pulls the estimate no more than any other row beyond the band.
+# (LightGBM refuses monotone constraints with the L1 and quantile objectives.)
+FIXED_PARAMS = {
+    "objective": "huber",
+    "monotone_constraints": list(MONOTONE),
+    "monotone_constraints_method": "advanced",
+    "min_data_per_group": 20,
+    "verbosity": -1,
+    "deterministic": True,
+    "force_row_wise": True,
+}
+SEARCH_SPACE = {
+    "alpha": [0.2, 0.3, 0.5],  # the Huber band, in log price
+    "num_leaves": [7, 15, 31, 63],
+    "learning_rate": [0.03, 0.06, 0.1],
+    "min_data_in_leaf": [10, 20, 40, 80],
+    "lambda_l2": [0.0, 1.0, 5.0],
+    "cat_smooth": [5.0, 10.0, 20.0],
+}
+
+
+class TooManyRejects(ValueError):
+    pass
+
+
+@dataclass
+class Split:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    by: str
+    """"time" (the most recent sales are held out) or "random"."""
+
+
+@dataclass
+class Trial:
+    params: dict
+    cv_l1: float
+    rounds: int
+
+
+def data_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def validate(loaded: LoadedListings, max_reject_share: float) -> pd.DataFrame:
+    """The usable sales, or a refusal when too much of the export could not be read."""
+    if loaded.reject_share > max_reject_share:
+        raise TooManyRejects(
+            f"{len(loaded.rejects)} of {loaded.total} rows ({loaded.reject_share:.1%}) could not be "
+            f"read, above the {max_reject_share:.1%} allowed; see the rejects for line and reason"
+        )
+    if len(loaded.listings) < 50:
+        raise TooManyRejects(f"only {len(loaded.listings)} usable sales: too few to train on")
+    return loaded.listings
+
+
+def split(sales: pd.DataFrame, holdout_share: float, seed: int) -> Split:
+    """Hold out the most recent sales when dates are known (a market drifts), else a random share."""
+    n_holdout = max(1, round(len(sales) * holdout_share))
+    if SOLD_AT.name in sales and sales[SOLD_AT.name].notna().mean() > 0.5:
+        order = sales[SOLD_AT.name].fillna(pd.Timestamp.min).argsort(kind="stable").to_numpy()
+        by = "time"
+    else:
+        order = np.random.default_rng(seed).permutation(len(sales))
+        by = "random"
+    holdout_rows = np.sort(order[-n_holdout:])
+    is_holdout = np.zeros(len(sales), dtype=bool)
+    is_holdout[holdout_rows] = True
+    return Split(train=sales[~is_holdout], holdout=sales[is_holdout], by=by)
+
+
+def _dataset(sales: pd.DataFrame, encoder: Encoder) -> lgb.Dataset:
+    return lgb.Dataset(
+        encoder.matrix(sales),
+        label=np.log(sales[PRICE.name].to_numpy()),
+        feature_name=list(FEATURE_NAMES),
+        categorical_feature=list(CATEGORICAL),
+        free_raw_data=False,
+        # The search varies min_data_in_leaf over one Dataset: keep every bin, filter nothing.
+        params={"feature_pre_filter": False},
+    )
+
+
+def search(
+    train: pd.DataFrame,
+    encoder: Encoder,
+    trials: int,
+    folds: int,
+    seed: int,
+    on_trial: Callable[[Trial], None] = lambda trial: None,
+) -> list[Trial]:
+    """Random search over SEARCH_SPACE, each candidate scored by k-fold CV (L1 on log price)."""
+    rng = np.random.default_rng(seed)
+    dataset = _dataset(train, encoder)
+    seen, results = set(), []
+    for _ in range(trials * 20):
+        if len(results) == trials:
+            break
+        params = {key: values[rng.integers(len(values))] for key, values in SEARCH_SPACE.items()}
+        key = tuple(params.values())
+        if key in seen:
+            continue
+        seen.add(key)
+        history = lgb.cv(
+            {**FIXED_PARAMS, **params, "seed": seed, "metric": "l1"},
+            dataset,
+            num_boost_round=MAX_ROUNDS,
+            nfold=folds,
+            stratified=False,
+            seed=seed,
+            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+        )
+        scores = history["valid l1-mean"]
+        trial = Trial(params=params, cv_l1=float(min(scores)), rounds=int(np.argmin(scores)) + 1)
+        on_trial(trial)
+        results.append(trial)
+    return sorted(results, key=lambda trial: trial.cv_l1)
+
+
+def fit(train: pd.DataFrame, encoder: Encoder, best: Trial, seed: int, card: dict) -> Valuer:
+    """The point model (monotone median) and the two quantile models of the price range."""
+    dataset = _dataset(train, encoder)
+    params = {**FIXED_PARAMS, **best.params, "seed": seed}
+    tail = (1 - INTERVAL) / 2
+    boosters = {"point": lgb.train(params, dataset, num_boost_round=best.rounds)}
+    # LightGBM refuses monotone constraints with the quantile objective; the range bounds are
+    # clipped around the monotone point estimate instead.
+    range_params = {k: v for k, v in params.items() if not k.startswith("monotone")}
+    for name, alpha in (("low", tail), ("high", 1 - tail)):
+        boosters[name] = lgb.train(
+            {**range_params, "objective": "quantile", "alpha": alpha},
+            dataset,
+            num_boost_round=best.rounds,
+        )
+    card = {
+        **card,
+        "interval": INTERVAL,
+        "params": {**best.params, "rounds": best.rounds},
+        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "training_rows": len(train),
+    }
+    return Valuer(boosters, encoder, card)
+
+
+def evaluate(valuer: Valuer, split: Split) -> dict[str, dict[str, float]]:
+    """Holdout errors of the model and of both baselines fitted on the same training sales."""
+    actual = split.holdout[PRICE.name].to_numpy()
+    priced = valuer.value_frame(split.holdout)
+    report = {"model": price_errors(actual, priced["price_estimate"])}
+    report["model"]["interval_coverage"] = interval_coverage(
+        actual, priced["price_low"], priced["price_high"]
+    )
+    for name, baseline in BASELINES.items():
+        report[name] = price_errors(actual, baseline().fit(split.train).predict(split.holdout))
+    return report
+
+
+def vocabulary(train: pd.DataFrame) -> Encoder:
+    return Encoder.fit(train[CATEGORY.name])

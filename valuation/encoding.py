@@ -1,0 +1,59 @@
+"""Turns listings into the model's numeric input row, the same way at fit time and at quote time.
+
+Categories are coded through an explicit, stored vocabulary (not pandas' category dtype, whose codes
+depend on the data at hand); a category outside it is coded as missing, which LightGBM sends down
+the branch for categories it has not seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from valuation.listing import Listing
+from valuation.schema import CATEGORY, FEATURES
+
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+CATEGORICAL: tuple[int, ...] = tuple(i for i, f in enumerate(FEATURES) if f.kind == "text")
+MONOTONE: tuple[int, ...] = tuple(f.monotone for f in FEATURES)
+_CATEGORY_COLUMN = FEATURE_NAMES.index(CATEGORY.name)
+
+
+@dataclass(frozen=True)
+class Encoder:
+    categories: tuple[str, ...]
+    """The vocabulary: a category's code is its position here."""
+
+    @classmethod
+    def fit(cls, categories: Sequence[str] | pd.Series) -> Encoder:
+        """Vocabulary of the training data, most frequent first (ties by name) so codes are stable."""
+        counts = pd.Series(categories).value_counts()
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return cls(tuple(name for name, _ in ordered))
+
+    _codes: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_codes", {name: i for i, name in enumerate(self.categories)})
+
+    def knows(self, category: str) -> bool:
+        return category in self._codes
+
+    def row(self, listing: Listing) -> np.ndarray:
+        """The model's input for one listing, built without pandas (the quote path)."""
+        values = [getattr(listing, name) for name in FEATURE_NAMES]
+        values[_CATEGORY_COLUMN] = self._codes.get(listing.category, np.nan)
+        return np.array([values], dtype=np.float64)
+
+    def matrix(self, listings: pd.DataFrame) -> np.ndarray:
+        """The model's input for many listings with canonical, typed columns."""
+        out = np.empty((len(listings), len(FEATURE_NAMES)), dtype=np.float64)
+        for j, name in enumerate(FEATURE_NAMES):
+            if j == _CATEGORY_COLUMN:
+                out[:, j] = listings[name].map(self._codes).astype("float64").to_numpy()
+            else:
+                out[:, j] = listings[name].to_numpy(dtype=np.float64)
+        return out

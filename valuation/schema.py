@@ -1,0 +1,108 @@
+"""The listing data contract, declared once.
+
+Every other module (loader, encoder, request models, simulator, docs) derives its fields, header
+spellings, value spellings and market-logic directions from the declarations here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["count", "flag", "text", "price", "date", "id"]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: Kind
+    headers: tuple[str, ...]
+    """Accepted column headers besides `name` itself (the marketplace's own words first)."""
+    description: str
+    true_words: tuple[str, ...] = ()
+    false_words: tuple[str, ...] = ()
+    monotone: int = 0
+    """Market logic: +1 the price never falls as this rises, -1 never rises, 0 no constraint."""
+
+    @property
+    def marketplace_header(self) -> str:
+        return self.headers[0]
+
+
+# Words any flag accepts, besides its own marketplace spellings.
+GENERIC_TRUE = ("yes", "y", "true", "t", "1", "是", "有")
+GENERIC_FALSE = ("no", "n", "false", "f", "0", "否", "无")
+
+FANS = Field(
+    "fans",
+    "count",
+    ("粉丝数量", "粉丝数", "粉丝"),
+    "Followers of the account; `13.13W`, `13.1万`, `1.2亿`, `131,300` and `3.5k` are all accepted.",
+    monotone=+1,
+)
+VIOLATIONS = Field(
+    "violations",
+    "flag",
+    ("有无违规", "违规"),
+    "Whether the account has violations on record (有违规 / 无违规).",
+    true_words=("有违规",),
+    false_words=("无违规", "没有违规"),
+    monotone=-1,
+)
+LIVE_PERMISSION = Field(
+    "live_permission",
+    "flag",
+    ("直播权限",),
+    "Whether live streaming is opened for the account (已开通 / 未开通).",
+    true_words=("已开通", "开通", "有权限"),
+    false_words=("未开通", "无权限"),
+    monotone=+1,
+)
+VERIFIED = Field(
+    "verified",
+    "flag",
+    ("认证状态", "认证"),
+    "Whether the account is verified (已认证 / 未认证).",
+    true_words=("已认证", "认证"),
+    false_words=("未认证",),
+    monotone=+1,
+)
+CATEGORY = Field(
+    "category",
+    "text",
+    ("类目", "分类"),
+    "The account's content category, e.g. 自媒体, 美食, 搞笑.",
+)
+PRICE = Field(
+    "price",
+    "price",
+    ("成交价", "价格", "成交价格", "售价"),
+    "Sale price in CNY; `¥1,200`, `1200元`, `1.2万` and `1200` are accepted. Training data only.",
+)
+LISTING_ID = Field(
+    "listing_id", "id", ("账号ID", "编号", "商品编号", "id"), "Marketplace listing id."
+)
+SOLD_AT = Field("sold_at", "date", ("成交日期", "成交时间", "sale_date"), "Date of the sale.")
+
+FEATURES: tuple[Field, ...] = (FANS, VIOLATIONS, LIVE_PERMISSION, VERIFIED, CATEGORY)
+"""Model inputs, in the order of the model's input row."""
+FLAGS: tuple[Field, ...] = tuple(f for f in FEATURES if f.kind == "flag")
+TARGET = PRICE
+OPTIONAL: tuple[Field, ...] = (LISTING_ID, SOLD_AT)
+ALL_FIELDS: tuple[Field, ...] = (*FEATURES, TARGET, *OPTIONAL)
+BY_NAME: dict[str, Field] = {f.name: f for f in ALL_FIELDS}
+
+CURRENCY = "CNY"
+
+
+def header_lookup() -> dict[str, str]:
+    """Maps every accepted header spelling (normalised) to its canonical field name."""
+    lookup: dict[str, str] = {}
+    for field in ALL_FIELDS:
+        for spelling in (field.name, *field.headers):
+            lookup[normalise_header(spelling)] = field.name
+    return lookup
+
+
+def normalise_header(header: str) -> str:
+    return str(header).strip().lower().replace(" ", "_").replace("-", "_")
