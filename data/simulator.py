@@ -235,12 +235,3 @@ def generate(
         for level, values in true_quantiles(sales).items():
             export[f"true_q{round(level * 100):02d}"] = np.round(values, 2)
     return export
-
-
-def write(frame: pd.DataFrame, path) -> None:
-    """CSV (UTF-8 with BOM, so spreadsheet tools read the Chinese headers) or Parquet by suffix."""
-    path = str(path)
-    if path.endswith(".parquet"):
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False, encoding="utf-8-sig")

@@ -160,7 +160,15 @@ def rejects_path(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}.rejects.csv")
 
 
-def write_rejects(rejects: pd.DataFrame, path: str | Path) -> Path:
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """CSV (UTF-8 with BOM, so spreadsheet tools read the Chinese headers) or Parquet by suffix."""
     path = Path(path)
-    rejects.to_csv(path, index=False, encoding="utf-8-sig")
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, encoding="utf-8-sig")
     return path
+
+
+def write_rejects(rejects: pd.DataFrame, path: str | Path) -> Path:
+    return write_table(rejects, path)

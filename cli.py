@@ -1,0 +1,205 @@
+"""`valuation`: generate simulated sales, train, quote one listing, price a file, serve the API.
+
+Every failure a user can cause (a bad path, an unreadable value, no model yet) ends with one line
+on stderr and a non-zero exit, never a traceback. Heavy imports happen inside the commands, so
+`--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from valuation.schema import FEATURES
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="valuation", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    generate = commands.add_parser("generate", help="write simulated marketplace sales")
+    generate.add_argument("--rows", type=_positive_int, default=5000)
+    generate.add_argument("--out", type=Path, required=True, help="a .csv or .parquet path")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--bad-share", type=float, default=0.005, help="share of unreadable rows")
+    generate.add_argument("--truth", action="store_true", help="add the true price quantiles")
+
+    train = commands.add_parser("train", help="train on past sales, track and register in MLflow")
+    train.add_argument("--data", type=Path, required=True, help="CSV or Parquet export of sales")
+    train.add_argument("--trials", type=_positive_int, help="hyperparameter search trials")
+    train.add_argument("--max-reject-share", type=float, help="refuse above this share (0.05)")
+    train.add_argument(
+        "--if-no-champion", action="store_true", help="do nothing when a champion is registered"
+    )
+
+    quote = commands.add_parser("quote", help="value one listing with the champion model")
+    for field in FEATURES:
+        quote.add_argument(
+            f"--{field.name.replace('_', '-')}", required=True, help=field.description
+        )
+    quote.add_argument("--json", action="store_true", help="print the valuation as JSON")
+
+    batch = commands.add_parser("batch", help="price every listing of a CSV or Parquet file")
+    batch.add_argument("--input", type=Path, required=True)
+    batch.add_argument("--output", type=Path, required=True, help="a .csv or .parquet path")
+
+    serve = commands.add_parser("serve", help="serve the prediction API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_positive_int, default=1)
+
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - the boundary: known failures become one line
+        if not isinstance(error, _user_errors()):
+            raise
+        print(f"valuation {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from training.steps import TooManyRejects
+    from valuation.listing import ListingError
+    from valuation.loading import ExportError
+    from valuation.registry import NoModel
+
+    return (ExportError, ListingError, TooManyRejects, NoModel, OSError)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _settings():
+    from valuation.settings import get_settings
+
+    return get_settings()
+
+
+def run_generate(args) -> int:
+    from data.simulator import generate
+    from valuation.loading import SUFFIXES, ExportError, write_table
+
+    if args.out.suffix.lower() not in SUFFIXES:
+        raise ExportError(f"{args.out}: write .csv or .parquet")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_table(generate(args.rows, args.seed, args.bad_share, args.truth), args.out)
+    print(f"wrote {args.rows} simulated sales to {args.out} (simulated, not market data)")
+    return 0
+
+
+def run_train(args) -> int:
+    from training.pipeline import train
+
+    settings = _settings()
+    if args.if_no_champion and _champion(settings):
+        print(f"{settings.model_name}@{settings.model_alias} is registered: not training")
+        return 0
+    if args.max_reject_share is not None:
+        settings = settings.model_copy(update={"max_reject_share": args.max_reject_share})
+    outcome = train(args.data, settings, args.trials, say=print)
+    print(f"\nholdout ({outcome.split_by} split):")
+    print(f"{'':22}{'MdAPE':>8}{'MAPE':>8}{'RMSLE':>8}{'<=10%':>8}{'<=20%':>8}")
+    for who, m in outcome.metrics.items():
+        print(
+            f"{who:22}{m['mdape']:8.1%}{m['mape']:8.1%}{m['rmsle']:8.3f}"
+            f"{m['within_10pct']:8.1%}{m['within_20pct']:8.1%}"
+        )
+    coverage = outcome.metrics["model"]["interval_coverage"]
+    print(f"80% range held {coverage:.1%} of holdout sales")
+    print(f"run {outcome.run_id}; model version {outcome.model_version}; bundle {outcome.bundle}")
+    return 0
+
+
+def _champion(settings) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    from valuation.registry import client
+
+    try:
+        model = client(settings).get_model_version_by_alias(settings.model_name, settings.model_alias)
+    except MlflowException:
+        return None
+    return model.version
+
+
+def run_quote(args) -> int:
+    from valuation.listing import Listing
+    from valuation.registry import load_valuer
+
+    listing = Listing.parse({field.name: getattr(args, field.name) for field in FEATURES})
+    valuation = load_valuer(_settings()).value(listing)
+    if args.json:
+        print(json.dumps({**valuation.__dict__, "notes": valuation.notes}, ensure_ascii=False))
+        return 0
+    print(f"estimate  ¥{valuation.price_estimate:,.0f}")
+    print(
+        f"range     ¥{valuation.price_low:,.0f} - ¥{valuation.price_high:,.0f} "
+        f"({valuation.interval:.0%} of sales)"
+    )
+    print(f"model     version {valuation.model_version}")
+    for note in valuation.notes:
+        print(f"note      {note}")
+    return 0
+
+
+def run_batch(args) -> int:
+    from valuation.loading import (
+        SUFFIXES,
+        ExportError,
+        load_listings,
+        rejects_path,
+        write_rejects,
+        write_table,
+    )
+    from valuation.pricing import price_export
+    from valuation.registry import load_valuer
+
+    if args.output.suffix.lower() not in SUFFIXES:
+        raise ExportError(f"{args.output}: write .csv or .parquet")
+
+    valuer = load_valuer(_settings())
+    loaded = load_listings(args.input, require_price=False)
+    priced = price_export(valuer, loaded)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_table(priced, args.output)
+    print(f"priced {len(priced)} of {loaded.total} listings into {args.output}")
+    if len(loaded.rejects):
+        where = write_rejects(loaded.rejects, rejects_path(args.output))
+        print(f"{len(loaded.rejects)} rows could not be read: see {where}")
+    return 0
+
+
+def run_serve(args) -> int:
+    import uvicorn
+
+    uvicorn.run("api.main:app", host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+COMMANDS = {
+    "generate": run_generate,
+    "train": run_train,
+    "quote": run_quote,
+    "batch": run_batch,
+    "serve": run_serve,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

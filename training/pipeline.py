@@ -1,0 +1,185 @@
+"""The training orchestrator: load -> validate -> split -> search -> fit -> evaluate -> track -> register.
+
+The only place in training that touches MLflow or the disk; every step it calls is a plain function.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+import valuation
+from training import steps
+from valuation import registry
+from valuation.encoding import FEATURE_NAMES
+from valuation.loading import load_listings, write_rejects
+from valuation.settings import Settings
+
+MODEL_FILE = Path(valuation.__file__).parent / "mlflow_model.py"
+INPUT_EXAMPLE = pd.DataFrame(
+    {
+        "fans": ["13.13W", 52000],
+        "violations": ["有违规", False],
+        "live_permission": ["未开通", True],
+        "verified": ["已认证", "no"],
+        "category": ["自媒体", "美食"],
+    }
+)
+
+
+@dataclass
+class TrainingOutcome:
+    run_id: str
+    model_version: str
+    metrics: dict[str, dict[str, float]]
+    rows: int
+    rejected: int
+    split_by: str
+    rejects_file: Path | None
+    bundle: Path
+
+
+def train(
+    data: str | Path,
+    settings: Settings,
+    trials: int | None = None,
+    say: Callable[[str], None] = lambda line: None,
+) -> TrainingOutcome:
+    import mlflow
+
+    data = Path(data)
+    loaded = load_listings(data, require_price=True)
+    rejects_file = None
+    if len(loaded.rejects):
+        settings.bundles.mkdir(parents=True, exist_ok=True)
+        rejects_file = write_rejects(loaded.rejects, settings.bundles / f"{data.stem}.rejects.csv")
+        say(f"{len(loaded.rejects)} of {loaded.total} rows rejected, listed in {rejects_file}")
+    sales = steps.validate(loaded, settings.max_reject_share)
+    split = steps.split(sales, settings.holdout_share, settings.seed)
+    encoder = steps.vocabulary(split.train)
+    say(f"{len(split.train)} sales to train on, {len(split.holdout)} held out ({split.by} split)")
+
+    client = registry.client(settings)
+    _use_experiment(settings)
+    with mlflow.start_run(run_name=f"train-{data.stem}") as run:
+        mlflow.log_params(
+            {
+                "data_path": str(data),
+                "data_sha256": steps.data_digest(data),
+                "rows_total": loaded.total,
+                "rows_rejected": len(loaded.rejects),
+                "rows_train": len(split.train),
+                "rows_holdout": len(split.holdout),
+                "split_by": split.by,
+                "search_trials": trials or settings.search_trials,
+                "cv_folds": settings.cv_folds,
+                "seed": settings.seed,
+            }
+        )
+        mlflow.log_input(
+            mlflow.data.from_pandas(sales, source=str(data), name=data.name), "training"
+        )
+        if rejects_file:
+            mlflow.log_artifact(str(rejects_file), "rejects")
+
+        def track_trial(trial: steps.Trial) -> None:
+            with mlflow.start_run(run_name="search-trial", nested=True):
+                mlflow.log_params({**trial.params, "rounds": trial.rounds})
+                mlflow.log_metric("cv_l1_log_price", trial.cv_l1)
+            say(f"trial {trial.params} -> CV L1 {trial.cv_l1:.4f} at {trial.rounds} rounds")
+
+        ranked = steps.search(
+            split.train,
+            encoder,
+            trials or settings.search_trials,
+            settings.cv_folds,
+            settings.seed,
+            track_trial,
+        )
+        best = ranked[0]
+        mlflow.log_params({f"best_{key}": value for key, value in best.params.items()})
+        mlflow.log_param("best_rounds", best.rounds)
+
+        card = {
+            "data_sha256": steps.data_digest(data),
+            "data_rows": len(sales),
+            "split_by": split.by,
+        }
+        valuer = steps.fit(split.train, encoder, best, settings.seed, card)
+        metrics = steps.evaluate(valuer, split)
+        valuer.card["holdout_metrics"] = metrics
+        for who, values in metrics.items():
+            mlflow.log_metrics({f"{who}_{name}": value for name, value in values.items()})
+
+        with tempfile.TemporaryDirectory() as scratch:
+            bundle = valuer.save(Path(scratch) / "bundle")
+            mlflow.log_artifact(str(bundle / "point.txt"), "lightgbm")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(MODEL_FILE),
+                artifacts={"bundle": str(bundle)},
+                code_paths=[str(MODEL_FILE.parent)],
+                signature=_signature(),
+                input_example=INPUT_EXAMPLE,
+                pip_requirements=_requirements(),
+                registered_model_name=settings.model_name,
+            )
+            version = str(info.registered_model_version)
+            client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
+            local = registry.bundle_dir(settings, version)
+            shutil.copytree(bundle, local, dirs_exist_ok=True)
+        say(f"registered {settings.model_name} version {version} as @{settings.model_alias}")
+    return TrainingOutcome(
+        run_id=run.info.run_id,
+        model_version=version,
+        metrics=metrics,
+        rows=loaded.total,
+        rejected=len(loaded.rejects),
+        split_by=split.by,
+        rejects_file=rejects_file,
+        bundle=local,
+    )
+
+
+def _use_experiment(settings: Settings) -> None:
+    import mlflow
+
+    if mlflow.get_experiment_by_name(settings.experiment) is None:
+        mlflow.create_experiment(settings.experiment, artifact_location=settings.artifact_location)
+    mlflow.set_experiment(settings.experiment)
+
+
+def _signature():
+    """Decided, not inferred: each feature accepts a typed value or any marketplace spelling."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    inputs = Schema([ColSpec(AnyType(), name) for name in FEATURE_NAMES])
+    outputs = Schema(
+        [
+            ColSpec("double", "price_estimate"),
+            ColSpec("double", "price_low"),
+            ColSpec("double", "price_high"),
+            ColSpec(AnyType(), "known_category"),
+            ColSpec(AnyType(), "error"),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _requirements() -> list[str]:
+    import mlflow
+
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"lightgbm=={lgb.__version__}",
+        f"pandas=={pd.__version__}",
+        f"numpy=={np.__version__}",
+    ]
