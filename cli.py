@@ -133,7 +133,9 @@ def _champion(settings) -> str | None:
     from valuation.registry import client
 
     try:
-        model = client(settings).get_model_version_by_alias(settings.model_name, settings.model_alias)
+        model = client(settings).get_model_version_by_alias(
+            settings.model_name, settings.model_alias
+        )
     except MlflowException:
         return None
     return model.version

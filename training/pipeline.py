@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +84,10 @@ def train(
                 "seed": settings.seed,
             }
         )
-        mlflow.log_input(
-            mlflow.data.from_pandas(sales, source=str(data), name=data.name), "training"
-        )
+        with warnings.catch_warnings():  # MLflow's hints on int columns and on local sources
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(sales, source=str(data.resolve()), name=data.name)
+            mlflow.log_input(dataset, "training")
         if rejects_file:
             mlflow.log_artifact(str(rejects_file), "rejects")
 

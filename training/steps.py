@@ -19,6 +19,7 @@ from valuation.schema import CATEGORY, PRICE, SOLD_AT
 from valuation.valuer import Valuer
 
 INTERVAL = 0.80
+CALIBRATION_SHARE = 0.25
 MAX_ROUNDS = 3000
 EARLY_STOPPING = 50
 
@@ -147,23 +148,38 @@ def search(
 
 
 def fit(train: pd.DataFrame, encoder: Encoder, best: Trial, seed: int, card: dict) -> Valuer:
-    """The point model (monotone median) and the two quantile models of the price range."""
-    dataset = _dataset(train, encoder)
+    """The point model (monotone median) and the price range: quantile models, conformalized.
+
+    The quantile models learn the range's shape on most of the training sales; the rest calibrate
+    it (conformalized quantile regression): both bounds widen, in log price, by the margin that
+    makes the range hold INTERVAL of the calibration sales, so the promise is kept out of sample.
+    """
     params = {**FIXED_PARAMS, **best.params, "seed": seed}
-    tail = (1 - INTERVAL) / 2
-    boosters = {"point": lgb.train(params, dataset, num_boost_round=best.rounds)}
-    # LightGBM refuses monotone constraints with the quantile objective; the range bounds are
-    # clipped around the monotone point estimate instead.
+    boosters = {"point": lgb.train(params, _dataset(train, encoder), num_boost_round=best.rounds)}
+
+    is_calibration = np.random.default_rng(seed).random(len(train)) < CALIBRATION_SHARE
+    learn, calibration = train[~is_calibration], train[is_calibration]
+    # LightGBM refuses monotone constraints with the quantile objective: the bounds are clipped
+    # around the monotone point estimate instead (Valuer.value_matrix).
     range_params = {k: v for k, v in params.items() if not k.startswith("monotone")}
+    tail = (1 - INTERVAL) / 2
     for name, alpha in (("low", tail), ("high", 1 - tail)):
         boosters[name] = lgb.train(
             {**range_params, "objective": "quantile", "alpha": alpha},
-            dataset,
+            _dataset(learn, encoder),
             num_boost_round=best.rounds,
         )
+    matrix = encoder.matrix(calibration)
+    log_price = np.log(calibration[PRICE.name].to_numpy())
+    scores = np.maximum(
+        boosters["low"].predict(matrix) - log_price, log_price - boosters["high"].predict(matrix)
+    )
+    rank = min(1.0, np.ceil((len(scores) + 1) * INTERVAL) / len(scores))
     card = {
         **card,
         "interval": INTERVAL,
+        "range_margin": float(np.quantile(scores, rank, method="higher")),
+        "calibration_rows": int(is_calibration.sum()),
         "params": {**best.params, "rounds": best.rounds},
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "training_rows": len(train),

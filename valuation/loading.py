@@ -6,6 +6,7 @@ rejects with its line number, the column and the reason, and it can be written n
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def read_export(path: str | Path) -> pd.DataFrame:
             raise ExportError(f"{path}: not a readable Parquet file ({error})") from error
     for encoding in ("utf-8-sig", "gb18030"):
         try:
+            _refuse_repeated_headers(path, encoding)
             return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
         except UnicodeDecodeError:
             continue
@@ -65,6 +67,17 @@ def read_export(path: str | Path) -> pd.DataFrame:
         except pd.errors.ParserError as error:
             raise ExportError(f"{path}: not a readable CSV file ({error})") from error
     raise ExportError(f"{path}: text is neither UTF-8 nor GB18030")
+
+
+def _refuse_repeated_headers(path: Path, encoding: str) -> None:
+    """pandas would rename a second `成交价` to `成交价.1` and quietly read the first one."""
+    with open(path, encoding=encoding, newline="") as file:
+        header = next(csv.reader(file), [])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ExportError(
+            f"{path}: column(s) {', '.join(repeated)} appear more than once; keep one"
+        )
 
 
 def canonical_headers(columns, require_price: bool) -> dict[str, str]:
@@ -117,7 +130,14 @@ def load_listings(path: str | Path, require_price: bool) -> LoadedListings:
 
 def _parse_column(values: pd.Series, parse) -> tuple[np.ndarray, np.ndarray]:
     """Parses each distinct value once: exports repeat the same spellings many times over."""
-    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=False)
+    values = values.astype(object)
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        # Mixed Python values: True == 1 == 1.0 would share one parse, so key by type as well.
+        keys = pd.Series([(type(v), v) for v in values], dtype=object)
+        codes, unique_keys = pd.factorize(keys, use_na_sentinel=False)
+        uniques = [value for _, value in unique_keys]
+    else:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
     parsed = np.empty(len(uniques), dtype=object)
     reasons = np.full(len(uniques), None, dtype=object)
     for i, value in enumerate(uniques):
@@ -149,7 +169,13 @@ def _rejects(raw, mapping, problems, bad, first_line) -> pd.DataFrame:
         failed = [name for name, why in problems.items() if why[row] is not None]
         columns.append(", ".join(header_of[name] for name in failed))
         reasons.append("; ".join(problems[name][row] for name in failed))
-    rejects = pd.DataFrame({"line": rows + first_line, "column": columns, "reason": reasons})
+    rejects = pd.DataFrame(
+        {
+            "line": rows + first_line,
+            "column": pd.Series(columns, dtype=object),
+            "reason": pd.Series(reasons, dtype=object),
+        }
+    )
     original = raw.iloc[rows].reset_index(drop=True)
     return pd.concat([rejects, original], axis=1)
 

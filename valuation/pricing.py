@@ -37,4 +37,5 @@ def price_rows(valuer: Valuer, rows: pd.DataFrame) -> pd.DataFrame:
     priced.loc[rejected, "error"] = (
         loaded.rejects["column"] + ": " + loaded.rejects["reason"]
     ).to_numpy()
-    return priced[[*PRICE_COLUMNS, "known_category", "error"]]
+    answer = priced[[*PRICE_COLUMNS, "known_category", "error"]]
+    return answer.astype(object).where(answer.notna(), None)  # JSON has no NaN: unpriced is null

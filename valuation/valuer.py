@@ -53,6 +53,11 @@ class Valuer:
     def interval(self) -> float:
         return float(self.card["interval"])
 
+    @property
+    def range_margin(self) -> float:
+        """Conformal widening of both range bounds, in log price, fitted on calibration sales."""
+        return float(self.card.get("range_margin", 0.0))
+
     def value(self, listing: Listing) -> Valuation:
         """One listing, straight into the model's input row: no pandas on this path."""
         estimate, low, high = self.value_matrix(self.encoder.row(listing))
@@ -67,9 +72,10 @@ class Valuer:
 
     def value_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Estimate, low and high in whole CNY; low <= estimate <= high always holds."""
-        point, low, high = (np.exp(self.boosters[name].predict(matrix)) for name in BOOSTERS)
-        low, high = np.minimum(low, point), np.maximum(high, point)
-        return np.round(point), np.floor(low), np.ceil(high)
+        point, low, high = (self.boosters[name].predict(matrix) for name in BOOSTERS)
+        margin = self.range_margin
+        low, high = np.minimum(low - margin, point), np.maximum(high + margin, point)
+        return np.round(np.exp(point)), np.floor(np.exp(low)), np.ceil(np.exp(high))
 
     def value_frame(self, listings: pd.DataFrame) -> pd.DataFrame:
         """Listings with canonical, typed columns -> price_estimate, price_low, price_high."""

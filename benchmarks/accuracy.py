@@ -1,0 +1,92 @@
+"""Accuracy against the best any model could do, on a freshly simulated market.
+
+Trains with the real pipeline (search, fit, MLflow tracking in a throwaway store) on N simulated
+sales, then prices M new sales from the same market and prints, side by side: the model, both
+baselines fitted on the same training sales, and the simulator's true conditional median.
+All figures are on SIMULATED data (see data/README.md).
+
+    .venv/bin/python benchmarks/accuracy.py [--train 20000] [--test 5000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+
+from data.simulator import simulate_sales, to_marketplace, true_quantiles
+from training.evaluation import BASELINES, interval_coverage, price_errors
+from training.pipeline import train
+from valuation.loading import write_table
+from valuation.registry import load_valuer
+from valuation.settings import Settings
+
+FANS_BANDS = [
+    (0, 10_000, "under 1万"),
+    (10_000, 100_000, "1-10万"),
+    (100_000, 1_000_000, "10-100万"),
+    (1_000_000, np.inf, "100万+"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", type=int, default=20_000)
+    parser.add_argument("--test", type=int, default=5_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--trials", type=int, default=8)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings(home=home, tracking_uri=None, search_trials=args.trials, seed=args.seed)
+        sales = simulate_sales(args.train, seed=args.seed)
+        path = f"{home}/sales.csv"
+        write_table(to_marketplace(sales, seed=args.seed), path)
+        started = time.perf_counter()
+        outcome = train(path, settings)
+        seconds = time.perf_counter() - started
+        valuer = load_valuer(settings)
+
+    test = simulate_sales(args.test, seed=args.seed + 1000)
+    actual = test["price"].to_numpy()
+    truth = true_quantiles(test)
+    priced = valuer.value_frame(test)
+    rows = {"model": price_errors(actual, priced["price_estimate"])}
+    for name, baseline in BASELINES.items():
+        rows[name] = price_errors(actual, baseline().fit(sales).predict(test))
+    rows["true median (simulator)"] = price_errors(actual, truth[0.5])
+
+    print(
+        f"trained on {args.train:,} simulated sales in {seconds:.1f} s ({outcome.split_by} holdout)"
+    )
+    print(f"evaluated on {args.test:,} new simulated sales\n")
+    print(f"{'':26}{'MdAPE':>8}{'MAPE':>8}{'RMSLE':>8}{'<=10%':>8}{'<=20%':>8}")
+    for who, m in rows.items():
+        print(
+            f"{who:26}{m['mdape']:8.2%}{m['mape']:8.1%}{m['rmsle']:8.3f}"
+            f"{m['within_10pct']:8.1%}{m['within_20pct']:8.1%}"
+        )
+    true_mdape = rows["true median (simulator)"]["mdape"]
+    print(
+        f"\nMdAPE ratio model / true median: {rows['model']['mdape'] / true_mdape:.3f}  (target <= 1.04)"
+    )
+    for name in BASELINES:
+        print(f"MdAPE ratio {name} / model: {rows[name]['mdape'] / rows['model']['mdape']:.2f}")
+
+    print(f"\n{valuer.interval:.0%} range          coverage   median width / true width")
+    fans = test["fans"].to_numpy()
+    bands = [(0, np.inf, "all")] + FANS_BANDS
+    for low, high, label in bands:
+        inside = (fans >= low) & (fans < high)
+        coverage = interval_coverage(
+            actual[inside], priced["price_low"][inside], priced["price_high"][inside]
+        )
+        width = np.median((priced["price_high"] - priced["price_low"])[inside])
+        true_width = np.median((truth[0.9] - truth[0.1])[inside])
+        print(f"  {label:16}{coverage:10.1%}{width / true_width:14.2f}   ({inside.sum()} sales)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""Tests of reading marketplace exports (`valuation.loading`): headers, encodings, formats, rejects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from valuation.loading import (
+    ExportError,
+    canonical_headers,
+    load_listings,
+    parse_listings,
+    rejects_path,
+    write_rejects,
+)
+from valuation.schema import FEATURES, TARGET
+
+MARKET_HEADERS = ["粉丝数量", "有无违规", "直播权限", "认证状态", "类目", "成交价"]
+ENGLISH_HEADERS = ["fans", "violations", "live_permission", "verified", "category", "price"]
+GOOD_ROWS = [
+    ["13.13W", "有违规", "未开通", "已认证", "自媒体", "¥1,200"],
+    ["52,000", "无违规", "已开通", "未认证", "美食", "3500元"],
+    ["800", "无违规", "未开通", "未认证", "搞笑", "1.2万"],
+]
+EXPECTED = pd.DataFrame(
+    {
+        "fans": [131300, 52000, 800],
+        "violations": [True, False, False],
+        "live_permission": [False, True, False],
+        "verified": [True, False, False],
+        "category": pd.Series(["自媒体", "美食", "搞笑"], dtype=object),
+        "price": [1200.0, 3500.0, 12000.0],
+    }
+)
+
+
+def write_csv(path: Path, headers: list[str], rows: list[list[str]], encoding="utf-8") -> Path:
+    lines = [",".join(headers), *(",".join(_quoted(cell) for cell in row) for row in rows)]
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+def _quoted(cell: str) -> str:
+    return f'"{cell}"' if "," in cell else cell
+
+
+def assert_expected(listings: pd.DataFrame, expected: pd.DataFrame = EXPECTED) -> None:
+    pd.testing.assert_frame_equal(
+        listings[list(expected.columns)].reset_index(drop=True), expected, check_dtype=True
+    )
+
+
+@pytest.mark.parametrize(
+    "category_header, price_header", [("类目", "成交价"), ("分类", "价格"), ("类目", "售价")]
+)
+def test_chinese_headers_and_spellings(tmp_path, category_header, price_header):
+    headers = [*MARKET_HEADERS[:4], category_header, price_header]
+    loaded = load_listings(write_csv(tmp_path / "sales.csv", headers, GOOD_ROWS), True)
+    assert_expected(loaded.listings)
+    assert loaded.rejects.empty
+    assert loaded.total == 3
+
+
+def test_english_headers_in_any_case(tmp_path):
+    headers = ["Fans", "VIOLATIONS", "Live Permission", "verified", "category", "price"]
+    rows = [
+        ["131300", "yes", "no", "true", "自媒体", "1200"],
+        ["52000", "0", "1", "f", "美食", "3500"],
+    ]
+    loaded = load_listings(write_csv(tmp_path / "sales.csv", headers, rows), True)
+    assert_expected(loaded.listings, EXPECTED.iloc[:2])
+
+
+def test_parquet_with_typed_columns(tmp_path):
+    path = tmp_path / "sales.parquet"
+    pd.DataFrame(
+        {
+            "粉丝数量": np.array([131300, -5, 800], dtype="int64"),
+            "有无违规": [True, False, False],
+            "直播权限": [False, True, False],
+            "认证状态": [True, False, False],
+            "类目": ["自媒体", "美食", "搞笑"],
+            "成交价": [1200.0, 3500.0, 12000.0],
+        }
+    ).to_parquet(path, index=False)
+    loaded = load_listings(path, require_price=True)
+    assert_expected(loaded.listings, EXPECTED.iloc[[0, 2]].reset_index(drop=True))
+    # Parquet has no header line: its rows count from 1, so the second row is line 2.
+    assert loaded.rejects["line"].tolist() == [2]
+    assert loaded.rejects["column"].tolist() == ["粉丝数量"]
+    assert "negative" in loaded.rejects["reason"].iloc[0]
+    assert loaded.listings.index.tolist() == [0, 2]
+
+
+def test_gb18030_csv_as_excel_writes_it(tmp_path):
+    path = write_csv(tmp_path / "sales.csv", MARKET_HEADERS, GOOD_ROWS, encoding="gb18030")
+    with pytest.raises(UnicodeDecodeError):
+        path.read_bytes().decode("utf-8")  # the file really is not UTF-8
+    loaded = load_listings(path, require_price=True)
+    assert_expected(loaded.listings)
+    assert list(loaded.raw.columns) == MARKET_HEADERS
+
+
+def test_utf8_with_bom(tmp_path):
+    path = write_csv(tmp_path / "sales.csv", MARKET_HEADERS, GOOD_ROWS, encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    loaded = load_listings(path, require_price=True)
+    assert_expected(loaded.listings)
+    assert loaded.raw.columns[0] == "粉丝数量"  # the BOM is not part of the first header
+
+
+def test_rejects_name_line_column_and_reason(tmp_path):
+    rows = [
+        GOOD_ROWS[0],
+        ["约10万", "无违规", "已开通", "未认证", "美食", "3500元"],
+        GOOD_ROWS[1],
+        ["800", "不详", "未开通", "未认证", "搞笑", "面议"],
+        GOOD_ROWS[2],
+    ]
+    headers = [" 粉丝数量", *MARKET_HEADERS[1:]]  # a stray space, as hand-edited exports have
+    loaded = load_listings(write_csv(tmp_path / "sales.csv", headers, rows), True)
+
+    rejects = loaded.rejects
+    # The header is line 1, so the second and fourth data rows are lines 3 and 5.
+    assert rejects["line"].tolist() == [3, 5]
+    assert rejects["column"].tolist() == [" 粉丝数量", "有无违规, 成交价"]
+    fans_reason = rejects["reason"].iloc[0]
+    assert "fans" in fans_reason and "约10万" in fans_reason
+    both = rejects["reason"].iloc[1].split("; ")
+    assert len(both) == 2
+    assert "violations" in both[0] and "不详" in both[0]
+    assert "price" in both[1] and "面议" in both[1]
+    # The original cells travel with the reject, so a person can fix the row.
+    assert rejects[" 粉丝数量"].tolist() == ["约10万", "800"]
+    assert rejects["成交价"].tolist() == ["3500元", "面议"]
+    assert loaded.listings.index.tolist() == [0, 2, 4]
+    assert len(loaded.listings) + len(rejects) == loaded.total == 5
+    assert loaded.reject_share == pytest.approx(2 / 5)
+
+
+GOOD = {
+    "fans": st.one_of(
+        st.sampled_from(["13.13W", "5.2万", "131,300", "3.5k", "1.2亿", "0"]),
+        st.integers(0, 10**9).map(str),
+    ),
+    "violations": st.sampled_from(["有违规", "无违规", "没有违规", "yes", "no", "1", "0"]),
+    "live_permission": st.sampled_from(["已开通", "未开通", "开通", "无权限", "true", "false"]),
+    "verified": st.sampled_from(["已认证", "未认证", "认证", "Y", "N"]),
+    "category": st.sampled_from(["自媒体", "美食", "游戏", "新类目"]),
+    "price": st.sampled_from(["¥1,200", "1200元", "1.2万", "300", "RMB 88"]),
+}
+BAD = {
+    "fans": st.sampled_from(["约10万", "十万", "-300", "n/a", "", "1.5"]),
+    "violations": st.sampled_from(["不详", "maybe", "2", ""]),
+    "live_permission": st.sampled_from(["待定", "2", ""]),
+    "verified": st.sampled_from(["?", "审核中", ""]),
+    "category": st.sampled_from(["", "   "]),
+    "price": st.sampled_from(["面议", "0", "¥-500", "价格待议", ""]),
+}
+
+
+@st.composite
+def export_rows(draw):
+    """Rows of random good and bad cells, and for each row the fields that were bad."""
+    rows, bad_fields = [], []
+    for _ in range(draw(st.integers(0, 25))):
+        bad = [name for name in ENGLISH_HEADERS if draw(st.booleans()) and draw(st.booleans())]
+        rows.append([draw((BAD if name in bad else GOOD)[name]) for name in ENGLISH_HEADERS])
+        bad_fields.append(bad)
+    return rows, bad_fields
+
+
+@settings(max_examples=60, deadline=None)
+@given(export_rows())
+def test_every_row_is_either_accepted_or_rejected(drawn):
+    rows, bad_fields = drawn
+    raw = pd.DataFrame(rows, columns=MARKET_HEADERS, dtype=object)
+    loaded = parse_listings(raw, require_price=True, first_line=2)
+
+    assert len(loaded.listings) + len(loaded.rejects) == loaded.total == len(rows)
+    expected_lines = [i + 2 for i, bad in enumerate(bad_fields) if bad]
+    assert loaded.rejects["line"].tolist() == expected_lines
+    header = dict(zip(ENGLISH_HEADERS, MARKET_HEADERS))
+    expected_columns = [", ".join(header[name] for name in bad) for bad in bad_fields if bad]
+    assert loaded.rejects["column"].tolist() == expected_columns
+    assert all(reason for reason in loaded.rejects["reason"])
+    accepted = [i for i, bad in enumerate(bad_fields) if not bad]
+    assert loaded.listings.index.tolist() == accepted
+
+
+@pytest.mark.parametrize("dropped", range(6))
+def test_missing_required_column_is_named(tmp_path, dropped):
+    headers = [h for i, h in enumerate(MARKET_HEADERS) if i != dropped]
+    rows = [[c for i, c in enumerate(row) if i != dropped] for row in GOOD_ROWS]
+    path = write_csv(tmp_path / "sales.csv", headers, rows)
+    field = [*FEATURES, TARGET][dropped]
+    with pytest.raises(ExportError, match=f"missing column.*{field.name}"):
+        load_listings(path, require_price=True)
+
+
+def test_price_column_is_needed_only_for_training(tmp_path):
+    path = write_csv(tmp_path / "listings.csv", MARKET_HEADERS[:5], [r[:5] for r in GOOD_ROWS])
+    loaded = load_listings(path, require_price=False)
+    assert "price" not in loaded.listings
+    assert len(loaded.listings) == 3
+    with pytest.raises(ExportError, match="price"):
+        load_listings(path, require_price=True)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [*MARKET_HEADERS[:4], "类目", "分类", "成交价"],
+        ["fans", *MARKET_HEADERS],
+        [*MARKET_HEADERS, "价格"],
+    ],
+)
+def test_two_headers_for_one_field_are_refused(headers):
+    with pytest.raises(ExportError, match="both mean"):
+        canonical_headers(headers, require_price=True)
+
+
+def test_repeated_identical_header_is_refused(tmp_path):
+    path = tmp_path / "sales.csv"
+    path.write_text(
+        "粉丝数量,有无违规,直播权限,认证状态,类目,成交价,成交价\n800,无违规,未开通,未认证,美食,100,200\n"
+    )
+    with pytest.raises(ExportError):
+        load_listings(path, require_price=True)
+
+
+def test_each_cell_is_read_on_its_own():
+    raw = pd.DataFrame(
+        {
+            "fans": [True, 1],
+            "violations": [False, False],
+            "live_permission": [True, True],
+            "verified": [False, False],
+            "category": ["美食", "美食"],
+        },
+        dtype=object,
+    )
+    loaded = parse_listings(raw, require_price=False, first_line=1)
+    assert loaded.rejects["line"].tolist() == [1]  # fans=True is no count of followers
+    assert loaded.listings["fans"].tolist() == [1]
+
+
+def test_unknown_suffix_missing_and_empty_files(tmp_path):
+    xlsx = tmp_path / "sales.xlsx"
+    xlsx.write_bytes(b"PK\x03\x04")
+    with pytest.raises(ExportError, match="unsupported file type"):
+        load_listings(xlsx, require_price=True)
+    with pytest.raises(ExportError, match="no such file"):
+        load_listings(tmp_path / "absent.csv", require_price=True)
+    empty_csv = tmp_path / "empty.csv"
+    empty_csv.write_bytes(b"")
+    with pytest.raises(ExportError, match="empty"):
+        load_listings(empty_csv, require_price=True)
+    empty_parquet = tmp_path / "empty.parquet"
+    empty_parquet.write_bytes(b"")
+    with pytest.raises(ExportError, match="Parquet"):
+        load_listings(empty_parquet, require_price=True)
+
+
+def test_rejects_are_written_next_to_the_output(tmp_path):
+    output = tmp_path / "out" / "prices.parquet"
+    assert rejects_path(output) == tmp_path / "out" / "prices.rejects.csv"
+    assert rejects_path("prices.csv") == Path("prices.rejects.csv")
+
+    rows = [GOOD_ROWS[0], ["800", "不详", "未开通", "未认证", "搞笑", "面议"]]
+    loaded = load_listings(write_csv(tmp_path / "sales.csv", MARKET_HEADERS, rows), True)
+    output.parent.mkdir()
+    written = write_rejects(loaded.rejects, rejects_path(output))
+    assert written == tmp_path / "out" / "prices.rejects.csv"
+    assert written.read_bytes().startswith(b"\xef\xbb\xbf")  # spreadsheets read the headers
+    back = pd.read_csv(written, encoding="utf-8-sig", dtype=str)
+    assert list(back.columns) == ["line", "column", "reason", *MARKET_HEADERS]
+    assert back["line"].tolist() == ["3"]
+    assert back["有无违规"].tolist() == ["不详"]
+
+
+def test_unknown_columns_are_kept_in_raw(tmp_path):
+    headers = ["备注", *MARKET_HEADERS, "seller"]
+    rows = [["急售", *GOOD_ROWS[0], "alice"], ["", *GOOD_ROWS[1], "bob"]]
+    loaded = load_listings(write_csv(tmp_path / "sales.csv", headers, rows), True)
+    assert loaded.raw["备注"].tolist() == ["急售", ""]
+    assert loaded.raw["seller"].tolist() == ["alice", "bob"]
+    assert "备注" not in loaded.listings and "seller" not in loaded.listings
+    assert_expected(loaded.listings, EXPECTED.iloc[:2])
+
+
+def test_optional_id_and_date_are_parsed(tmp_path):
+    headers = ["账号ID", *MARKET_HEADERS, "成交日期"]
+    rows = [["KS1", *GOOD_ROWS[0], "2025-03-01"], ["KS2", *GOOD_ROWS[1], "2025年04月02日"]]
+    loaded = load_listings(write_csv(tmp_path / "sales.csv", headers, rows), True)
+    assert loaded.listings["listing_id"].tolist() == ["KS1", "KS2"]
+    assert loaded.listings["sold_at"].tolist() == [
+        pd.Timestamp("2025-03-01"),
+        pd.Timestamp("2025-04-02"),
+    ]

@@ -1,0 +1,205 @@
+"""Tests of the valuer on a small model trained for the session: bundles, ranges, market logic, pricing."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import asdict, replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from data.simulator import CATEGORY_PREMIUM
+from valuation.listing import Listing
+from valuation.loading import load_listings
+from valuation.pricing import PRICE_COLUMNS, price_export, price_rows
+from valuation.valuer import BOOSTERS, Valuer
+
+UNKNOWN = "从没见过的类目"
+MARKET_LOGIC = settings(max_examples=60, deadline=None)
+
+listings = st.builds(
+    Listing,
+    fans=st.one_of(st.integers(0, 10**10), st.integers(100, 3_000_000)),
+    violations=st.booleans(),
+    live_permission=st.booleans(),
+    verified=st.booleans(),
+    category=st.sampled_from([*CATEGORY_PREMIUM, UNKNOWN]),
+)
+
+
+@pytest.fixture(scope="module")
+def valuer(trained) -> Valuer:
+    return Valuer.load(trained.bundle)
+
+
+def frame_of(*batch: Listing) -> pd.DataFrame:
+    return pd.DataFrame([asdict(listing) for listing in batch])
+
+
+SAMPLE = [
+    Listing(131300, True, False, True, "自媒体"),
+    Listing(800, False, True, False, "美食"),
+    Listing(2_500_000, False, True, True, "游戏"),
+    Listing(45_000, True, True, False, UNKNOWN),
+]
+
+
+def test_bundle_round_trip(valuer, tmp_path):
+    copy = Valuer.load(valuer.save(tmp_path / "copy"))
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == sorted(
+        ["bundle.json", *(f"{name}.txt" for name in BOOSTERS)]
+    )
+    assert copy.encoder == valuer.encoder
+    assert copy.interval == valuer.interval
+    pd.testing.assert_frame_equal(
+        copy.value_frame(frame_of(*SAMPLE)), valuer.value_frame(frame_of(*SAMPLE))
+    )
+
+
+def test_trained_prices_are_plausible(valuer):
+    prices = valuer.value_frame(frame_of(*SAMPLE))
+    assert (prices["price_estimate"] > 0).all()
+    # 2.5M fans and live permission is worth more than 800 fans, whatever else differs.
+    assert prices["price_estimate"].iloc[2] > prices["price_estimate"].iloc[1]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda card: card.update(features=card["features"][::-1]),
+        lambda card: card.update(features=[*card["features"], "region"]),
+        lambda card: card.update(format=card["format"] + 1),
+    ],
+    ids=["reordered", "extra-feature", "format"],
+)
+def test_load_refuses_a_bundle_for_other_features(trained, tmp_path, change):
+    bundle = shutil.copytree(trained.bundle, tmp_path / "bundle")
+    card = json.loads((bundle / "bundle.json").read_text())
+    change(card)
+    (bundle / "bundle.json").write_text(json.dumps(card, ensure_ascii=False))
+    with pytest.raises(ValueError, match="does not match this code"):
+        Valuer.load(bundle)
+
+
+@MARKET_LOGIC
+@given(listings)
+def test_range_holds_the_estimate(valuer, listing):
+    valuation = valuer.value(listing)
+    assert 0 < valuation.price_low <= valuation.price_estimate <= valuation.price_high
+    assert valuation.interval == valuer.interval
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(listings, min_size=1, max_size=6))
+def test_value_and_value_frame_agree(valuer, batch):
+    frame = valuer.value_frame(frame_of(*batch))
+    for i, listing in enumerate(batch):
+        one = valuer.value(listing)
+        assert [one.price_estimate, one.price_low, one.price_high] == frame.iloc[i].tolist()
+
+
+def test_unknown_category_is_valued_with_a_note(valuer):
+    assert not valuer.encoder.knows(UNKNOWN)
+    valuation = valuer.value(Listing(45_000, False, True, False, UNKNOWN))
+    assert math.isfinite(valuation.price_estimate) and valuation.price_estimate > 0
+    assert valuation.known_category is False
+    assert valuation.notes and "unknown" in valuation.notes[0]
+    known = valuer.value(Listing(45_000, False, True, False, "自媒体"))
+    assert known.known_category is True and known.notes == []
+
+
+@MARKET_LOGIC
+@given(listings, st.integers(0, 10**9))
+def test_more_fans_never_lowers_the_estimate(valuer, listing, more):
+    bigger = replace(listing, fans=listing.fans + more)
+    assert valuer.value(bigger).price_estimate >= valuer.value(listing).price_estimate
+
+
+@MARKET_LOGIC
+@given(listings)
+def test_a_violation_never_raises_the_estimate(valuer, listing):
+    clean = valuer.value(replace(listing, violations=False)).price_estimate
+    assert valuer.value(replace(listing, violations=True)).price_estimate <= clean
+
+
+@MARKET_LOGIC
+@given(listings, st.sampled_from(["live_permission", "verified"]))
+def test_live_permission_and_verification_never_lower_the_estimate(valuer, listing, flag):
+    without = valuer.value(replace(listing, **{flag: False})).price_estimate
+    assert valuer.value(replace(listing, **{flag: True})).price_estimate >= without
+
+
+ROWS = pd.DataFrame(
+    {
+        "粉丝数量": ["13.13W", "约10万", "800", 2_500_000, "4.5万"],
+        "有无违规": ["有违规", "无违规", "no", False, "不详"],
+        "直播权限": ["未开通", "已开通", "yes", True, "已开通"],
+        "认证状态": ["已认证", "未认证", "0", True, "未认证"],
+        "类目": ["自媒体", "美食", UNKNOWN, "游戏", "搞笑"],
+    },
+    index=[40, 10, 30, 20, 0],  # not in order: answers follow the rows' positions
+)
+
+
+def test_price_rows_answers_every_row_in_order(valuer):
+    priced = price_rows(valuer, ROWS)
+    assert list(priced.columns) == [*PRICE_COLUMNS, "known_category", "error"]
+    assert len(priced) == len(ROWS)
+    assert priced.index.tolist() == list(range(len(ROWS)))
+
+    errors = priced["error"].tolist()
+    assert [e is None for e in errors] == [True, False, True, True, False]
+    assert errors[1].startswith("粉丝数量: ") and "约10万" in errors[1]
+    assert errors[4].startswith("有无违规: ") and "不详" in errors[4]
+    assert priced.loc[[1, 4], PRICE_COLUMNS].isna().all().all()
+
+    for position in (0, 2, 3):
+        expected = valuer.value(Listing.parse(ROWS.iloc[position].to_dict()))
+        row = priced.iloc[position]
+        assert row["price_estimate"] == expected.price_estimate
+        assert row["price_low"] == expected.price_low
+        assert row["price_high"] == expected.price_high
+        assert bool(row["known_category"]) is expected.known_category
+    assert bool(priced["known_category"].iloc[2]) is False
+
+
+def test_price_rows_order_follows_the_input(valuer):
+    forward = price_rows(valuer, ROWS)
+    backward = price_rows(valuer, ROWS.iloc[::-1])
+    pd.testing.assert_frame_equal(
+        backward.iloc[::-1].reset_index(drop=True), forward, check_dtype=False
+    )
+
+
+def test_price_rows_with_every_row_unreadable(valuer):
+    priced = price_rows(valuer, ROWS.iloc[[1, 4]])
+    assert len(priced) == 2
+    assert priced["error"].notna().all()
+    assert priced[PRICE_COLUMNS].isna().all().all()
+
+
+def test_price_export_keeps_the_original_columns(valuer, tmp_path):
+    path = tmp_path / "listings.csv"
+    path.write_text(
+        "备注,粉丝数量,有无违规,直播权限,认证状态,类目\n"
+        "急售,13.13W,有违规,未开通,已认证,自媒体\n"
+        "坏行,约10万,无违规,已开通,未认证,美食\n"
+        ",800,无违规,已开通,未认证,美食\n",
+        encoding="utf-8",
+    )
+    loaded = load_listings(path, require_price=False)
+    versioned = Valuer(valuer.boosters, valuer.encoder, {**valuer.card, "model_version": "7"})
+    priced = price_export(versioned, loaded)
+
+    assert list(priced.columns) == [*loaded.raw.columns, *PRICE_COLUMNS, "model_version"]
+    assert len(priced) == 2  # the unreadable row went to the rejects
+    assert priced["备注"].tolist() == ["急售", ""]
+    assert priced["粉丝数量"].tolist() == ["13.13W", "800"]
+    expected = valuer.value_frame(loaded.listings)
+    np.testing.assert_array_equal(priced[PRICE_COLUMNS].to_numpy(), expected.to_numpy())
+    assert priced["model_version"].tolist() == ["7", "7"]
