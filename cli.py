@@ -106,9 +106,10 @@ def run_generate(args) -> int:
 
 def run_train(args) -> int:
     from training.pipeline import train
+    from valuation.registry import registered_version
 
     settings = _settings()
-    if args.if_no_champion and _champion(settings):
+    if args.if_no_champion and registered_version(settings):
         print(f"{settings.model_name}@{settings.model_alias} is registered: not training")
         return 0
     if args.max_reject_share is not None:
@@ -125,20 +126,6 @@ def run_train(args) -> int:
     print(f"80% range held {coverage:.1%} of holdout sales")
     print(f"run {outcome.run_id}; model version {outcome.model_version}; bundle {outcome.bundle}")
     return 0
-
-
-def _champion(settings) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    from valuation.registry import client
-
-    try:
-        model = client(settings).get_model_version_by_alias(
-            settings.model_name, settings.model_alias
-        )
-    except MlflowException:
-        return None
-    return model.version
 
 
 def run_quote(args) -> int:

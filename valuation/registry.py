@@ -27,24 +27,33 @@ def bundle_dir(settings: Settings, version: str) -> Path:
     return settings.bundles / f"{settings.model_name}-v{version}"
 
 
-def load_valuer(settings: Settings, alias: str | None = None) -> Valuer:
-    """The valuer behind `models:/<name>@<alias>`, from the local bundle cache when present."""
+def registered_version(settings: Settings, alias: str | None = None) -> str | None:
+    """The version behind `<name>@<alias>`, or None when there is none (or no store at all)."""
     from mlflow.exceptions import MlflowException
 
+    if not settings.tracking_uri and not settings.store_path.is_file():
+        return None  # reading must not create an empty store (nor MLflow's chatter about it)
     alias = alias or settings.model_alias
-    registry = client(settings)
     try:
-        version = registry.get_model_version_by_alias(settings.model_name, alias).version
-    except MlflowException as error:
+        model = client(settings).get_model_version_by_alias(settings.model_name, alias)
+    except MlflowException:
+        return None
+    return str(model.version)
+
+
+def load_valuer(settings: Settings, alias: str | None = None) -> Valuer:
+    """The valuer behind `models:/<name>@<alias>`, from the local bundle cache when present."""
+    version = registered_version(settings, alias)
+    if version is None:
         raise NoModel(
-            f"no model registered as {settings.model_name}@{alias} at {settings.tracking}; "
-            "train one first: valuation train --data PATH"
-        ) from error
+            f"no model registered as {settings.model_name}@{alias or settings.model_alias} at "
+            f"{settings.tracking}; train one first: valuation train --data PATH"
+        )
     local = bundle_dir(settings, version)
     if not (local / "bundle.json").is_file():
         _download_bundle(settings, version, local)
     valuer = Valuer.load(local)
-    valuer.version = str(version)
+    valuer.version = version
     valuer.card["model_name"] = settings.model_name
     return valuer
 

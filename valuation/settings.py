@@ -28,8 +28,13 @@ class Settings(BaseSettings):
     seed: int = 0
 
     @property
+    def store_path(self) -> Path:
+        """The embedded SQLite store, used when no tracking server is configured."""
+        return self.home.resolve() / "mlflow.db"
+
+    @property
     def tracking(self) -> str:
-        return self.tracking_uri or f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
+        return self.tracking_uri or f"sqlite:///{self.store_path}"
 
     @property
     def artifact_location(self) -> str | None:

@@ -1,0 +1,208 @@
+"""The training orchestrator's MLflow round trip, against real SQLite stores under tmp.
+
+MLflow keeps its tracking URI as process state: every test points it at its store through
+`registry.client(settings)` before any other MLflow call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import pandas as pd
+import pytest
+
+from data.simulator import generate
+from training.pipeline import train
+from valuation import registry
+from valuation.listing import Listing
+from valuation.loading import read_export, write_table
+from valuation.settings import Settings
+
+RAW_ROWS = pd.DataFrame(
+    {
+        "fans": ["13.13W", 5000, "1.2万", "3,500", 880_000],
+        "violations": ["有违规", False, "无违规", "no", True],
+        "live_permission": [True, "未开通", "已开通", "yes", 0],
+        "verified": ["已认证", "no", "未认证", 1, "已认证"],
+        "category": ["自媒体", "美食", "汽车", "没听过的类目", "游戏"],
+    },
+    dtype=object,
+)
+UNREADABLE = {
+    "fans": "十万",
+    "violations": "无违规",
+    "live_permission": "未开通",
+    "verified": "未认证",
+    "category": "美食",
+}
+
+
+def _champion_run(settings: Settings, version: str):
+    client = registry.client(settings)
+    model = client.get_model_version_by_alias(settings.model_name, settings.model_alias)
+    assert str(model.version) == version
+    return client, client.get_run(model.run_id)
+
+
+# the session's training run ------------------------------------------------------------------
+
+
+def test_the_trained_model_is_registered_as_champion(trained, settings):
+    client = registry.client(settings)
+    registered = client.get_registered_model(settings.model_name)
+    assert str(registered.aliases[settings.model_alias]) == trained.model_version
+    model = client.get_model_version_by_alias(settings.model_name, "champion")
+    assert model.run_id == trained.run_id
+
+
+def test_the_run_records_holdout_metrics_and_the_data(trained, settings, sales_csv):
+    _, run = _champion_run(settings, trained.model_version)
+    metrics, params = run.data.metrics, run.data.params
+    for who in ("model", "baseline_fans_band", "baseline_linear"):
+        assert metrics[f"{who}_mdape"] == pytest.approx(trained.metrics[who]["mdape"])
+    assert metrics["model_interval_coverage"] == pytest.approx(
+        trained.metrics["model"]["interval_coverage"]
+    )
+    assert params["data_sha256"] == hashlib.sha256(sales_csv.read_bytes()).hexdigest()
+    assert params["rows_total"] == "1500" == str(trained.rows)
+    assert int(params["rows_rejected"]) == trained.rejected > 0
+    assert params["split_by"] == trained.split_by == "time"
+
+
+def test_each_search_trial_is_a_nested_run(trained, settings):
+    client, run = _champion_run(settings, trained.model_version)
+    children = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'",
+    )
+    assert len(children) == settings.search_trials == 2
+    for child in children:
+        assert child.data.metrics["cv_l1_log_price"] > 0
+        assert "num_leaves" in child.data.params
+    assert {c.data.params["num_leaves"] for c in children} | {
+        run.data.params["best_num_leaves"]
+    } == {c.data.params["num_leaves"] for c in children}, "the best is one of the trials"
+
+
+def test_the_run_logs_its_dataset_and_the_lightgbm_text_model(trained, settings, tmp_path):
+    client, run = _champion_run(settings, trained.model_version)
+    inputs = run.inputs.dataset_inputs
+    assert len(inputs) == 1
+    assert inputs[0].dataset.name == "sales.csv"
+    assert {(t.key, t.value) for t in inputs[0].tags} >= {("mlflow.data.context", "training")}
+
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "lightgbm")] == [
+        "lightgbm/point.txt"
+    ]
+    logged = client.download_artifacts(run.info.run_id, "lightgbm/point.txt", str(tmp_path))
+    assert open(logged, "rb").read() == (trained.bundle / "point.txt").read_bytes()
+
+
+def test_unreadable_training_rows_are_written_out_and_logged(trained, settings):
+    assert trained.rejects_file is not None and trained.rejects_file.is_file()
+    rejects = read_export(trained.rejects_file)
+    assert len(rejects) == trained.rejected
+    assert {"line", "column", "reason"} <= set(rejects.columns)
+    client, run = _champion_run(settings, trained.model_version)
+    logged = [a.path for a in client.list_artifacts(run.info.run_id, "rejects")]
+    assert logged == [f"rejects/{trained.rejects_file.name}"]
+
+
+def test_the_registered_pyfunc_prices_raw_rows_as_the_service_does(trained, settings):
+    import mlflow
+
+    registry.client(settings)
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
+    rows = pd.concat([RAW_ROWS, pd.DataFrame([UNREADABLE])], ignore_index=True)
+    answer = model.predict(rows)
+
+    assert list(answer.columns) == [
+        "price_estimate",
+        "price_low",
+        "price_high",
+        "known_category",
+        "error",
+    ]
+    assert len(answer) == len(rows)
+    valuer = registry.load_valuer(settings)
+    assert valuer.version == trained.model_version
+    for i, raw in RAW_ROWS.iterrows():
+        expected = valuer.value(Listing.parse(raw.to_dict()))
+        got = answer.iloc[i]
+        assert got["error"] is None
+        assert got["price_estimate"] == expected.price_estimate
+        assert got["price_low"] == expected.price_low
+        assert got["price_high"] == expected.price_high
+        assert bool(got["known_category"]) == expected.known_category
+    assert answer["known_category"].iloc[3] == False  # noqa: E712 - 没听过的类目 is not in training
+
+    bad = answer.iloc[len(RAW_ROWS)]
+    assert bad["error"].startswith("fans: ")
+    assert bad[["price_estimate", "price_low", "price_high"]].isna().all()
+
+
+def test_the_registered_pyfunc_prices_a_batch_where_every_row_is_readable(trained, settings):
+    import mlflow
+
+    registry.client(settings)
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
+    answer = model.predict(RAW_ROWS)
+    assert answer["error"].isna().all()
+    assert answer["price_estimate"].notna().all()
+    assert (answer["price_low"] <= answer["price_estimate"]).all()
+    assert (answer["price_estimate"] <= answer["price_high"]).all()
+
+
+# stores of their own -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory):
+    """A clean 800-sale market trained twice into one store of its own."""
+    home = tmp_path_factory.mktemp("retrain-home")
+    data = tmp_path_factory.mktemp("retrain-market") / "clean.csv"
+    write_table(generate(800, seed=9, bad_share=0.0), data)
+    own = Settings(home=home, tracking_uri=None, search_trials=1, cv_folds=2)
+    first = train(data, own)
+    second = train(data, own)
+    return own, first, second
+
+
+def test_training_again_registers_a_new_version_and_moves_champion(retrained):
+    own, first, second = retrained
+    assert (first.model_version, second.model_version) == ("1", "2")
+    client = registry.client(own)
+    versions = client.search_model_versions(f"name = '{own.model_name}'")
+    assert sorted(str(v.version) for v in versions) == ["1", "2"]
+    aliases = client.get_registered_model(own.model_name).aliases
+    assert {alias: str(v) for alias, v in aliases.items()} == {"champion": "2"}
+    assert registry.load_valuer(own).version == "2"
+    assert registry.load_valuer(own).card["data_rows"] == 800
+
+
+def test_no_rejects_file_when_every_row_was_readable(retrained):
+    _, first, _ = retrained
+    assert first.rejected == 0
+    assert first.rejects_file is None
+    assert not list(first.bundle.parent.glob("*.rejects.csv"))
+
+
+def test_load_valuer_downloads_a_deleted_bundle_again(retrained):
+    own, _, second = retrained
+    listings = [Listing.parse(row) for row in RAW_ROWS.to_dict("records")]
+    before = [registry.load_valuer(own).value(listing) for listing in listings]
+
+    cache = registry.bundle_dir(own, "2")
+    assert cache == second.bundle and cache.is_dir()
+    shutil.rmtree(cache)
+    valuer = registry.load_valuer(own)
+    assert (cache / "bundle.json").is_file()
+    assert (cache / "point.txt").is_file()
+    assert [valuer.value(listing) for listing in listings] == before
+
+
+def test_load_valuer_on_a_store_without_a_model_raises_no_model(tmp_path):
+    empty = Settings(home=tmp_path, tracking_uri=None)
+    with pytest.raises(registry.NoModel, match="train one first"):
+        registry.load_valuer(empty)

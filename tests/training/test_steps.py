@@ -1,0 +1,276 @@
+"""Tests of the training steps as plain functions: no MLflow, no disk, tiny simulated markets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data.simulator import generate, simulate_sales
+from training import steps
+from training.evaluation import (
+    BASELINES,
+    FansBandMedian,
+    LogLinear,
+    interval_coverage,
+    price_errors,
+)
+from valuation.loading import parse_listings
+from valuation.valuer import Valuer
+
+# A mid-sized fixed candidate, so a fit takes a fraction of a second.
+FIXED_TRIAL = steps.Trial(
+    params={
+        "alpha": 0.3,
+        "num_leaves": 15,
+        "learning_rate": 0.06,
+        "min_data_in_leaf": 20,
+        "lambda_l2": 1.0,
+        "cat_smooth": 10.0,
+    },
+    cv_l1=0.0,
+    rounds=200,
+)
+
+
+@pytest.fixture(scope="module")
+def market() -> pd.DataFrame:
+    """800 typed, canonical sales read from the marketplace's spellings, all readable."""
+    return parse_listings(generate(800, seed=3, bad_share=0.0), require_price=True).listings
+
+
+# validate ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded_with_rejects():
+    loaded = parse_listings(generate(300, seed=4, bad_share=0.1), require_price=True)
+    assert 0.03 < loaded.reject_share < 0.2, "the fixture needs a visible reject share"
+    return loaded
+
+
+def test_validate_refuses_when_the_reject_share_is_above_the_limit(loaded_with_rejects):
+    loaded = loaded_with_rejects
+    with pytest.raises(steps.TooManyRejects) as refusal:
+        steps.validate(loaded, max_reject_share=loaded.reject_share - 0.001)
+    assert f"{len(loaded.rejects)} of {loaded.total} rows" in str(refusal.value)
+
+
+def test_validate_passes_the_usable_sales_at_or_below_the_limit(loaded_with_rejects):
+    loaded = loaded_with_rejects
+    for limit in (loaded.reject_share, loaded.reject_share + 0.05):
+        sales = steps.validate(loaded, max_reject_share=limit)
+        assert len(sales) == loaded.total - len(loaded.rejects)
+        assert sales.index.equals(loaded.listings.index)
+
+
+def test_validate_refuses_too_few_usable_sales():
+    loaded = parse_listings(generate(40, seed=1, bad_share=0.0), require_price=True)
+    assert len(loaded.rejects) == 0
+    with pytest.raises(steps.TooManyRejects, match="too few"):
+        steps.validate(loaded, max_reject_share=1.0)
+
+
+# split ---------------------------------------------------------------------------------------
+
+
+def test_split_holds_out_the_most_recent_sales_when_dates_are_known(market):
+    held = steps.split(market, holdout_share=0.2, seed=0)
+    assert held.by == "time"
+    assert len(held.holdout) == round(len(market) * 0.2)
+    assert len(held.train) + len(held.holdout) == len(market)
+    assert held.train.index.intersection(held.holdout.index).empty
+    assert held.holdout["sold_at"].min() >= held.train["sold_at"].max()
+
+
+def test_split_puts_sales_without_a_date_in_training(market):
+    sales = market.copy()
+    sales.loc[sales.index[:100], "sold_at"] = pd.NaT  # a minority of rows lack a date
+    held = steps.split(sales, holdout_share=0.2, seed=0)
+    assert held.by == "time"
+    assert held.holdout["sold_at"].notna().all()
+    assert held.holdout["sold_at"].min() >= held.train["sold_at"].max()
+
+
+@pytest.mark.parametrize("dates", ["absent", "mostly missing"])
+def test_split_is_random_and_seeded_without_dates(market, dates):
+    sales = market.drop(columns="sold_at")
+    if dates == "mostly missing":
+        sales = market.copy()
+        sales.loc[sales.index[:500], "sold_at"] = pd.NaT
+    first = steps.split(sales, holdout_share=0.25, seed=7)
+    again = steps.split(sales, holdout_share=0.25, seed=7)
+    other = steps.split(sales, holdout_share=0.25, seed=8)
+
+    assert first.by == "random"
+    assert len(first.holdout) == 200
+    assert first.train.index.union(first.holdout.index).equals(sales.index)
+    assert first.holdout.index.equals(again.holdout.index)
+    assert not first.holdout.index.equals(other.holdout.index)
+    # Random, not the file's tail nor its head.
+    assert not first.holdout.index.equals(sales.index[-200:])
+    assert not first.holdout.index.equals(sales.index[:200])
+
+
+# search --------------------------------------------------------------------------------------
+
+
+def test_search_ranks_distinct_candidates_by_cv_error(market):
+    seen = []
+    ranked = steps.search(
+        market, steps.vocabulary(market), trials=3, folds=2, seed=0, on_trial=seen.append
+    )
+    assert len(ranked) == 3
+    assert [t.cv_l1 for t in ranked] == sorted(t.cv_l1 for t in ranked)
+    assert len({tuple(sorted(t.params.items())) for t in ranked}) == 3
+    assert sorted(map(id, seen)) == sorted(map(id, ranked)), "on_trial sees every trial"
+    for trial in ranked:
+        assert set(trial.params) == set(steps.SEARCH_SPACE)
+        assert all(trial.params[k] in steps.SEARCH_SPACE[k] for k in trial.params)
+        assert 1 <= trial.rounds <= steps.MAX_ROUNDS
+        assert 0 < trial.cv_l1 < 1  # L1 on log price of a market with ~0.2-0.4 log noise
+
+
+# fit and evaluate ----------------------------------------------------------------------------
+
+
+def test_fit_gives_a_valuer_with_ordered_ranges_and_its_card(market):
+    valuer = steps.fit(market, steps.vocabulary(market), FIXED_TRIAL, seed=0, card={"x": 1})
+    assert isinstance(valuer, Valuer)
+    assert valuer.card["x"] == 1
+    assert valuer.card["training_rows"] == len(market)
+    assert valuer.card["params"]["rounds"] == FIXED_TRIAL.rounds
+    priced = valuer.value_frame(market)
+    assert (priced["price_low"] <= priced["price_estimate"]).all()
+    assert (priced["price_estimate"] <= priced["price_high"]).all()
+
+
+def test_evaluate_reports_the_model_and_both_baselines(market):
+    held = steps.split(market, holdout_share=0.2, seed=0)
+    valuer = steps.fit(held.train, steps.vocabulary(held.train), FIXED_TRIAL, 0, {})
+    report = steps.evaluate(valuer, held)
+    assert set(report) == {"model", *BASELINES}
+    assert 0 <= report["model"]["interval_coverage"] <= 1
+    actual = held.holdout["price"].to_numpy()
+    expected = price_errors(actual, valuer.value_frame(held.holdout)["price_estimate"])
+    assert report["model"]["mdape"] == pytest.approx(expected["mdape"])
+    # On a simulated market the model should beat the fans-band median.
+    assert report["model"]["mdape"] < report["baseline_fans_band"]["mdape"]
+
+
+def test_a_price_typo_barely_moves_the_estimates_of_its_neighbours():
+    sales = simulate_sales(800, seed=11)
+    encoder = steps.vocabulary(sales)
+    plain = (
+        ~sales["violations"]
+        & ~sales["live_permission"]
+        & ~sales["verified"]
+        & (sales["category"] == "自媒体")
+    )
+    target = sales.index[plain & sales["fans"].between(5_000, 50_000)][0]
+    fans = sales.loc[target, "fans"]
+    neighbours = sales[plain & sales["fans"].between(fans / 1.5, fans * 1.5)]
+    assert len(neighbours) >= 5
+
+    with_typo = sales.copy()
+    with_typo.loc[target, "price"] *= 1000  # an extra three zeros
+
+    clean = steps.fit(sales, encoder, FIXED_TRIAL, seed=0, card={})
+    typo = steps.fit(with_typo, encoder, FIXED_TRIAL, seed=0, card={})
+    change = (
+        typo.value_frame(neighbours)["price_estimate"]
+        / clean.value_frame(neighbours)["price_estimate"]
+        - 1
+    ).abs()
+    # A least-squares fit moves these neighbours by about 50%.
+    assert change.median() < 0.04
+    assert change.max() < 0.08
+
+
+# price_errors and interval_coverage ----------------------------------------------------------
+
+
+def test_price_errors_on_a_hand_computed_example():
+    errors = price_errors([100, 200], [110, 150])  # relative errors 0.10 and 0.25
+    assert errors["mdape"] == pytest.approx(0.175)
+    assert errors["mape"] == pytest.approx(0.175)
+    assert errors["within_10pct"] == 0.5
+    assert errors["within_20pct"] == 0.5
+    rmsle = math.sqrt(
+        ((math.log(111) - math.log(101)) ** 2 + (math.log(151) - math.log(201)) ** 2) / 2
+    )
+    assert errors["rmsle"] == pytest.approx(rmsle)
+
+
+def test_price_errors_on_a_second_hand_computed_example():
+    errors = price_errors(np.array([100.0, 100.0, 100.0]), pd.Series([100, 120, 50]))
+    assert errors["mdape"] == pytest.approx(0.2)
+    assert errors["mape"] == pytest.approx(0.7 / 3)
+    assert errors["within_10pct"] == pytest.approx(1 / 3)
+    assert errors["within_20pct"] == pytest.approx(2 / 3)
+
+
+def test_perfect_estimates_have_no_error():
+    errors = price_errors([50, 700, 12_000], [50, 700, 12_000])
+    assert errors == {
+        "mdape": 0.0,
+        "mape": 0.0,
+        "rmsle": 0.0,
+        "within_10pct": 1.0,
+        "within_20pct": 1.0,
+    }
+
+
+def test_interval_coverage_counts_sales_inside_their_range_bounds_included():
+    assert interval_coverage([100, 200, 300], [90, 210, 300], [110, 250, 310]) == pytest.approx(
+        2 / 3
+    )
+
+
+# baselines -----------------------------------------------------------------------------------
+
+
+def test_fans_band_median_predicts_the_median_of_each_fans_decile():
+    # Ten fans levels, ten sales each: every decile band holds exactly one level.
+    fans = np.repeat(np.arange(1, 11) * 100, 10)
+    price = np.repeat(np.arange(1, 11) * 100.0, 10) + np.tile(np.arange(10.0), 10)
+    sales = pd.DataFrame({"fans": fans, "price": price})
+    baseline = FansBandMedian().fit(sales)
+    asked = pd.DataFrame({"fans": [100, 500, 1000, 10, 50_000]})
+    # each level's prices are level + 0..9, median level + 4.5; outside the range: the end bands
+    assert baseline.predict(asked).tolist() == [104.5, 504.5, 1004.5, 104.5, 1004.5]
+
+
+def test_log_linear_recovers_a_noiseless_log_linear_market():
+    rng = np.random.default_rng(0)
+    n = 200
+    sales = pd.DataFrame(
+        {
+            "fans": rng.integers(100, 1_000_000, n),
+            "violations": rng.random(n) < 0.3,
+            "live_permission": rng.random(n) < 0.4,
+            "verified": rng.random(n) < 0.2,
+        }
+    )
+    truth = (
+        40
+        * (1 + sales["fans"]) ** 0.7
+        * np.where(sales["violations"], 0.6, 1.0)
+        * np.where(sales["live_permission"], 1.25, 1.0)
+        * np.where(sales["verified"], 1.18, 1.0)
+    )
+    sales["price"] = truth
+    baseline = LogLinear().fit(sales)
+    assert baseline.predict(sales) == pytest.approx(truth.to_numpy(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_each_baseline_fits_and_predicts_positive_prices(market, name):
+    held = steps.split(market, holdout_share=0.2, seed=0)
+    predicted = BASELINES[name]().fit(held.train).predict(held.holdout)
+    assert len(predicted) == len(held.holdout)
+    assert np.isfinite(predicted).all() and (predicted > 0).all()
+    # within the range of prices seen in training, give or take
+    assert predicted.max() < held.train["price"].max() * 2
