@@ -43,10 +43,24 @@ class Encoder:
         return category in self._codes
 
     def row(self, listing: Listing) -> np.ndarray:
-        """The model's input for one listing, built without pandas (the quote path)."""
-        values = [getattr(listing, name) for name in FEATURE_NAMES]
+        """The model's input for one listing, built without pandas."""
+        row = np.empty((1, len(FEATURE_NAMES)), dtype=np.float64)
+        self.fill(row, listing)
+        return row
+
+    def fill(self, row: np.ndarray, listing: Listing) -> None:
+        """Writes one listing into a (1, n_features) buffer in place (the quote path)."""
+        values = row[0]
+        for j, name in enumerate(FEATURE_NAMES):
+            values[j] = getattr(listing, name) if j != _CATEGORY_COLUMN else np.nan
         values[_CATEGORY_COLUMN] = self._codes.get(listing.category, np.nan)
-        return np.array([values], dtype=np.float64)
+
+    def rows(self, listings: Sequence[Listing]) -> np.ndarray:
+        """The model's input for a list of listings, without pandas (the batch quote path)."""
+        out = np.empty((len(listings), len(FEATURE_NAMES)), dtype=np.float64)
+        for i, listing in enumerate(listings):
+            self.fill(out[i : i + 1], listing)
+        return out
 
     def matrix(self, listings: pd.DataFrame) -> np.ndarray:
         """The model's input for many listings with canonical, typed columns."""

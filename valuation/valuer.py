@@ -8,6 +8,7 @@ range level and what is known of the training run. Loading it executes nothing.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pandas as pd
 from valuation.encoding import FEATURE_NAMES, MONOTONE, Encoder
 from valuation.listing import Listing
 from valuation.schema import CURRENCY
+from valuation.scoring import RowScorer
 
 BUNDLE_FORMAT = 1
 BOOSTERS = ("point", "low", "high")
@@ -48,6 +50,9 @@ class Valuer:
         self.card = card
         """What is known of the model: interval, metrics, data, versions (bundle.json)."""
         self.version: str | None = card.get("model_version")
+        self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float64)
+        self._row_lock = threading.Lock()
+        self._scorers = [RowScorer(boosters[name], self._row) for name in BOOSTERS]
 
     @property
     def interval(self) -> float:
@@ -60,11 +65,14 @@ class Valuer:
 
     def value(self, listing: Listing) -> Valuation:
         """One listing, straight into the model's input row: no pandas on this path."""
-        estimate, low, high = self.value_matrix(self.encoder.row(listing))
+        with self._row_lock:
+            self.encoder.fill(self._row, listing)
+            point, low, high = (score() for score in self._scorers)
+        estimate, low, high = self._prices(point, low, high)
         return Valuation(
-            price_estimate=float(estimate[0]),
-            price_low=float(low[0]),
-            price_high=float(high[0]),
+            price_estimate=float(estimate),
+            price_low=float(low),
+            price_high=float(high),
             interval=self.interval,
             known_category=self.encoder.knows(listing.category),
             model_version=self.version,
@@ -72,7 +80,11 @@ class Valuer:
 
     def value_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Estimate, low and high in whole CNY; low <= estimate <= high always holds."""
-        point, low, high = (self.boosters[name].predict(matrix) for name in BOOSTERS)
+        return self._prices(*(self.boosters[name].predict(matrix) for name in BOOSTERS))
+
+    def _prices(self, point, low, high):
+        """Log-price predictions -> whole CNY, the conformal margin applied, the range around the
+        estimate. Scalars (the quote path) or arrays (batches) alike."""
         margin = self.range_margin
         low, high = np.minimum(low - margin, point), np.maximum(high + margin, point)
         return np.round(np.exp(point)), np.floor(np.exp(low)), np.ceil(np.exp(high))

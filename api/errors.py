@@ -1,0 +1,70 @@
+"""One error shape everywhere: {"error": {"code", "message", "fields": [{"field", "message"}]}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger("api")
+
+_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    503: "no_model",
+}
+
+
+class ServiceError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str, fields=()) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "fields": list(fields)}}
+    return JSONResponse(body, status_code=status)
+
+
+def field_problems(errors, drop: int = 0) -> list[dict[str, str]]:
+    """pydantic's errors -> [{"field": "listing.fans", "message": "..."}], the reason first."""
+    problems = []
+    for error in errors:
+        location = [str(part) for part in error["loc"][drop:]]
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append({"field": ".".join(location) or "body", "message": message})
+    return problems
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError):
+        problems = field_problems(error.errors(), drop=1)  # drop the leading "body"
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return error_response(422, "invalid_request", summary, problems)
+
+    @app.exception_handler(ValidationError)
+    async def invalid_value(request: Request, error: ValidationError):
+        problems = field_problems(error.errors())
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return error_response(422, "invalid_request", summary, problems)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        code = _CODES.get(error.status_code, "http_error")
+        return error_response(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, error: ServiceError):
+        return error_response(error.status, error.code, error.message)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "the service failed; it has been logged")

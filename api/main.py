@@ -1,0 +1,65 @@
+"""The prediction API: the app factory, its lifespan (which loads the champion) and its wiring."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors, pages, routes
+from api.metrics import Metrics, MetricsMiddleware
+from valuation.settings import Settings, get_settings
+from valuation.valuer import Valuer
+
+log = logging.getLogger("api")
+
+DESCRIPTION = """Sale-price valuation of Kuaishou (快手) accounts, for sellers, brokers and marketplaces.
+
+Listings use the canonical field names (`fans`, `violations`, `live_permission`, `verified`,
+`category`); values may be typed (`131300`, `true`) or spelled as marketplaces write them
+(`"13.13W"`, `"有违规"`, `"已开通"`). Every error has one shape:
+`{"error": {"code", "message", "fields": [{"field", "message"}]}}`.
+"""
+
+
+def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -> FastAPI:
+    """`valuer` given: serve it (tests); otherwise the lifespan loads the registry's champion."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.settings = settings or get_settings()
+        app.state.valuer = valuer or _load_champion(app.state.settings)
+        if app.state.valuer is not None:
+            name = app.state.valuer.card.get("model_name", app.state.settings.model_name)
+            app.state.metrics.model.labels(name, str(app.state.valuer.version)).set(1)
+        yield
+
+    app = FastAPI(
+        title="Kuaishou account valuation",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.metrics = Metrics()
+    app.state.valuer = None
+    errors.install(app)
+    app.include_router(routes.router)
+    app.include_router(pages.router)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+def _load_champion(settings: Settings) -> Valuer | None:
+    from valuation.registry import NoModel, load_valuer
+
+    try:
+        valuer = load_valuer(settings)
+    except NoModel as error:
+        log.warning("serving without a model: %s", error)
+        return None
+    log.info("serving %s version %s", settings.model_name, valuer.version)
+    return valuer
+
+
+app = create_app()

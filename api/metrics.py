@@ -1,0 +1,67 @@
+"""Prometheus metrics: requests and latency by endpoint and status, quotes served, model loaded.
+
+A plain ASGI middleware (not BaseHTTPMiddleware, which costs a task per request), labelled by the
+route template so that /nope/123 does not become a series of its own.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "valuation_requests_total",
+            "HTTP requests.",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "valuation_request_seconds",
+            "HTTP request latency.",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.quotes = Counter(
+            "valuation_quotes_total", "Listings valued.", ["endpoint"], registry=self.registry
+        )
+        self.model = Gauge(
+            "valuation_model_info",
+            "The model being served (1 = loaded).",
+            ["name", "version"],
+            registry=self.registry,
+        )
+
+
+class MetricsMiddleware:
+    def __init__(self, app, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(endpoint, method, str(status)).inc()
+            self.metrics.latency.labels(endpoint, method).observe(time.perf_counter() - started)

@@ -1,0 +1,205 @@
+"""The endpoints. Quote and appraisal are `async def` on purpose: their work (~50 us, no I/O) costs
+less than the hop to a worker thread that a plain `def` would take. The batch route, which can run
+for a noticeable time, is a plain `def` and runs in the thread pool."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from api import schemas
+from api.errors import ServiceError, field_problems
+from api.schemas import ErrorOut
+from valuation.appraisal import appraise
+from valuation.listing import Listing
+from valuation.valuer import Valuation, Valuer
+
+router = APIRouter()
+
+ERRORS = {
+    422: {"model": ErrorOut, "description": "A field is missing or cannot be read; each is named."},
+    503: {"model": ErrorOut, "description": "No model is loaded."},
+}
+SMOKE_LISTING = Listing(
+    fans=10_000, violations=False, live_permission=False, verified=False, category=""
+)
+
+
+async def current_valuer(request: Request) -> Valuer:
+    valuer = request.app.state.valuer
+    if valuer is None:
+        settings = request.app.state.settings
+        raise ServiceError(
+            503,
+            "no_model",
+            f"no model is loaded ({settings.model_name}@{settings.model_alias} is not registered); "
+            "train one with `valuation train --data PATH`",
+        )
+    return valuer
+
+
+CurrentValuer = Annotated[Valuer, Depends(current_valuer)]
+
+
+def _listing(body) -> Listing:
+    return Listing(**{name: getattr(body, name) for name in Listing.__slots__})
+
+
+def _model_ref(valuer: Valuer) -> dict:
+    return {"name": valuer.card.get("model_name"), "version": valuer.version}
+
+
+def _quote(valuation: Valuation, model: dict, listing_id: str | None) -> dict:
+    return {
+        "listing_id": listing_id,
+        "price_estimate": valuation.price_estimate,
+        "price_low": valuation.price_low,
+        "price_high": valuation.price_high,
+        "interval": valuation.interval,
+        "currency": valuation.currency,
+        "known_category": valuation.known_category,
+        "notes": valuation.notes,
+        "model": model,
+    }
+
+
+@router.post(
+    "/v1/quote",
+    response_model=schemas.Quote,
+    responses=ERRORS,
+    summary="Value one listing",
+    tags=["quotes"],
+)
+async def quote(listing: schemas.ListingIn, request: Request, valuer: CurrentValuer):
+    """The estimated sale price in CNY, its range (80% of sales by default) and the model used."""
+    valuation = valuer.value(_listing(listing))
+    _count_quotes(request, "quote")
+    return _quote(valuation, _model_ref(valuer), listing.listing_id)
+
+
+@router.post(
+    "/v1/quotes",
+    response_model=schemas.QuotesOut,
+    responses=ERRORS,
+    summary=f"Value up to {schemas.MAX_BATCH:,} listings at once",
+    tags=["quotes"],
+)
+def quotes(body: schemas.QuotesIn, request: Request, valuer: CurrentValuer):
+    """Answers in order; a listing that cannot be read gets an error entry naming its fields."""
+    model = _model_ref(valuer)
+    parsed, results = [], []
+    for index, raw in enumerate(body.listings):
+        try:
+            listing_in = schemas.ListingIn.model_validate(raw)
+        except ValidationError as error:
+            results.append(
+                {
+                    "index": index,
+                    "listing_id": raw.get("listing_id")
+                    if isinstance(raw.get("listing_id"), str)
+                    else None,
+                    "error": "invalid_listing",
+                    "fields": field_problems(error.errors()),
+                }
+            )
+            continue
+        parsed.append((index, listing_in.listing_id, _listing(listing_in)))
+        results.append(None)
+    listings = [listing for _, _, listing in parsed]
+    estimates, lows, highs = valuer.value_matrix(valuer.encoder.rows(listings))
+    for (index, listing_id, listing), estimate, low, high in zip(
+        parsed, estimates, lows, highs, strict=True
+    ):
+        valuation = Valuation(
+            price_estimate=float(estimate),
+            price_low=float(low),
+            price_high=float(high),
+            interval=valuer.interval,
+            known_category=valuer.encoder.knows(listing.category),
+            model_version=valuer.version,
+        )
+        results[index] = {"index": index, **_quote(valuation, model, listing_id)}
+    _count_quotes(request, "quotes", len(parsed))
+    return {
+        "model": model,
+        "quoted": len(parsed),
+        "failed": len(results) - len(parsed),
+        "results": results,
+    }
+
+
+@router.post(
+    "/v1/appraisal",
+    response_model=schemas.AppraisalOut,
+    responses=ERRORS,
+    summary="Is an asking price fair?",
+    tags=["quotes"],
+)
+async def appraisal(body: schemas.AppraisalIn, request: Request, valuer: CurrentValuer):
+    """Where the asking price falls in the model's price distribution for this listing (its
+    percentile), and a verdict: `fair` inside the price range, `below_market` or `above_market`
+    outside it. The thresholds are in the answer."""
+    valuation = valuer.value(_listing(body.listing))
+    result = appraise(valuation, body.asking_price)
+    _count_quotes(request, "appraisal")
+    return {
+        "asking_price": result.asking_price,
+        "percentile": result.percentile,
+        "verdict": result.verdict,
+        "thresholds": {
+            "below_market_under": result.below_market_under,
+            "above_market_over": result.above_market_over,
+        },
+        "quote": _quote(valuation, _model_ref(valuer), body.listing.listing_id),
+    }
+
+
+@router.get("/v1/model", response_model=schemas.ModelInfo, responses=ERRORS, tags=["model"])
+def model(request: Request, valuer: CurrentValuer):
+    """The model being served: version, training data, holdout metrics, known categories."""
+    card = valuer.card
+    return {
+        "name": card.get("model_name"),
+        "version": valuer.version,
+        "alias": request.app.state.settings.model_alias,
+        "trained_at": card.get("trained_at"),
+        "data": {
+            "rows": card.get("data_rows"),
+            "training_rows": card.get("training_rows"),
+            "sha256": card.get("data_sha256"),
+            "holdout_split": card.get("split_by"),
+        },
+        "holdout_metrics": card.get("holdout_metrics", {}),
+        "interval": valuer.interval,
+        "categories": list(valuer.encoder.categories),
+    }
+
+
+@router.get("/healthz", tags=["operations"])
+async def healthz():
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: ERRORS[503]}, tags=["operations"])
+async def readyz(valuer: CurrentValuer):
+    """A model is loaded and answers a quote."""
+    valuation = valuer.value(SMOKE_LISTING)
+    if not valuation.price_estimate > 0:
+        raise ServiceError(503, "model_unhealthy", "the model answered a non-positive price")
+    return {"status": "ready", "model": _model_ref(valuer)}
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+def metrics(request: Request):
+    """Prometheus exposition: requests and latency by endpoint and status, quotes, model loaded."""
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+def _count_quotes(request: Request, endpoint: str, count: int = 1) -> None:
+    request.app.state.metrics.quotes.labels(endpoint).inc(count)

@@ -1,0 +1,149 @@
+"""Request and response models of the API, derived from the listing schema (nothing re-listed)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from valuation.parsing import parse_listing_id, parse_price, parser_for
+from valuation.schema import FEATURES, LISTING_ID
+from valuation.schema import Field as SchemaField
+
+MAX_BATCH = 10_000
+EXAMPLE_LISTING = {
+    "fans": "13.13W",
+    "violations": "有违规",
+    "live_permission": "未开通",
+    "verified": "已认证",
+    "category": "自媒体",
+}
+_TYPES = {"count": (int, int | str), "flag": (bool, bool | int | str), "text": (str, str)}
+
+
+def _feature(field: SchemaField):
+    """A request field that takes the typed value or any marketplace spelling of it."""
+    parsed, accepted = _TYPES[field.kind]
+    return (
+        Annotated[
+            parsed,
+            BeforeValidator(parser_for(field), json_schema_input_type=accepted),
+            Field(description=field.description, examples=[EXAMPLE_LISTING[field.name]]),
+        ],
+        ...,
+    )
+
+
+ListingIn = create_model(
+    "ListingIn",
+    __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_LISTING]}),
+    **{field.name: _feature(field) for field in FEATURES},
+    listing_id=(
+        Annotated[str | None, BeforeValidator(parse_listing_id)],
+        Field(None, description=LISTING_ID.description),
+    ),
+)
+ListingIn.__doc__ = (
+    "One listing: canonical field names, values typed or as the marketplace spells them."
+)
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str | None
+
+
+class Quote(BaseModel):
+    listing_id: str | None = None
+    price_estimate: float = Field(description="Estimated sale price, CNY.")
+    price_low: float = Field(description="Lower end of the price range, CNY.")
+    price_high: float = Field(description="Upper end of the price range, CNY.")
+    interval: float = Field(description="Share of sales the range is meant to hold (0.8 = 80%).")
+    currency: str
+    known_category: bool = Field(description="False when the category was unknown to the model.")
+    notes: list[str]
+    model: ModelRef
+
+
+class QuotesIn(BaseModel):
+    listings: list[dict[str, Any]] = Field(
+        max_length=MAX_BATCH,
+        description=f"Up to {MAX_BATCH:,} listings, each shaped like ListingIn. Each is checked on its "
+        "own: one bad listing gets an error entry and does not sink the others.",
+        examples=[[EXAMPLE_LISTING, {**EXAMPLE_LISTING, "fans": 52000, "category": "美食"}]],
+    )
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class QuoteError(BaseModel):
+    index: int
+    listing_id: str | None = None
+    error: Literal["invalid_listing"] = "invalid_listing"
+    fields: list[FieldProblem]
+
+
+class QuotedItem(Quote):
+    index: int
+
+
+class QuotesOut(BaseModel):
+    model: ModelRef
+    quoted: int
+    failed: int
+    results: list[QuotedItem | QuoteError] = Field(description="One entry per listing, in order.")
+
+
+class AppraisalIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"listing": EXAMPLE_LISTING, "asking_price": "¥3,800"}]}
+    )
+    listing: ListingIn
+    asking_price: Annotated[
+        float, BeforeValidator(parse_price, json_schema_input_type=float | str)
+    ] = Field(description="The price asked, CNY: 3800, `¥3,800`, `3800元` or `0.38万`.")
+
+
+class Thresholds(BaseModel):
+    below_market_under: float = Field(description="Percentiles under this are below market.")
+    above_market_over: float = Field(description="Percentiles over this are above market.")
+
+
+class AppraisalOut(BaseModel):
+    asking_price: float
+    percentile: float = Field(
+        description="Share of comparable sales expected below the asking price."
+    )
+    verdict: Literal["below_market", "fair", "above_market"]
+    thresholds: Thresholds
+    quote: Quote
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str | None
+    alias: str
+    trained_at: str | None
+    data: dict[str, Any] = Field(
+        description="Rows, SHA-256 and holdout split of the training data."
+    )
+    holdout_metrics: dict[str, dict[str, float]]
+    interval: float
+    categories: list[str] = Field(
+        description="Categories known to the model; others are valued as unknown."
+    )
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    fields: list[FieldProblem] = []
+
+
+class ErrorOut(BaseModel):
+    """The one shape of every error answer."""
+
+    error: ErrorBody
