@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 SAMPLE := data/sample_sales.csv
 
-.PHONY: install run train test lint sample clean
+.PHONY: install browser run train test lint sample bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,14 @@ install: $(BIN)/.installed
 train: install  ## train on the committed sample unless a champion is registered
 	$(BIN)/valuation train --data $(SAMPLE) --if-no-champion
 
-run: train  ## set up, train when needed, quote the example listing
-	$(BIN)/valuation quote --fans 13.13W --violations 有违规 --live-permission 未开通 --verified 已认证 --category 自媒体
+run: train  ## set up, train when needed, serve the API and the quote page on 127.0.0.1:8000
+	$(BIN)/valuation serve --host 127.0.0.1 --port 8000
 
-test: install
+browser:  ## Debian's chromium, for the quote page's browser tests
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(BIN)/python -m pytest
 
 lint: install
@@ -28,6 +32,10 @@ lint: install
 
 sample: install  ## rewrite the committed simulated sample
 	$(BIN)/valuation generate --rows 3000 --seed 2026 --out $(SAMPLE)
+
+bench: install  ## accuracy and serving benchmarks (serving needs wrk: apt-get install wrk)
+	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts models/*-v*

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -11,6 +12,11 @@ router = APIRouter()
 PAGE = Path(__file__).parent / "static" / "index.html"
 
 
+@cache
+def _page() -> str:
+    return PAGE.read_text(encoding="utf-8")
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def page():
-    return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+    return HTMLResponse(_page())

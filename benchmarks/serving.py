@@ -1,0 +1,217 @@
+"""Serving speed: our API against `mlflow models serve` on the same champion, one after the other.
+
+Trains a champion on the committed (simulated) sample in a throwaway project folder, then:
+  1. a valuation inside the process (no HTTP): median over many calls;
+  2. single quotes over HTTP with wrk (-t1 -c4) against one uvicorn worker of our API;
+  3. the same listing through `mlflow models serve` (its pyfunc, same model) with the same wrk load;
+  4. batches of 10,000 listings through /v1/quotes.
+Needs wrk on the PATH (Debian: apt-get install wrk).
+
+    .venv/bin/python benchmarks/serving.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+LISTING = {
+    "fans": "13.13W",
+    "violations": "有违规",
+    "live_permission": "未开通",
+    "verified": "已认证",
+    "category": "自媒体",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per server")
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("serving benchmark: wrk is not installed (Debian: apt-get install wrk)")
+
+    with tempfile.TemporaryDirectory() as home:
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        env |= {"VALUATION_HOME": home, "PATH": f"{BIN}:{os.environ['PATH']}"}
+        subprocess.run(
+            [BIN / "valuation", "train", "--data", ROOT / "data/sample_sales.csv", "--trials", "2"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        in_process = _in_process(home)
+        body = json.dumps(LISTING, ensure_ascii=False)
+        with _server(
+            [
+                BIN / "uvicorn",
+                "api.main:app",
+                "--port",
+                "8471",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            "http://127.0.0.1:8471/readyz",
+        ):
+            ours = _wrk("http://127.0.0.1:8471/v1/quote", body, args.seconds, args.connections)
+            batch = _batch("http://127.0.0.1:8471/v1/quotes", 10_000)
+        mlflow_env = env | {"MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db"}
+        mlflow_body = json.dumps({"dataframe_records": [LISTING]}, ensure_ascii=False)
+        command = [
+            BIN / "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/kuaishou-account-price@champion",
+            "--env-manager",
+            "local",
+            "-p",
+            "8472",
+            "-h",
+            "127.0.0.1",
+        ]
+        with _server(command, mlflow_env, "http://127.0.0.1:8472/ping"):
+            theirs = _wrk(
+                "http://127.0.0.1:8472/invocations", mlflow_body, args.seconds, args.connections
+            )
+
+    print(
+        f"single quote, one worker, wrk -t1 -c{args.connections} -d{args.seconds}s, loopback (simulated sample model)\n"
+    )
+    print(f"{'server':34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, figures in (
+        ("our API (uvicorn, 1 worker)", ours),
+        ("mlflow models serve (pyfunc)", theirs),
+    ):
+        print(f"{name:34}{figures['rps']:10.0f}{figures['p50']:10.2f}{figures['p99']:10.2f}")
+    print(f"\nthroughput ratio ours / mlflow: {ours['rps'] / theirs['rps']:.1f}x  (target >= 20x)")
+    print(
+        f"in-process valuation: median {in_process['value_us']:.1f} us (target <= 100 us); "
+        f"Booster.predict x3 on the same row: {in_process['booster_us']:.1f} us"
+    )
+    print(
+        f"batch of 10,000 listings over HTTP: median {statistics.median(batch):.3f} s of {len(batch)} "
+        f"(min {min(batch):.3f} s)"
+    )
+
+
+def _in_process(home: str) -> dict[str, float]:
+    os.environ["VALUATION_HOME"] = home
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    from valuation.listing import Listing
+    from valuation.registry import load_valuer
+    from valuation.settings import Settings
+
+    valuer = load_valuer(Settings())
+    listing = Listing.parse(LISTING)
+    row = valuer.encoder.row(listing)
+    value_times, booster_times = [], []
+    for _ in range(20_000):
+        started = time.perf_counter()
+        valuer.value(listing)
+        value_times.append(time.perf_counter() - started)
+    for _ in range(5_000):
+        started = time.perf_counter()
+        for booster in valuer.boosters.values():
+            booster.predict(row)
+        booster_times.append(time.perf_counter() - started)
+    return {
+        "value_us": statistics.median(value_times) * 1e6,
+        "booster_us": statistics.median(booster_times) * 1e6,
+    }
+
+
+class _server:
+    def __init__(self, command, env, ready_url):
+        self.command, self.env, self.ready_url = [str(c) for c in command], env, ready_url
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.ready_url, timeout=1)
+                return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.command[0]} exited") from None
+                time.sleep(0.3)
+        raise TimeoutError(f"{self.ready_url} not ready")
+
+    def __exit__(self, *exc):
+        os.killpg(self.process.pid, 15)
+        self.process.wait(timeout=30)
+
+
+def _wrk(url: str, body: str, seconds: int, connections: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False, encoding="utf-8") as script:
+        script.write(
+            f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = {json.dumps(body, ensure_ascii=False)}\n'
+        )
+    subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", "-d2s", "-s", script.name, url],
+        check=True,
+        capture_output=True,
+    )  # warm up
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    os.unlink(script.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors under load:\n{out}")
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
+        "p50": _ms(out, "50%"),
+        "p99": _ms(out, "99%"),
+    }
+
+
+def _ms(out: str, percentile: str) -> float:
+    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", out).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def _batch(url: str, size: int, repeats: int = 5) -> list[float]:
+    body = json.dumps(
+        {"listings": [{**LISTING, "fans": 1000 + 37 * i} for i in range(size)]}
+    ).encode()
+    times = []
+    for _ in range(repeats):
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json"}
+        )
+        started = time.perf_counter()
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+        times.append(time.perf_counter() - started)
+        assert answer["quoted"] == size, answer["failed"]
+    return times
+
+
+if __name__ == "__main__":
+    main()
