@@ -36,7 +36,8 @@ def field_problems(errors, drop: int = 0) -> list[dict[str, str]]:
     """pydantic's errors -> [{"field": "listing.fans", "message": "..."}], the reason first."""
     problems = []
     for error in errors:
-        location = [str(part) for part in error["loc"][drop:]]
+        # A body that is not JSON at all is located by character offset: name the body instead.
+        location = [] if error["type"] == "json_invalid" else [str(p) for p in error["loc"][drop:]]
         message = error["msg"].removeprefix("Value error, ")
         problems.append({"field": ".".join(location) or "body", "message": message})
     return problems

@@ -27,18 +27,25 @@ def appraise(valuation: Valuation, asking_price: float) -> Appraisal:
 
     The estimate is the median and the range bounds the (1 -/+ interval) / 2 quantiles; between and
     beyond them the log price is read as normal, with its own spread below and above the median
-    (the range is not symmetric). The verdict is `fair` exactly when the price lies in the range.
+    (the range is not symmetric). The verdict is `fair` inside the range, and outside it unless the
+    percentile says otherwise, so verdict and percentile never contradict each other.
     """
     tail = round((1 - valuation.interval) / 2, 6)
     z = NormalDist().inv_cdf(1 - tail)
     median = math.log(valuation.price_estimate)
     ask = math.log(asking_price)
-    bound = valuation.price_low if ask < median else valuation.price_high
-    spread = abs(math.log(bound) - median) / z
-    percentile = 0.5 if spread == 0 else NormalDist().cdf((ask - median) / spread)
-    if asking_price < valuation.price_low:
+    below = (median - math.log(valuation.price_low)) / z
+    above = (math.log(valuation.price_high) - median) / z
+    # A range bound that sits on the estimate says nothing about that side's spread: borrow the
+    # other side's rather than call every price beyond it the median.
+    spread = (below if ask < median else above) or below or above
+    if spread == 0:
+        percentile = 0.5 if ask == median else float(ask > median)
+    else:
+        percentile = NormalDist().cdf((ask - median) / spread)
+    if asking_price < valuation.price_low and percentile < tail:
         verdict = "below_market"
-    elif asking_price > valuation.price_high:
+    elif asking_price > valuation.price_high and percentile > 1 - tail:
         verdict = "above_market"
     else:
         verdict = "fair"

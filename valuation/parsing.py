@@ -22,6 +22,7 @@ MAX_FANS = 10**10  # more than 100亿 followers is no real account: a typo, not 
 MAX_PRICE = 10**9
 MAX_AMOUNT = 10**18  # beyond any field's bound: refused before any arithmetic on it
 MAX_CATEGORY_LENGTH = 40
+MAX_LISTING_ID_LENGTH = 100
 
 _MULTIPLIERS = {
     "": 1,
@@ -53,6 +54,12 @@ def _text(value: object) -> str:
     except ValueError as error:  # an integer of thousands of digits refuses str()
         raise SpellingError(f"value is too long to be read: {error}") from None
     return unicodedata.normalize("NFKC", text).strip()
+
+
+def _shown(value: object) -> str:
+    """The value as quoted in a reason: short, and never failing on huge or odd input."""
+    text = _text(value)
+    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 def _is_missing(value: object) -> bool:
@@ -142,12 +149,14 @@ def parse_flag(field_name: str, value: object) -> bool:
         raise SpellingError(f"{field_name} is missing (expected {accepted})")
     if isinstance(value, bool):
         return value
-    if isinstance(value, Real) and not isinstance(value, bool) and float(value) in (0.0, 1.0):
+    if isinstance(value, Real) and value in (0, 1):  # compared exactly: no float() overflow
         return bool(value)
     try:
         return words[_text(value).lower()]
     except KeyError:
-        raise SpellingError(f"{field_name} must be one of {accepted}, not {value!r}") from None
+        raise SpellingError(
+            f"{field_name} must be one of {accepted}, not {_shown(value)}"
+        ) from None
 
 
 def parse_category(value: object) -> str:
@@ -179,7 +188,14 @@ def parse_sold_at(value: object) -> dt.date | None:
 
 
 def parse_listing_id(value: object) -> str | None:
-    return None if _is_missing(value) else _text(value)
+    if _is_missing(value):
+        return None
+    text = _text(value)
+    if len(text) > MAX_LISTING_ID_LENGTH or not text.isprintable():
+        raise SpellingError(
+            f"listing_id must be printable text of at most {MAX_LISTING_ID_LENGTH} characters"
+        )
+    return text
 
 
 _BY_KIND = {

@@ -25,7 +25,18 @@ def running_server(settings: Settings):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env |= {"VALUATION_HOME": str(settings.home), "VALUATION_MODEL_NAME": settings.model_name}
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -39,7 +50,9 @@ def running_server(settings: Settings):
                 break
             except OSError:
                 if process.poll() is not None:
-                    raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}") from None
+                    raise RuntimeError(
+                        f"server exited: {process.stderr.read().decode()[-2000:]}"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise TimeoutError("server not ready within 60 s") from None
                 time.sleep(0.2)

@@ -50,7 +50,9 @@ def browser():
 
 def _post(base: str, path: str, body: dict) -> dict:
     request = urllib.request.Request(
-        f"{base}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        f"{base}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
     )
     return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
@@ -74,17 +76,32 @@ def test_a_seller_gets_the_api_estimate(server, browser):
     expected = _post(
         server,
         "/v1/quote",
-        {"fans": "13.13W", "violations": "有违规", "live_permission": "未开通", "verified": "已认证", "category": "自媒体"},
+        {
+            "fans": "13.13W",
+            "violations": "有违规",
+            "live_permission": "未开通",
+            "verified": "已认证",
+            "category": "自媒体",
+        },
     )
     assert page.text_content("#estimate") == _yuan(expected["price_estimate"])
-    assert page.text_content("#range") == f"{_yuan(expected['price_low'])} – {_yuan(expected['price_high'])}"
+    assert (
+        page.text_content("#range")
+        == f"{_yuan(expected['price_low'])} – {_yuan(expected['price_high'])}"
+    )
     assert page.text_content("#model-version") == expected["model"]["version"]
     assert page.is_hidden("#appraisal")
     page.close()
 
 
 def test_a_broker_gets_the_api_verdict(server, browser):
-    listing = {"fans": "52000", "violations": "无违规", "live_permission": "已开通", "verified": "未认证", "category": "美食"}
+    listing = {
+        "fans": "52000",
+        "violations": "无违规",
+        "live_permission": "已开通",
+        "verified": "未认证",
+        "category": "美食",
+    }
     quote = _post(server, "/v1/quote", listing)
     asking = quote["price_high"] * 1.5  # well above the range
     expected = _post(server, "/v1/appraisal", {"listing": listing, "asking_price": asking})
