@@ -25,7 +25,7 @@ class Metrics:
         self.latency = Histogram(
             "valuation_request_seconds",
             "HTTP request latency.",
-            ["endpoint", "method"],
+            ["endpoint", "method", "status"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -64,4 +64,5 @@ class MetricsMiddleware:
             endpoint = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
             self.metrics.requests.labels(endpoint, method, str(status)).inc()
-            self.metrics.latency.labels(endpoint, method).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.metrics.latency.labels(endpoint, method, str(status)).observe(seconds)
