@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         quote.add_argument(
             f"--{field.name.replace('_', '-')}", required=True, help=field.description
         )
+    quote.add_argument("--level", type=_level, default=0.8, help="range level, 0.5 to 0.95")
+    quote.add_argument("--explain", action="store_true", help="show each feature's contribution")
+    quote.add_argument("--comparables", type=int, default=0, metavar="K", help="show K past sales")
     quote.add_argument("--json", action="store_true", help="print the valuation as JSON")
 
     batch = commands.add_parser("batch", help="price every listing of a CSV or Parquet file")
@@ -84,6 +87,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return value
+
+
+def _level(text: str) -> float:
+    from valuation.valuer import check_level
+
+    try:
+        return check_level(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _settings():
@@ -129,13 +141,25 @@ def run_train(args) -> int:
 
 
 def run_quote(args) -> int:
+    from dataclasses import asdict
+
     from valuation.listing import Listing
+    from valuation.reasons import explain
     from valuation.registry import load_valuer
 
     listing = Listing.parse({field.name: getattr(args, field.name) for field in FEATURES})
-    valuation = load_valuer(_settings()).value(listing)
+    valuer = load_valuer(_settings())
+    valuation = valuer.value(listing, args.level)
+    reasons = explain(valuer, listing, valuation.price_estimate) if args.explain else None
+    comparables = valuer.comparables.find(listing, args.comparables) if valuer.comparables else []
     if args.json:
-        print(json.dumps({**valuation.__dict__, "notes": valuation.notes}, ensure_ascii=False))
+        answer = {k: v for k, v in asdict(valuation).items() if k != "distribution"}
+        answer["notes"] = valuation.notes
+        if reasons:
+            answer["reasons"] = asdict(reasons)
+        if args.comparables:
+            answer["comparables"] = [asdict(comp) for comp in comparables]
+        print(json.dumps(answer, ensure_ascii=False, default=str))
         return 0
     print(f"estimate  ¥{valuation.price_estimate:,.0f}")
     print(
@@ -145,6 +169,20 @@ def run_quote(args) -> int:
     print(f"model     version {valuation.model_version}")
     for note in valuation.notes:
         print(f"note      {note}")
+    if reasons:
+        print(f"\nreference price          ¥{reasons.reference_price:>10,.0f}")
+        for step in reasons.steps:
+            print(
+                f"{step.feature:16}{str(step.value):>9} {step.cny:>+11,.0f}  ({step.percent:+.1f}%)"
+            )
+        print(f"{'estimate':25}¥{valuation.price_estimate:>10,.0f}")
+    if comparables:
+        print("\ncomparable sales")
+        for comp in comparables:
+            features = ", ".join(str(v) for v in asdict(comp.listing).values())
+            print(
+                f"  ¥{comp.price:>9,.0f}  {comp.sold_at or '':10}  {features}  (similarity {comp.similarity:.2f})"
+            )
     return 0
 
 

@@ -4,9 +4,10 @@ for a noticeable time, is a plain `def` and runs in the thread pool."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
@@ -14,8 +15,10 @@ from api import schemas
 from api.errors import ServiceError, field_problems
 from api.schemas import ErrorOut
 from valuation.appraisal import appraise
+from valuation.comparables import MAX_K
 from valuation.listing import Listing
-from valuation.valuer import Valuation, Valuer
+from valuation.reasons import explain
+from valuation.valuer import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Valuation, Valuer
 
 router = APIRouter()
 
@@ -52,6 +55,22 @@ def _model_ref(valuer: Valuer) -> dict:
     return {"name": valuer.card.get("model_name"), "version": valuer.version}
 
 
+Level = Annotated[
+    float,
+    Query(
+        ge=MIN_LEVEL,
+        le=MAX_LEVEL,
+        description="Share of sales the price range should hold, from 0.5 to 0.95.",
+    ),
+]
+Explain = Annotated[
+    bool, Query(description="Add the reasons: each feature's contribution, in CNY and percent.")
+]
+ComparablesK = Annotated[
+    int, Query(ge=0, le=MAX_K, description="Add this many comparable past sales (0 = none).")
+]
+
+
 def _quote(valuation: Valuation, model: dict, listing_id: str | None) -> dict:
     return {
         "listing_id": listing_id,
@@ -66,28 +85,67 @@ def _quote(valuation: Valuation, model: dict, listing_id: str | None) -> dict:
     }
 
 
+def _full_quote(valuer, listing: Listing, listing_id, level: float, explain_it: bool, k: int):
+    """A single listing's quote, with its reasons and comparable sales when asked for."""
+    valuation = valuer.value(listing, level)
+    body = _quote(valuation, _model_ref(valuer), listing_id)
+    if explain_it:
+        reasons = explain(valuer, listing, valuation.price_estimate)
+        body["reasons"] = {
+            "reference_price": reasons.reference_price,
+            "steps": [step.__dict__ for step in reasons.steps],
+        }
+    if k:
+        found = valuer.comparables.find(listing, k) if valuer.comparables else []
+        body["comparables"] = [
+            {
+                "listing_id": comp.listing_id,
+                **asdict(comp.listing),
+                "price": comp.price,
+                "sold_at": comp.sold_at,
+                "similarity": comp.similarity,
+            }
+            for comp in found
+        ]
+    return valuation, body
+
+
 @router.post(
     "/v1/quote",
     response_model=schemas.Quote,
+    response_model_exclude_unset=True,
     responses=ERRORS,
     summary="Value one listing",
     tags=["quotes"],
 )
-async def quote(listing: schemas.ListingIn, request: Request, valuer: CurrentValuer):
-    """The estimated sale price in CNY, its range (80% of sales by default) and the model used."""
-    valuation = valuer.value(_listing(listing))
+async def quote(
+    listing: schemas.ListingIn,
+    request: Request,
+    valuer: CurrentValuer,
+    level: Level = DEFAULT_LEVEL,
+    explain: Explain = False,
+    comparables: ComparablesK = 0,
+):
+    """The estimated sale price in CNY, its range (80% of sales by default, `level` to change it),
+    the model used and, on request, the reasons and the most similar past sales."""
+    _, body = _full_quote(
+        valuer, _listing(listing), listing.listing_id, level, explain, comparables
+    )
     _count_quotes(request, "quote")
-    return _quote(valuation, _model_ref(valuer), listing.listing_id)
+    return body
 
 
 @router.post(
     "/v1/quotes",
     response_model=schemas.QuotesOut,
+    response_model_exclude_unset=True,
     responses=ERRORS,
     summary=f"Value up to {schemas.MAX_BATCH:,} listings at once",
     tags=["quotes"],
 )
-def quotes(body: schemas.QuotesIn, request: Request, valuer: CurrentValuer):
+def quotes(
+    body: schemas.QuotesIn, request: Request, valuer: CurrentValuer, level: Level = DEFAULT_LEVEL
+):
     """Answers in order; a listing that cannot be read gets an error entry naming its fields."""
     model = _model_ref(valuer)
     parsed, results = [], []
@@ -109,7 +167,7 @@ def quotes(body: schemas.QuotesIn, request: Request, valuer: CurrentValuer):
         parsed.append((index, listing_in.listing_id, _listing(listing_in)))
         results.append(None)
     listings = [listing for _, _, listing in parsed]
-    estimates, lows, highs = valuer.value_matrix(valuer.encoder.rows(listings))
+    estimates, lows, highs = valuer.value_matrix(valuer.encoder.rows(listings), level)
     for (index, listing_id, listing), estimate, low, high in zip(
         parsed, estimates, lows, highs, strict=True
     ):
@@ -117,7 +175,7 @@ def quotes(body: schemas.QuotesIn, request: Request, valuer: CurrentValuer):
             price_estimate=float(estimate),
             price_low=float(low),
             price_high=float(high),
-            interval=valuer.interval,
+            interval=level,
             known_category=valuer.encoder.knows(listing.category),
             model_version=valuer.version,
         )
@@ -134,15 +192,26 @@ def quotes(body: schemas.QuotesIn, request: Request, valuer: CurrentValuer):
 @router.post(
     "/v1/appraisal",
     response_model=schemas.AppraisalOut,
+    response_model_exclude_unset=True,
     responses=ERRORS,
     summary="Is an asking price fair?",
     tags=["quotes"],
 )
-async def appraisal(body: schemas.AppraisalIn, request: Request, valuer: CurrentValuer):
-    """Where the asking price falls in the model's price distribution for this listing (its
-    percentile), and a verdict: `fair` inside the price range, `below_market` or `above_market`
-    outside it. The thresholds are in the answer."""
-    valuation = valuer.value(_listing(body.listing))
+async def appraisal(
+    body: schemas.AppraisalIn,
+    request: Request,
+    valuer: CurrentValuer,
+    level: Level = DEFAULT_LEVEL,
+    explain: Explain = False,
+    comparables: ComparablesK = 0,
+):
+    """Where the asking price falls in the model's calibrated price distribution for this listing
+    (its percentile), and a verdict: `fair` inside the price range, `below_market` or
+    `above_market` outside it. The thresholds are in the answer."""
+    listing = _listing(body.listing)
+    valuation, quote_body = _full_quote(
+        valuer, listing, body.listing.listing_id, level, explain, comparables
+    )
     result = appraise(valuation, body.asking_price)
     _count_quotes(request, "appraisal")
     return {
@@ -153,7 +222,7 @@ async def appraisal(body: schemas.AppraisalIn, request: Request, valuer: Current
             "below_market_under": result.below_market_under,
             "above_market_over": result.above_market_over,
         },
-        "quote": _quote(valuation, _model_ref(valuer), body.listing.listing_id),
+        "quote": quote_body,
     }
 
 
@@ -173,7 +242,8 @@ def model(request: Request, valuer: CurrentValuer):
             "holdout_split": card.get("split_by"),
         },
         "holdout_metrics": card.get("holdout_metrics", {}),
-        "interval": valuer.interval,
+        "interval": DEFAULT_LEVEL,
+        "levels": [MIN_LEVEL, MAX_LEVEL],
         "categories": list(valuer.encoder.categories),
     }
 

@@ -53,6 +53,35 @@ class ModelRef(BaseModel):
     version: str | None
 
 
+class Step(BaseModel):
+    feature: str
+    value: Any = Field(description="The listing's value of this feature.")
+    factor: float = Field(description="The price is multiplied by this (1.25 = +25%).")
+    percent: float
+    cny: float = Field(description="CNY added at this step (negative: taken off).")
+
+
+class Reasons(BaseModel):
+    reference_price: float = Field(
+        description="The model's price for an average listing, before any of this one's features."
+    )
+    steps: list[Step] = Field(
+        description="Fans, category, then each flag: reference_price plus every step's cny is the "
+        "estimate exactly."
+    )
+
+
+ComparableSale = create_model(
+    "ComparableSale",
+    listing_id=(str | None, ...),
+    **{field.name: (_TYPES[field.kind][0], ...) for field in FEATURES},
+    price=(float, Field(description="The price it sold for, CNY.")),
+    sold_at=(str | None, ...),
+    similarity=(float, Field(description="1 for an identical listing, towards 0 with distance.")),
+)
+ComparableSale.__doc__ = "A past sale like the listing, as a broker would show it."
+
+
 class Quote(BaseModel):
     listing_id: str | None = None
     price_estimate: float = Field(description="Estimated sale price, CNY.")
@@ -63,6 +92,8 @@ class Quote(BaseModel):
     known_category: bool = Field(description="False when the category was unknown to the model.")
     notes: list[str]
     model: ModelRef
+    reasons: Reasons | None = Field(None, description="With `explain=true`.")
+    comparables: list[ComparableSale] | None = Field(None, description="With `comparables=k`.")
 
 
 class QuotesIn(BaseModel):
@@ -131,7 +162,8 @@ class ModelInfo(BaseModel):
         description="Rows, SHA-256 and holdout split of the training data."
     )
     holdout_metrics: dict[str, dict[str, float]]
-    interval: float
+    interval: float = Field(description="The default range level.")
+    levels: list[float] = Field(description="The range levels a request may ask for, min and max.")
     categories: list[str] = Field(
         description="Categories known to the model; others are valued as unknown."
     )

@@ -22,6 +22,7 @@ from training.pipeline import train
 from valuation.loading import write_table
 from valuation.registry import load_valuer
 from valuation.settings import Settings
+from valuation.valuer import BAND_NAMES, DEFAULT_LEVEL, fans_band
 
 FANS_BANDS = [
     (0, 10_000, "under 1万"),
@@ -75,11 +76,9 @@ def main() -> None:
     for name in BASELINES:
         print(f"MdAPE ratio {name} / model: {rows[name]['mdape'] / rows['model']['mdape']:.2f}")
 
-    print(f"\n{valuer.interval:.0%} range          coverage   median width / true width")
-    fans = test["fans"].to_numpy()
-    bands = [(0, np.inf, "all")] + FANS_BANDS
-    for low, high, label in bands:
-        inside = (fans >= low) & (fans < high)
+    print(f"\n{DEFAULT_LEVEL:.0%} range          coverage   median width / true width")
+    band = fans_band(test["fans"].to_numpy())
+    for label, inside in [("all", band >= 0), *((name, band == i) for i, name in enumerate(BAND_NAMES))]:
         coverage = interval_coverage(
             actual[inside], priced["price_low"][inside], priced["price_high"][inside]
         )

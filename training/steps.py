@@ -13,13 +13,28 @@ import numpy as np
 import pandas as pd
 
 from training.evaluation import BASELINES, interval_coverage, price_errors
+from valuation.comparables import Comparables
 from valuation.encoding import CATEGORICAL, FEATURE_NAMES, MONOTONE, Encoder
 from valuation.loading import LoadedListings
-from valuation.schema import CATEGORY, PRICE, SOLD_AT
-from valuation.valuer import Valuer
+from valuation.schema import CATEGORY, FANS, PRICE, SOLD_AT
+from valuation.valuer import DEFAULT_LEVEL, FANS_BANDS, MIN_SCALE, Valuer, fans_band
 
-INTERVAL = 0.80
 CALIBRATION_SHARE = 0.25
+MIN_BAND_ROWS = 60  # fewer calibration sales in a band: borrow its neighbours (95% needs 39+)
+OOF_FOLDS = 5
+RESIDUAL_P = np.round(np.linspace(0.005, 0.995, 199), 3)
+SCALE_ROUNDS = 300
+# The scale model: median of |residual|, smooth in fans, robust to the odd typo.
+SCALE_PARAMS = {
+    "objective": "l1",
+    "learning_rate": 0.03,
+    "num_leaves": 7,
+    "min_data_in_leaf": 100,
+    "min_data_per_group": 50,
+    "verbosity": -1,
+    "deterministic": True,
+    "force_row_wise": True,
+}
 MAX_ROUNDS = 3000
 EARLY_STOPPING = 50
 
@@ -148,49 +163,85 @@ def search(
 
 
 def fit(train: pd.DataFrame, encoder: Encoder, best: Trial, seed: int, card: dict) -> Valuer:
-    """The point model (monotone median) and the price range: quantile models, conformalized.
+    """The point model, the scale model and the conformal residual distribution.
 
-    The quantile models learn the range's shape on most of the training sales; the rest calibrate
-    it (conformalized quantile regression): both bounds widen, in log price, by the margin that
-    makes the range hold INTERVAL of the calibration sales, so the promise is kept out of sample.
+    1. point: the monotone Huber model on log price, fitted on all training sales (it is served);
+    2. out-of-fold residuals r = log price - estimate, each from a model that did not see the sale;
+    3. scale: a model of |r| (median regression) on three quarters of the sales: how far off an
+       estimate typically is for such a listing (wide for small accounts, narrow for large ones);
+    4. calibration: on the last quarter, z = r / scale; the empirical quantiles of z, with the
+       finite-sample correction of split conformal prediction, are stored with the model.
+    Ranges at any level and appraisal percentiles are all read off that one distribution.
     """
     params = {**FIXED_PARAMS, **best.params, "seed": seed}
-    boosters = {"point": lgb.train(params, _dataset(train, encoder), num_boost_round=best.rounds)}
+    matrix = encoder.matrix(train)
+    log_price = np.log(train[PRICE.name].to_numpy())
+    point = lgb.train(params, _dataset(train, encoder), num_boost_round=best.rounds)
 
+    residual = log_price - _out_of_fold(train, encoder, params, best.rounds, seed)
     is_calibration = np.random.default_rng(seed).random(len(train)) < CALIBRATION_SHARE
-    learn, calibration = train[~is_calibration], train[is_calibration]
-    # LightGBM refuses monotone constraints with the quantile objective: the bounds are clipped
-    # around the monotone point estimate instead (Valuer.value_matrix).
-    range_params = {k: v for k, v in params.items() if not k.startswith("monotone")}
-    tail = (1 - INTERVAL) / 2
-    for name, alpha in (("low", tail), ("high", 1 - tail)):
-        boosters[name] = lgb.train(
-            {**range_params, "objective": "quantile", "alpha": alpha},
-            _dataset(learn, encoder),
-            num_boost_round=best.rounds,
-        )
-    matrix = encoder.matrix(calibration)
-    log_price = np.log(calibration[PRICE.name].to_numpy())
-    scores = np.maximum(
-        boosters["low"].predict(matrix) - log_price, log_price - boosters["high"].predict(matrix)
+    scale_data = lgb.Dataset(
+        matrix[~is_calibration],
+        label=np.abs(residual[~is_calibration]),
+        feature_name=list(FEATURE_NAMES),
+        categorical_feature=list(CATEGORICAL),
     )
-    rank = min(1.0, np.ceil((len(scores) + 1) * INTERVAL) / len(scores))
+    scale = lgb.train({**SCALE_PARAMS, "seed": seed}, scale_data, num_boost_round=SCALE_ROUNDS)
+    z = residual[is_calibration] / np.maximum(scale.predict(matrix[is_calibration]), MIN_SCALE)
+    bands = fans_band(train[FANS.name].to_numpy()[is_calibration])
     card = {
         **card,
-        "interval": INTERVAL,
-        "range_margin": float(np.quantile(scores, rank, method="higher")),
+        "residual_p": RESIDUAL_P.tolist(),
+        "residual_z_by_band": [
+            conformal_quantiles(z[_band_rows(bands, band)], RESIDUAL_P).tolist()
+            for band in range(len(FANS_BANDS) + 1)
+        ],
         "calibration_rows": int(is_calibration.sum()),
         "params": {**best.params, "rounds": best.rounds},
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "training_rows": len(train),
     }
-    return Valuer(boosters, encoder, card)
+    comparables = Comparables.from_sales(train)
+    return Valuer({"point": point, "scale": scale}, encoder, card, comparables)
+
+
+def _band_rows(bands: np.ndarray, band: int) -> np.ndarray:
+    """The calibration rows of a band, widened to the nearest bands while it has too few."""
+    low = high = band
+    while (chosen := (bands >= low) & (bands <= high)).sum() < MIN_BAND_ROWS:
+        if low == 0 and high == len(FANS_BANDS):
+            break
+        low, high = max(low - 1, 0), min(high + 1, len(FANS_BANDS))
+    return chosen
+
+
+def _out_of_fold(train, encoder, params, rounds, seed) -> np.ndarray:
+    """Each sale's log estimate from a model fitted on the other folds."""
+    estimate = np.empty(len(train))
+    folds = np.random.default_rng(seed + 1).integers(0, OOF_FOLDS, len(train))
+    for fold in range(OOF_FOLDS):
+        held = folds == fold
+        model = lgb.train(params, _dataset(train[~held], encoder), num_boost_round=rounds)
+        estimate[held] = model.predict(encoder.matrix(train[held]))
+    return estimate
+
+
+def conformal_quantiles(scores: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Order statistics of `scores` that bound each probability conservatively outwards: for
+    p > 0.5 the ceil((n+1)p)-th smallest, for p < 0.5 the floor((n+1)p)-th (split conformal)."""
+    ordered = np.sort(scores)
+    n = len(ordered)
+    upper = np.ceil((n + 1) * probabilities).astype(int)
+    lower = np.floor((n + 1) * probabilities).astype(int)
+    rank = np.where(probabilities > 0.5, upper, lower)
+    quantiles = ordered[np.clip(rank, 1, n) - 1]
+    return np.maximum.accumulate(quantiles)  # ties and clipping never let the grid decrease
 
 
 def evaluate(valuer: Valuer, split: Split) -> dict[str, dict[str, float]]:
     """Holdout errors of the model and of both baselines fitted on the same training sales."""
     actual = split.holdout[PRICE.name].to_numpy()
-    priced = valuer.value_frame(split.holdout)
+    priced = valuer.value_frame(split.holdout, DEFAULT_LEVEL)
     report = {"model": price_errors(actual, priced["price_estimate"])}
     report["model"]["interval_coverage"] = interval_coverage(
         actual, priced["price_low"], priced["price_high"]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
 from valuation.valuer import Valuation
 
@@ -23,37 +21,23 @@ class Appraisal:
 
 
 def appraise(valuation: Valuation, asking_price: float) -> Appraisal:
-    """Percentile of `asking_price` in the price distribution the valuation's range describes.
+    """The asking price read against the same calibrated distribution the price range comes from.
 
-    The estimate is the median and the range bounds the (1 -/+ interval) / 2 quantiles; between and
-    beyond them the log price is read as normal, with its own spread below and above the median
-    (the range is not symmetric). The verdict is `fair` inside the range, and outside it unless the
-    percentile says otherwise, so verdict and percentile never contradict each other.
+    `fair` inside the range, `below_market` under it, `above_market` over it: the range's own
+    tails, (1 - level) / 2 and (1 + level) / 2, are the percentile thresholds.
     """
     tail = round((1 - valuation.interval) / 2, 6)
-    z = NormalDist().inv_cdf(1 - tail)
-    median = math.log(valuation.price_estimate)
-    ask = math.log(asking_price)
-    below = (median - math.log(valuation.price_low)) / z
-    above = (math.log(valuation.price_high) - median) / z
-    # A range bound that sits on the estimate says nothing about that side's spread: borrow the
-    # other side's rather than call every price beyond it the median.
-    spread = (below if ask < median else above) or below or above
-    if spread == 0:
-        percentile = 0.5 if ask == median else float(ask > median)
-    else:
-        percentile = NormalDist().cdf((ask - median) / spread)
-    if asking_price < valuation.price_low and percentile < tail:
+    if asking_price < valuation.price_low:
         verdict = "below_market"
-    elif asking_price > valuation.price_high and percentile > 1 - tail:
+    elif asking_price > valuation.price_high:
         verdict = "above_market"
     else:
         verdict = "fair"
     return Appraisal(
         asking_price=asking_price,
-        percentile=percentile,
+        percentile=valuation.distribution.percentile(asking_price),
         verdict=verdict,
         below_market_under=tail,
-        above_market_over=1 - tail,
+        above_market_over=round(1 - tail, 6),
         valuation=valuation,
     )

@@ -14,6 +14,7 @@ import numpy as np
 from lightgbm.basic import _LIB, _c_str, _safe_call
 
 _PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL: the raw score of a regression is its prediction
+_PREDICT_CONTRIB = 3  # C_API_PREDICT_CONTRIB: per-feature contributions (SHAP), then the base
 _DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64
 
 
@@ -23,7 +24,7 @@ class RowScorer:
     Not thread-safe: the caller fills the buffer and scores under one lock.
     """
 
-    def __init__(self, booster: lgb.Booster, buffer: np.ndarray):
+    def __init__(self, booster: lgb.Booster, buffer: np.ndarray, contributions: bool = False):
         if buffer.dtype != np.float64 or buffer.shape != (1, booster.num_feature()):
             raise ValueError(f"buffer must be float64 (1, {booster.num_feature()})")
         self._booster = booster  # the fast config points into it: keep it alive
@@ -32,7 +33,7 @@ class RowScorer:
         _safe_call(
             _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
                 booster._handle,
-                ctypes.c_int(_PREDICT_NORMAL),
+                ctypes.c_int(_PREDICT_CONTRIB if contributions else _PREDICT_NORMAL),
                 ctypes.c_int(0),
                 ctypes.c_int(-1),
                 ctypes.c_int(_DTYPE_FLOAT64),
@@ -42,7 +43,7 @@ class RowScorer:
             )
         )
         self._row = buffer.ctypes.data_as(ctypes.c_void_p)
-        self._out = np.zeros(1, dtype=np.float64)
+        self._out = np.zeros(buffer.shape[1] + 1 if contributions else 1, dtype=np.float64)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._out_len = ctypes.c_int64()
 
@@ -53,6 +54,11 @@ class RowScorer:
             )
         )
         return float(self._out[0])
+
+    def all(self) -> np.ndarray:
+        """Scores the row and returns the whole output (the contributions and the base value)."""
+        self()
+        return self._out.copy()
 
     def __del__(self):
         if getattr(self, "_config", None) and self._config.value:

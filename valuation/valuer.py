@@ -1,28 +1,78 @@
 """The object that turns a listing into a valuation, and the model bundle it is stored as.
 
-A bundle is data, not code: LightGBM's own text models (the point estimate and the two range
-bounds, all on log price) plus `bundle.json` with the feature order, the category vocabulary, the
-range level and what is known of the training run. Loading it executes nothing.
+A valuation is a price distribution, not just a number: log price = center + scale * z, where
+`center` is the point model's estimate (a monotone median), `scale` the scale model's typical
+error for this listing (wide for small accounts, narrow for established ones), and z follows the
+residual distribution measured out of sample at training time (a split-conformal predictive
+distribution). Every range level and every appraisal percentile is read off that one distribution,
+so they agree with each other and hold their promise out of sample.
+
+A bundle is data, not code: LightGBM's own text models plus `bundle.json` (feature order, category
+vocabulary, residual quantiles, metrics, versions) and, when kept, the comparable sales as Parquet.
+Loading it executes nothing.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from valuation.comparables import Comparables
 from valuation.encoding import FEATURE_NAMES, MONOTONE, Encoder
 from valuation.listing import Listing
 from valuation.schema import CURRENCY
 from valuation.scoring import RowScorer
 
-BUNDLE_FORMAT = 1
-BOOSTERS = ("point", "low", "high")
+BUNDLE_FORMAT = 2
+BOOSTERS = ("point", "scale")
+DEFAULT_LEVEL = 0.80
+MIN_LEVEL, MAX_LEVEL = 0.50, 0.95
+MIN_SCALE = 0.01  # log price: a listing is never valued as certain to the yuan
+FANS_BANDS = (10_000, 100_000, 1_000_000)
+"""Band edges (1万, 10万, 100万): the residual distribution is calibrated in each band on its own
+(Mondrian conformal), so a range keeps its promise for small and large accounts alike."""
+BAND_NAMES = ("under 1万", "1-10万", "10-100万", "100万 and over")
+
+
+def fans_band(fans):
+    """0 to 3: the band of each fans count (scalar or array)."""
+    return np.searchsorted(FANS_BANDS, fans, side="right")
+
+
+@dataclass(frozen=True)
+class ResidualGrid:
+    """Quantiles of the standardized residual z at probabilities `p` (increasing, both)."""
+
+    p: np.ndarray
+    z: np.ndarray
+
+    def quantile(self, probability):
+        return np.interp(probability, self.p, self.z)
+
+    def cdf(self, z):
+        return np.interp(z, self.z, self.p)
+
+
+@dataclass(frozen=True)
+class PriceDistribution:
+    center: float
+    """Log of the point estimate."""
+    scale: float
+    grid: ResidualGrid
+
+    def price_at(self, probability: float) -> float:
+        """The price below which that share of comparable sales is expected."""
+        return float(np.exp(self.center + self.scale * self.grid.quantile(probability)))
+
+    def percentile(self, price: float) -> float:
+        """The share of comparable sales expected below `price`."""
+        return float(self.grid.cdf((np.log(price) - self.center) / self.scale))
 
 
 @dataclass(frozen=True)
@@ -35,6 +85,7 @@ class Valuation:
     known_category: bool
     model_version: str | None = None
     currency: str = CURRENCY
+    distribution: PriceDistribution | None = field(default=None, repr=False, compare=False)
 
     @property
     def notes(self) -> list[str]:
@@ -43,65 +94,88 @@ class Valuation:
         return ["category unknown to the model: valued as an average category"]
 
 
+def check_level(level: float) -> float:
+    if not MIN_LEVEL <= level <= MAX_LEVEL:
+        raise ValueError(f"range level must be between {MIN_LEVEL} and {MAX_LEVEL}, not {level}")
+    return level
+
+
 class Valuer:
-    def __init__(self, boosters: dict[str, lgb.Booster], encoder: Encoder, card: dict):
+    def __init__(
+        self,
+        boosters: dict[str, lgb.Booster],
+        encoder: Encoder,
+        card: dict,
+        comparables: Comparables | None = None,
+    ):
         self.boosters = boosters
         self.encoder = encoder
         self.card = card
-        """What is known of the model: interval, metrics, data, versions (bundle.json)."""
+        """What is known of the model: residual quantiles, metrics, data, versions."""
+        self.comparables = comparables
         self.version: str | None = card.get("model_version")
+        p = np.asarray(card["residual_p"])
+        self.grids = [ResidualGrid(p, np.asarray(z)) for z in card["residual_z_by_band"]]
         self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float64)
         self._row_lock = threading.Lock()
         self._scorers = [RowScorer(boosters[name], self._row) for name in BOOSTERS]
+        self._contributions = RowScorer(boosters["point"], self._row, contributions=True)
 
-    @property
-    def interval(self) -> float:
-        return float(self.card["interval"])
-
-    @property
-    def range_margin(self) -> float:
-        """Conformal widening of both range bounds, in log price, fitted on calibration sales."""
-        return float(self.card.get("range_margin", 0.0))
-
-    def value(self, listing: Listing) -> Valuation:
+    def value(self, listing: Listing, level: float = DEFAULT_LEVEL) -> Valuation:
         """One listing, straight into the model's input row: no pandas on this path."""
         with self._row_lock:
             self.encoder.fill(self._row, listing)
-            point, low, high = (score() for score in self._scorers)
-        estimate, low, high = self._prices(point, low, high)
+            center, scale = (score() for score in self._scorers)
+        band = int(fans_band(listing.fans))
+        distribution = PriceDistribution(center, max(scale, MIN_SCALE), self.grids[band])
+        estimate, low, high = self._prices(center, distribution.scale, level, band)
         return Valuation(
             price_estimate=float(estimate),
             price_low=float(low),
             price_high=float(high),
-            interval=self.interval,
+            interval=level,
             known_category=self.encoder.knows(listing.category),
             model_version=self.version,
+            distribution=distribution,
         )
 
-    def value_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Estimate, low and high in whole CNY; low <= estimate <= high always holds."""
-        return self._prices(*(self.boosters[name].predict(matrix) for name in BOOSTERS))
+    def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL):
+        """Estimate, low and high in whole CNY for many rows; low <= estimate <= high."""
+        center = self.boosters["point"].predict(matrix)
+        scale = np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
+        return self._prices(center, scale, level, fans_band(matrix[:, FEATURE_NAMES.index("fans")]))
 
-    def _prices(self, point, low, high):
-        """Log-price predictions -> whole CNY, the conformal margin applied, the range around the
-        estimate. Scalars (the quote path) or arrays (batches) alike."""
-        margin = self.range_margin
-        low, high = np.minimum(low - margin, point), np.maximum(high + margin, point)
-        return np.round(np.exp(point)), np.floor(np.exp(low)), np.ceil(np.exp(high))
+    def _prices(self, center, scale, level, band):
+        """Scalars (the quote path) or arrays (batches) alike; `band` picks each row's grid."""
+        tail = (1 - check_level(level)) / 2
+        below = np.array([grid.quantile(tail) for grid in self.grids])[band]
+        above = np.array([grid.quantile(1 - tail) for grid in self.grids])[band]
+        low, high = center + scale * below, center + scale * above
+        low, high = np.minimum(low, center), np.maximum(high, center)
+        return np.round(np.exp(center)), np.floor(np.exp(low)), np.ceil(np.exp(high))
 
-    def value_frame(self, listings: pd.DataFrame) -> pd.DataFrame:
+    def value_frame(self, listings: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
         """Listings with canonical, typed columns -> price_estimate, price_low, price_high."""
-        estimate, low, high = self.value_matrix(self.encoder.matrix(listings))
+        estimate, low, high = self.value_matrix(self.encoder.matrix(listings), level)
         return pd.DataFrame(
             {"price_estimate": estimate, "price_low": low, "price_high": high},
             index=listings.index,
         )
+
+    def contributions(self, listing: Listing) -> np.ndarray:
+        """LightGBM's exact per-feature contributions to the log estimate, then the base value:
+        they sum to the log of the estimate."""
+        with self._row_lock:
+            self.encoder.fill(self._row, listing)
+            return self._contributions.all()
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for name, booster in self.boosters.items():
             booster.save_model(directory / f"{name}.txt")
+        if self.comparables is not None:
+            self.comparables.save(directory)
         card = {
             **self.card,
             "format": BUNDLE_FORMAT,
@@ -125,4 +199,5 @@ class Valuer:
         boosters = {
             name: lgb.Booster(model_file=str(directory / f"{name}.txt")) for name in BOOSTERS
         }
-        return cls(boosters, Encoder(tuple(card["categories"])), card)
+        encoder = Encoder(tuple(card["categories"]))
+        return cls(boosters, encoder, card, Comparables.load(directory))

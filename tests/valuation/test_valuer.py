@@ -17,7 +17,7 @@ from data.simulator import CATEGORY_PREMIUM
 from valuation.listing import Listing
 from valuation.loading import load_listings
 from valuation.pricing import PRICE_COLUMNS, price_export, price_rows
-from valuation.valuer import BOOSTERS, Valuer
+from valuation.valuer import BOOSTERS, DEFAULT_LEVEL, Valuer
 
 UNKNOWN = "从没见过的类目"
 MARKET_LOGIC = settings(max_examples=60, deadline=None)
@@ -52,10 +52,10 @@ SAMPLE = [
 def test_bundle_round_trip(valuer, tmp_path):
     copy = Valuer.load(valuer.save(tmp_path / "copy"))
     assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == sorted(
-        ["bundle.json", *(f"{name}.txt" for name in BOOSTERS)]
+        ["bundle.json", "comparables.parquet", *(f"{name}.txt" for name in BOOSTERS)]
     )
     assert copy.encoder == valuer.encoder
-    assert copy.interval == valuer.interval
+    assert copy.card["residual_z_by_band"] == valuer.card["residual_z_by_band"]
     pd.testing.assert_frame_equal(
         copy.value_frame(frame_of(*SAMPLE)), valuer.value_frame(frame_of(*SAMPLE))
     )
@@ -91,7 +91,7 @@ def test_load_refuses_a_bundle_for_other_features(trained, tmp_path, change):
 def test_range_holds_the_estimate(valuer, listing):
     valuation = valuer.value(listing)
     assert 0 < valuation.price_low <= valuation.price_estimate <= valuation.price_high
-    assert valuation.interval == valuer.interval
+    assert valuation.interval == DEFAULT_LEVEL
 
 
 @settings(max_examples=25, deadline=None)
