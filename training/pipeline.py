@@ -115,7 +115,8 @@ def train(
             "split_by": split.by,
         }
         valuer = steps.fit(split.train, encoder, best, settings.seed, card)
-        metrics = steps.evaluate(valuer, split)
+        evaluation = steps.evaluate(valuer, split)
+        metrics = evaluation.metrics
         valuer.card["holdout_metrics"] = metrics
         for who, values in metrics.items():
             mlflow.log_metrics({f"{who}_{name}": value for name, value in values.items()})

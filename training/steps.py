@@ -238,17 +238,29 @@ def conformal_quantiles(scores: np.ndarray, probabilities: np.ndarray) -> np.nda
     return np.maximum.accumulate(quantiles)  # ties and clipping never let the grid decrease
 
 
-def evaluate(valuer: Valuer, split: Split) -> dict[str, dict[str, float]]:
+@dataclass
+class Evaluation:
+    metrics: dict[str, dict[str, float]]
+    """Errors on the holdout of "model" and of each baseline."""
+    predictions: pd.DataFrame
+    """Per holdout sale: the features, `price`, the model's estimate and range, each baseline."""
+
+
+def evaluate(valuer: Valuer, split: Split) -> Evaluation:
     """Holdout errors of the model and of both baselines fitted on the same training sales."""
-    actual = split.holdout[PRICE.name].to_numpy()
-    priced = valuer.value_frame(split.holdout, DEFAULT_LEVEL)
-    report = {"model": price_errors(actual, priced["price_estimate"])}
-    report["model"]["interval_coverage"] = interval_coverage(
-        actual, priced["price_low"], priced["price_high"]
+    holdout = split.holdout
+    actual = holdout[PRICE.name].to_numpy()
+    predictions = holdout[[*FEATURE_NAMES, PRICE.name]].join(
+        valuer.value_frame(holdout, DEFAULT_LEVEL)
+    )
+    metrics = {"model": price_errors(actual, predictions["price_estimate"])}
+    metrics["model"]["interval_coverage"] = interval_coverage(
+        actual, predictions["price_low"], predictions["price_high"]
     )
     for name, baseline in BASELINES.items():
-        report[name] = price_errors(actual, baseline().fit(split.train).predict(split.holdout))
-    return report
+        predictions[name] = baseline().fit(split.train).predict(holdout)
+        metrics[name] = price_errors(actual, predictions[name])
+    return Evaluation(metrics=metrics, predictions=predictions.reset_index(drop=True))
 
 
 def vocabulary(train: pd.DataFrame) -> Encoder:

@@ -150,8 +150,13 @@ def test_fit_gives_a_valuer_with_ordered_ranges_and_its_card(market):
 def test_evaluate_reports_the_model_and_both_baselines(market):
     held = steps.split(market, holdout_share=0.2, seed=0)
     valuer = steps.fit(held.train, steps.vocabulary(held.train), FIXED_TRIAL, 0, {})
-    report = steps.evaluate(valuer, held)
+    evaluation = steps.evaluate(valuer, held)
+    report = evaluation.metrics
     assert set(report) == {"model", *BASELINES}
+    predictions = evaluation.predictions
+    assert len(predictions) == len(held.holdout)
+    assert predictions["price"].tolist() == held.holdout["price"].tolist()
+    assert {"price_estimate", "price_low", "price_high", *BASELINES} <= set(predictions)
     assert 0 <= report["model"]["interval_coverage"] <= 1
     actual = held.holdout["price"].to_numpy()
     expected = price_errors(actual, valuer.value_frame(held.holdout)["price_estimate"])
