@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--input", type=Path, required=True)
     batch.add_argument("--output", type=Path, required=True, help="a .csv or .parquet path")
 
+    promote = commands.add_parser(
+        "promote", help="make a registered version the champion, overriding the gate"
+    )
+    promote.add_argument("version", help="the registered model version, e.g. 3")
+    promote.add_argument("--reason", required=True, help="why: recorded in MLflow")
+
     serve = commands.add_parser("serve", help="serve the prediction API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -74,12 +80,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from mlflow.exceptions import MlflowException
+
     from training.steps import TooManyRejects
     from valuation.listing import ListingError
     from valuation.loading import ExportError
     from valuation.registry import NoModel
 
-    return (ExportError, ListingError, TooManyRejects, NoModel, OSError)
+    return (ExportError, ListingError, TooManyRejects, NoModel, OSError, MlflowException)
 
 
 def _positive_int(text: str) -> int:
@@ -213,6 +221,18 @@ def run_batch(args) -> int:
     return 0
 
 
+def run_promote(args) -> int:
+    from training.pipeline import promote
+
+    settings = _settings()
+    previous = promote(settings, args.version, args.reason)
+    print(
+        f"{settings.model_name} version {args.version} is now @{settings.model_alias} "
+        f"(was {previous or 'none'}); reason recorded in MLflow"
+    )
+    return 0
+
+
 def run_serve(args) -> int:
     import uvicorn
 
@@ -225,6 +245,7 @@ COMMANDS = {
     "train": run_train,
     "quote": run_quote,
     "batch": run_batch,
+    "promote": run_promote,
     "serve": run_serve,
 }
 

@@ -45,6 +45,7 @@ class TrainingOutcome:
     split_by: str
     rejects_file: Path | None
     bundle: Path
+    decision: steps.Decision
 
 
 def train(
@@ -135,10 +136,16 @@ def train(
                 registered_model_name=settings.model_name,
             )
             version = str(info.registered_model_version)
-            client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
             local = registry.bundle_dir(settings, version)
             shutil.copytree(bundle, local, dirs_exist_ok=True)
-        say(f"registered {settings.model_name} version {version} as @{settings.model_alias}")
+        say(f"registered {settings.model_name} version {version}")
+
+        decision = steps.decide(metrics["model"], _champion_errors(settings, split))
+        _record_decision(client, settings, version, decision)
+        if decision.promote:
+            client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
+        verb = "is now" if decision.promote else "is not"
+        say(f"version {version} {verb} @{settings.model_alias}: " + "; ".join(decision.reasons))
     return TrainingOutcome(
         run_id=run.info.run_id,
         model_version=version,
@@ -148,7 +155,54 @@ def train(
         split_by=split.by,
         rejects_file=rejects_file,
         bundle=local,
+        decision=decision,
     )
+
+
+def _champion_errors(settings: Settings, split: steps.Split) -> dict[str, float] | None:
+    """The current champion measured on the candidate's holdout, or None without a champion."""
+    try:
+        champion = registry.load_valuer(settings)
+    except registry.NoModel:
+        return None
+    return steps.champion_errors(champion, split)
+
+
+def _record_decision(client, settings: Settings, version: str, decision: steps.Decision) -> None:
+    """Every decision is on record: on the run, as an artifact, and on the model version."""
+    import mlflow
+
+    outcome = "promoted" if decision.promote else "kept_champion"
+    mlflow.set_tags(
+        {"promotion.decision": outcome, "promotion.reasons": "; ".join(decision.reasons)}
+    )
+    mlflow.log_dict(
+        {"version": version, "decision": outcome, **decision.__dict__}, "promotion/decision.json"
+    )
+    client.set_model_version_tag(settings.model_name, version, "promotion.decision", outcome)
+    client.set_model_version_tag(
+        settings.model_name, version, "promotion.reasons", "; ".join(decision.reasons)
+    )
+
+
+def promote(settings: Settings, version: str, reason: str) -> str | None:
+    """Points `champion` at `version` by hand, whatever the gate said; the reason is recorded in
+    MLflow (a run of its own and tags on the version). Returns the previous champion's version."""
+    import mlflow
+
+    client = registry.client(settings)
+    client.get_model_version(settings.model_name, version)  # raises when there is no such version
+    previous = registry.registered_version(settings)
+    _use_experiment(settings)
+    with mlflow.start_run(run_name=f"promote-v{version}"):
+        mlflow.log_params({"version": version, "previous_champion": previous, "reason": reason})
+        mlflow.set_tags({"promotion.decision": "promoted_by_hand", "promotion.reasons": reason})
+    client.set_model_version_tag(
+        settings.model_name, version, "promotion.decision", "promoted_by_hand"
+    )
+    client.set_model_version_tag(settings.model_name, version, "promotion.reasons", reason)
+    client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
+    return previous
 
 
 def _use_experiment(settings: Settings) -> None:

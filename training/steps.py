@@ -20,6 +20,8 @@ from valuation.schema import CATEGORY, FANS, PRICE, SOLD_AT
 from valuation.valuer import DEFAULT_LEVEL, FANS_BANDS, MIN_SCALE, Valuer, fans_band
 
 CALIBRATION_SHARE = 0.25
+MDAPE_TOLERANCE = 0.01  # a candidate may be 1% worse (relative) and still take over: noise
+COVERAGE_TOLERANCE = 0.04  # the 80% range must hold 76-84% of the holdout sales
 MIN_BAND_ROWS = 60  # fewer calibration sales in a band: borrow its neighbours (95% needs 39+)
 OOF_FOLDS = 5
 RESIDUAL_P = np.round(np.linspace(0.005, 0.995, 199), 3)
@@ -261,6 +263,56 @@ def evaluate(valuer: Valuer, split: Split) -> Evaluation:
         predictions[name] = baseline().fit(split.train).predict(holdout)
         metrics[name] = price_errors(actual, predictions[name])
     return Evaluation(metrics=metrics, predictions=predictions.reset_index(drop=True))
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reasons: list[str]
+    candidate: dict[str, float]
+    champion: dict[str, float] | None
+    """The current champion's errors on the candidate's holdout; None when there is none."""
+
+
+def decide(candidate: dict[str, float], champion: dict[str, float] | None) -> Decision:
+    """Does the candidate earn `champion`? Its MdAPE may be at most MDAPE_TOLERANCE (relative)
+    worse than the champion's on the same holdout, and its range must hold DEFAULT_LEVEL of the
+    holdout sales within COVERAGE_TOLERANCE."""
+    reasons, promote = [], True
+    coverage = candidate["interval_coverage"]
+    if abs(coverage - DEFAULT_LEVEL) > COVERAGE_TOLERANCE + 1e-9:  # 0.76 is within, exactly
+        promote = False
+        reasons.append(
+            f"its {DEFAULT_LEVEL:.0%} range held {coverage:.1%} of holdout sales, outside "
+            f"{DEFAULT_LEVEL - COVERAGE_TOLERANCE:.0%}-{DEFAULT_LEVEL + COVERAGE_TOLERANCE:.0%}"
+        )
+    else:
+        reasons.append(f"its {DEFAULT_LEVEL:.0%} range held {coverage:.1%} of holdout sales")
+    if champion is None:
+        reasons.append("there is no champion yet")
+    elif candidate["mdape"] > champion["mdape"] * (1 + MDAPE_TOLERANCE):
+        promote = False
+        reasons.append(
+            f"MdAPE {candidate['mdape']:.2%} is worse than the champion's {champion['mdape']:.2%} "
+            f"on the same holdout by more than {MDAPE_TOLERANCE:.0%}"
+        )
+    else:
+        reasons.append(
+            f"MdAPE {candidate['mdape']:.2%} against the champion's {champion['mdape']:.2%} "
+            "on the same holdout"
+        )
+    return Decision(promote, reasons, candidate, champion)
+
+
+def champion_errors(champion: Valuer, split: Split) -> dict[str, float]:
+    """The serving champion's errors on the candidate's holdout: the same sales for both."""
+    actual = split.holdout[PRICE.name].to_numpy()
+    priced = champion.value_frame(split.holdout, DEFAULT_LEVEL)
+    errors = price_errors(actual, priced["price_estimate"])
+    errors["interval_coverage"] = interval_coverage(
+        actual, priced["price_low"], priced["price_high"]
+    )
+    return errors
 
 
 def vocabulary(train: pd.DataFrame) -> Encoder:

@@ -123,6 +123,9 @@ def test_a_broker_gets_the_api_verdict(server, browser):
     assert page.get_attribute("#verdict", "data-verdict") == expected["verdict"]
     assert page.text_content("#percentile") == f"{expected['percentile'] * 100:.1f}"
     assert page.text_content("#estimate") == _yuan(expected["quote"]["price_estimate"])
+    # Broker mode asks for the reasons and comparables too; the appraisal carries them in `quote`.
+    assert page.locator("#reasons .step").count() == 5
+    assert page.locator("#comparables tr.comp").count() == 5
     page.close()
 
 
@@ -135,4 +138,92 @@ def test_an_unreadable_fans_value_is_named_on_the_page(server, browser):
     page.wait_for_function("document.getElementById('error').textContent.length > 0")
     assert page.text_content("#error").startswith("fans:")
     assert page.is_hidden("#result")
+    page.close()
+
+
+SELLER_LISTING = {
+    "fans": "13.13W",
+    "violations": "有违规",
+    "live_permission": "未开通",
+    "verified": "已认证",
+    "category": "自媒体",
+}
+EXPLAINED = "/v1/quote?explain=true&comparables=5"
+
+
+def _quote_on_page(server, browser, listing: dict):
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_function("document.querySelectorAll('#category option').length > 0")
+    page.fill("#fans", listing["fans"])
+    for field in ("violations", "live_permission", "verified", "category"):
+        page.select_option(f"#{field}", listing[field])
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden])")
+    return page
+
+
+def _range(text: str) -> tuple[int, int]:
+    low, high = text.split(" – ")
+    return int(low.lstrip("¥").replace(",", "")), int(high.lstrip("¥").replace(",", ""))
+
+
+def test_the_waterfall_shows_the_api_reasons(server, browser):
+    expected = _post(server, EXPLAINED, SELLER_LISTING)
+    page = _quote_on_page(server, browser, SELLER_LISTING)
+
+    steps = page.locator("#reasons .step")
+    assert steps.count() == 5
+    features = [steps.nth(i).get_attribute("data-feature") for i in range(5)]
+    cny = [float(steps.nth(i).get_attribute("data-cny")) for i in range(5)]
+    assert features == ["fans", "category", "violations", "live_permission", "verified"]
+    assert features == [step["feature"] for step in expected["reasons"]["steps"]]
+    assert cny == [step["cny"] for step in expected["reasons"]["steps"]]
+
+    reference = float(page.get_attribute("#reference-price", "data-price"))
+    assert reference == expected["reasons"]["reference_price"]
+    assert page.text_content("#estimate") == _yuan(expected["price_estimate"])
+    assert reference + sum(cny) == pytest.approx(expected["price_estimate"], abs=0.01)
+    # Each step says which way it moves the price, in CNY and percent.
+    for i, step in enumerate(expected["reasons"]["steps"]):
+        row = steps.nth(i)
+        sign = "-" if step["cny"] < 0 else "+"
+        assert (sign + _yuan(abs(step["cny"]))) in row.text_content()
+        assert f"{sign}{abs(step['percent']):.1f}%" in row.text_content()
+        direction = "down" if step["cny"] < 0 else "up"
+        assert direction in row.get_attribute("class").split()
+    page.close()
+
+
+def test_the_comparables_table_shows_the_api_sales(server, browser):
+    expected = _post(server, EXPLAINED, SELLER_LISTING)
+    page = _quote_on_page(server, browser, SELLER_LISTING)
+
+    rows = page.locator("#comparables tr.comp")
+    assert rows.count() == 5 == len(expected["comparables"])
+    prices = [float(rows.nth(i).get_attribute("data-price")) for i in range(5)]
+    assert prices == [comp["price"] for comp in expected["comparables"]]
+    first, comp = rows.nth(0).locator("td").all_text_contents(), expected["comparables"][0]
+    fans = f"{comp['fans'] / 10000:.2f}W" if comp["fans"] >= 10000 else f"{comp['fans']:,}"
+    assert first[1] == fans
+    assert first[6] == _yuan(comp["price"])
+    page.close()
+
+
+def test_a_wider_level_gives_the_api_range(server, browser):
+    page = _quote_on_page(server, browser, SELLER_LISTING)
+    at_80 = page.text_content("#range")
+    assert page.input_value("#level") == "0.8"
+
+    page.select_option("#level", "0.95")
+    page.wait_for_function(
+        "(before) => document.getElementById('range').textContent !== before", arg=at_80
+    )
+    expected = _post(server, "/v1/quote?level=0.95", SELLER_LISTING)
+    assert expected["interval"] == 0.95
+    at_95 = page.text_content("#range")
+    assert at_95 == f"{_yuan(expected['price_low'])} – {_yuan(expected['price_high'])}"
+    low_80, high_80 = _range(at_80)
+    low_95, high_95 = _range(at_95)
+    assert low_95 <= low_80 and high_95 >= high_80 and high_95 - low_95 > high_80 - low_80
     page.close()

@@ -1,0 +1,181 @@
+"""Tests of the holdout report on a synthetic evaluation: files, figures, numbers, escaping."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+import training.report
+from data.simulator import simulate_sales
+from training.evaluation import interval_coverage, price_errors
+from training.report import FIGURES, LABELS, write_report
+from training.steps import Evaluation
+from valuation.valuer import FANS_BANDS
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ESTIMATES = {"price_estimate": 0.15, "baseline_fans_band": 0.6, "baseline_linear": 0.3}
+"""Each estimate's log-normal error: the model closest, then the linear, then the band baseline."""
+
+
+def synthetic_evaluation(rows: int = 600, seed: int = 7) -> Evaluation:
+    """Simulated holdout sales with made-up estimates, and ranges whose width depends on the band,
+    so coverage differs from band to band."""
+    sales = simulate_sales(rows, seed)
+    predictions = sales[["fans", "violations", "live_permission", "verified", "category", "price"]]
+    predictions = predictions.reset_index(drop=True)
+    rng = np.random.default_rng(seed + 1)  # not the simulator's own stream
+    price = predictions["price"].to_numpy()
+    for column, sigma in ESTIMATES.items():
+        predictions[column] = price * np.exp(rng.normal(0.0, sigma, rows))
+    half_width = 0.1 + 0.06 * np.searchsorted(FANS_BANDS, predictions["fans"], side="right")
+    predictions["price_low"] = predictions["price_estimate"] * np.exp(-half_width)
+    predictions["price_high"] = predictions["price_estimate"] * np.exp(half_width)
+    metrics = {"model": price_errors(price, predictions["price_estimate"])}
+    metrics["model"]["interval_coverage"] = interval_coverage(
+        price, predictions["price_low"], predictions["price_high"]
+    )
+    for name in ("baseline_fans_band", "baseline_linear"):
+        metrics[name] = price_errors(price, predictions[name])
+    return Evaluation(metrics=metrics, predictions=predictions)
+
+
+IMPORTANCE = {"fans": 900.0, "violations": 40.0, "live_permission": 30.0, "verified": 20.0}
+IMPORTANCE["category"] = 10.0
+
+
+class Tables(HTMLParser):
+    """The page's tables by id: rows of (cell text, whether the cell is bold)."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.tables: dict[str, list[list[tuple[str, bool]]]] = {}
+        self.table = self.cell = None
+        self.bold = False
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.table = self.tables.setdefault(dict(attrs).get("id"), [])
+        elif tag == "tr" and self.table is not None:
+            self.table.append([])
+        elif tag in ("td", "th") and self.table is not None:
+            self.cell, self.bold = [], False
+        elif tag == "strong":
+            self.bold = True
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.table[-1].append(("".join(self.cell).strip(), self.bold))
+            self.cell = None
+        elif tag == "table":
+            self.table = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+@pytest.fixture(scope="module")
+def evaluation() -> Evaluation:
+    evaluation = synthetic_evaluation()
+    bands = np.searchsorted(FANS_BANDS, evaluation.predictions["fans"], side="right")
+    assert set(bands) == {0, 1, 2, 3}, "the fixture needs sales in every fans band"
+    return evaluation
+
+
+@pytest.fixture(scope="module")
+def report(evaluation, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    return write_report(evaluation, IMPORTANCE, out, "<script>alert(1)</script> & co", "holdout")
+
+
+@pytest.fixture(scope="module")
+def tables(report) -> dict:
+    return Tables(report.read_text(encoding="utf-8")).tables
+
+
+def test_the_page_and_five_figures_are_written_beside_it(report):
+    assert report.name == "index.html"
+    for name in FIGURES:
+        figure = (report.parent / name).read_bytes()
+        assert figure[:8] == PNG_SIGNATURE, name
+        assert len(figure) > 10_000, f"{name} is almost empty"
+    assert len(FIGURES) == 5
+
+
+def test_the_page_shows_each_figure_by_relative_src_and_declares_utf8(report):
+    page = report.read_text(encoding="utf-8")
+    assert '<meta charset="utf-8">' in page
+    for name in FIGURES:
+        assert f'<img src="{name}"' in page
+
+
+def test_the_title_is_escaped(report):
+    page = report.read_text(encoding="utf-8")
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
+
+
+def test_the_comparison_rows_hold_each_mdape_with_the_model_first(evaluation, tables):
+    predictions = evaluation.predictions
+    rows = tables["comparison"][1:]
+    assert [row[0][0] for row in rows] == [
+        LABELS["model"],
+        LABELS["baseline_fans_band"],
+        LABELS["baseline_linear"],
+    ]
+    for row, column in zip(rows, ESTIMATES):
+        relative = np.abs(predictions[column] - predictions["price"]) / predictions["price"]
+        assert row[1][0] == f"{np.median(relative):.1%}"
+    assert rows[0][1][1] and not rows[1][1][1] and not rows[2][1][1], "only the best MdAPE bold"
+
+
+def test_the_best_value_is_bold_whichever_row_holds_it(evaluation, tmp_path):
+    metrics = {name: dict(values) for name, values in evaluation.metrics.items()}
+    metrics["baseline_linear"]["rmsle"] = metrics["model"]["rmsle"] / 2
+    # A model without a single split (all gains zero) must still get its figures.
+    no_gain = dict.fromkeys(IMPORTANCE, 0.0)
+    page = write_report(Evaluation(metrics, evaluation.predictions), no_gain, tmp_path, "t")
+    rows = Tables(page.read_text(encoding="utf-8")).tables["comparison"][1:]
+    assert [row[3][1] for row in rows] == [False, False, True]
+    assert [row[1][1] for row in rows] == [True, False, False]
+    assert (tmp_path / "feature_importance.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_per_band_counts_and_coverage_match_an_independent_count(evaluation, tables, report):
+    predictions = evaluation.predictions
+    bands = np.searchsorted(FANS_BANDS, predictions["fans"], side="right")
+    inside = (predictions["price"] >= predictions["price_low"]) & (
+        predictions["price"] <= predictions["price_high"]
+    )
+    rows = tables["by-band"][1:]
+    assert len(rows) == 4
+    coverages = [f"{inside[bands == band].mean():.1%}" for band in range(4)]
+    assert len(set(coverages)) > 1, "the fixture must give bands different coverages"
+    for band, row in enumerate(rows):
+        assert row[1][0] == str(int((bands == band).sum()))
+        assert row[3][0] == coverages[band]
+    overall = f"{inside.mean():.1%}"
+    assert f"held <strong>{overall}</strong>" in report.read_text(encoding="utf-8")
+
+
+def test_a_second_run_without_pyplot_on_svg_writes_the_same_files(
+    evaluation, report, tmp_path, monkeypatch
+):
+    # Any import of pyplot now fails, at the module's import or in the call; the backend starts
+    # elsewhere, so only the call itself can have chosen Agg.
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    matplotlib.rcParams["backend"] = "svg"
+    module = importlib.reload(training.report)
+    assert matplotlib.get_backend() == "svg", "importing the report chose a backend"
+    title = "<script>alert(1)</script> & co"
+    again = module.write_report(evaluation, IMPORTANCE, tmp_path, title, "holdout")
+    assert matplotlib.get_backend().lower() == "agg"
+    for name in ["index.html", *FIGURES]:
+        assert (again.parent / name).read_bytes() == (report.parent / name).read_bytes(), name
