@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     promote.add_argument("version", help="the registered model version, e.g. 3")
     promote.add_argument("--reason", required=True, help="why: recorded in MLflow")
 
+    report = commands.add_parser("report", help="write a model's HTML evaluation report")
+    report.add_argument("--version", help="a registered version (default: the champion)")
+    report.add_argument("--out", type=Path, default=Path("report"), help="folder (./report)")
+
     serve = commands.add_parser("serve", help="serve the prediction API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -233,6 +237,14 @@ def run_promote(args) -> int:
     return 0
 
 
+def run_report(args) -> int:
+    from training.pipeline import report
+
+    page = report(_settings(), args.out, args.version)
+    print(f"wrote {page} (and its figures beside it)")
+    return 0
+
+
 def run_serve(args) -> int:
     import uvicorn
 
@@ -246,6 +258,7 @@ COMMANDS = {
     "quote": run_quote,
     "batch": run_batch,
     "promote": run_promote,
+    "report": run_report,
     "serve": run_serve,
 }
 

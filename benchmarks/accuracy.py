@@ -78,7 +78,10 @@ def main() -> None:
 
     print(f"\n{DEFAULT_LEVEL:.0%} range          coverage   median width / true width")
     band = fans_band(test["fans"].to_numpy())
-    for label, inside in [("all", band >= 0), *((name, band == i) for i, name in enumerate(BAND_NAMES))]:
+    for label, inside in [
+        ("all", band >= 0),
+        *((name, band == i) for i, name in enumerate(BAND_NAMES)),
+    ]:
         coverage = interval_coverage(
             actual[inside], priced["price_low"][inside], priced["price_high"][inside]
         )

@@ -18,12 +18,15 @@ import pandas as pd
 
 import valuation
 from training import steps
+from training.report import write_report
 from valuation import registry
 from valuation.encoding import FEATURE_NAMES
 from valuation.loading import load_listings, write_rejects
 from valuation.settings import Settings
 
 MODEL_FILE = Path(valuation.__file__).parent / "mlflow_model.py"
+HOLDOUT_FILE = "holdout.parquet"
+REPORT_TITLE = "How far can these valuations be trusted?"
 INPUT_EXAMPLE = pd.DataFrame(
     {
         "fans": ["13.13W", 52000],
@@ -121,6 +124,7 @@ def train(
         valuer.card["holdout_metrics"] = metrics
         for who, values in metrics.items():
             mlflow.log_metrics({f"{who}_{name}": value for name, value in values.items()})
+        _log_evaluation(evaluation, valuer, f"{settings.model_name}, trained on {data.name}")
 
         with tempfile.TemporaryDirectory() as scratch:
             bundle = valuer.save(Path(scratch) / "bundle")
@@ -157,6 +161,53 @@ def train(
         bundle=local,
         decision=decision,
     )
+
+
+def _log_evaluation(evaluation: steps.Evaluation, valuer, subtitle: str) -> None:
+    """The holdout predictions (the report's data) and the HTML report itself, on the run."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as scratch:
+        predictions = Path(scratch) / HOLDOUT_FILE
+        evaluation.predictions.to_parquet(predictions, index=False)
+        mlflow.log_artifact(str(predictions), "evaluation")
+        page = write_report(
+            evaluation, _importance(valuer), Path(scratch) / "report", REPORT_TITLE, subtitle
+        )
+        mlflow.log_artifacts(str(page.parent), "report")
+
+
+def _importance(valuer) -> dict[str, float]:
+    point = valuer.boosters["point"]
+    return dict(zip(point.feature_name(), point.feature_importance("gain").tolist(), strict=True))
+
+
+def report(settings: Settings, out: Path, version: str | None = None) -> Path:
+    """Rewrites a registered version's holdout report (the champion's by default) into `out`."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = registry.client(settings)
+    version = version or registry.registered_version(settings)
+    if version is None:
+        raise registry.NoModel(f"no {settings.model_name}@{settings.model_alias} to report on")
+    run_id = client.get_model_version(settings.model_name, version).run_id
+    run = client.get_run(run_id)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=f"evaluation/{HOLDOUT_FILE}", dst_path=scratch
+            )
+        except MlflowException as error:
+            raise registry.NoModel(
+                f"version {version} has no holdout predictions on record (trained before reports "
+                "were kept): train a new version to get its report"
+            ) from error
+        predictions = pd.read_parquet(local)
+    valuer = registry.load_valuer(settings, version=version)
+    evaluation = steps.Evaluation(metrics=valuer.card["holdout_metrics"], predictions=predictions)
+    subtitle = f"{settings.model_name} version {version}, trained on {Path(run.data.params['data_path']).name}"
+    return write_report(evaluation, _importance(valuer), out, REPORT_TITLE, subtitle)
 
 
 def _champion_errors(settings: Settings, split: steps.Split) -> dict[str, float] | None:

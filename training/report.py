@@ -12,13 +12,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from training.steps import Evaluation
+from training.steps import COVERAGE_TOLERANCE, Evaluation
 from valuation.schema import FANS, PRICE
 from valuation.valuer import BAND_NAMES, DEFAULT_LEVEL, FANS_BANDS, fans_band
 
-# A range is judged on target when its holdout coverage is within 4 points of the promise: with a
-# few hundred sales in a band, sampling noise alone moves coverage by about that much.
-COVERAGE_TOLERANCE = 0.04
 LABELS = {
     "model": "This model",
     "baseline_fans_band": "Baseline: fans-band median",

@@ -41,9 +41,10 @@ def registered_version(settings: Settings, alias: str | None = None) -> str | No
     return str(model.version)
 
 
-def load_valuer(settings: Settings, alias: str | None = None) -> Valuer:
-    """The valuer behind `models:/<name>@<alias>`, from the local bundle cache when present."""
-    version = registered_version(settings, alias)
+def load_valuer(settings: Settings, alias: str | None = None, version: str | None = None) -> Valuer:
+    """The valuer behind `models:/<name>@<alias>` (or that `version`), from the local bundle cache
+    when present."""
+    version = version or registered_version(settings, alias)
     if version is None:
         raise NoModel(
             f"no model registered as {settings.model_name}@{alias or settings.model_alias} at "
