@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     batch = commands.add_parser("batch", help="price every listing of a CSV or Parquet file")
     batch.add_argument("--input", type=Path, required=True)
     batch.add_argument("--output", type=Path, required=True, help="a .csv or .parquet path")
+    batch.add_argument("--level", type=_level, default=0.8, help="range level, 0.5 to 0.95")
+    batch.add_argument(
+        "--chunk-rows", type=_positive_int, default=200_000, help="rows read at a time (memory)"
+    )
 
     promote = commands.add_parser(
         "promote", help="make a registered version the champion, overriding the gate"
@@ -199,29 +203,17 @@ def run_quote(args) -> int:
 
 
 def run_batch(args) -> int:
-    from valuation.loading import (
-        SUFFIXES,
-        ExportError,
-        load_listings,
-        rejects_path,
-        write_rejects,
-        write_table,
-    )
-    from valuation.pricing import price_export
+    from valuation.loading import SUFFIXES, ExportError
+    from valuation.pricing import price_file
     from valuation.registry import load_valuer
 
     if args.output.suffix.lower() not in SUFFIXES:
         raise ExportError(f"{args.output}: write .csv or .parquet")
-
     valuer = load_valuer(_settings())
-    loaded = load_listings(args.input, require_price=False)
-    priced = price_export(valuer, loaded)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_table(priced, args.output)
-    print(f"priced {len(priced)} of {loaded.total} listings into {args.output}")
-    if len(loaded.rejects):
-        where = write_rejects(loaded.rejects, rejects_path(args.output))
-        print(f"{len(loaded.rejects)} rows could not be read: see {where}")
+    outcome = price_file(valuer, args.input, args.output, args.level, args.chunk_rows)
+    print(f"priced {outcome.priced} of {outcome.rows} listings into {outcome.output}")
+    if outcome.rejected:
+        print(f"{outcome.rejected} rows could not be read: see {outcome.rejects}")
     return 0
 
 

@@ -6,7 +6,9 @@ rejects with its line number, the column and the reason, and it can be written n
 
 from __future__ import annotations
 
+import codecs
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +45,14 @@ class LoadedListings:
 
 
 def read_export(path: str | Path) -> pd.DataFrame:
-    """The raw table: CSV as text (UTF-8 with or without BOM, or GB18030 as Excel writes it)."""
+    """The raw table, whole: CSV as text (UTF-8 with or without BOM, or GB18030 as Excel writes
+    it), Parquet as typed."""
+    return next(read_export_chunks(path, rows=None))[0]
+
+
+def read_export_chunks(path: str | Path, rows: int | None) -> Iterator[tuple[pd.DataFrame, int]]:
+    """The raw table in chunks of `rows` (None: whole), each with the file line of its first row,
+    so a file of any size is read in bounded memory and rejects keep their true line numbers."""
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise ExportError(
@@ -52,20 +61,59 @@ def read_export(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise ExportError(f"{path}: no such file")
     if path.suffix.lower() == ".parquet":
-        try:
-            return pd.read_parquet(path)
-        except Exception as error:  # pyarrow raises many types for a corrupt file
-            raise ExportError(f"{path}: not a readable Parquet file ({error})") from error
+        yield from _parquet_chunks(path, rows)
+    else:
+        yield from _csv_chunks(path, rows)
+
+
+def _parquet_chunks(path: Path, rows: int | None):
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(path)
+        if rows is None or file.metadata.num_rows == 0:
+            yield file.read().to_pandas(), 1
+            return
+        first = 1  # Parquet has no header line: rows are numbered from 1
+        for batch in file.iter_batches(batch_size=rows):
+            chunk = batch.to_pandas()
+            yield chunk, first
+            first += len(chunk)
+    except (OSError, ValueError) as error:  # pyarrow's errors for a corrupt file derive from these
+        raise ExportError(f"{path}: not a readable Parquet file ({error})") from error
+
+
+def _csv_chunks(path: Path, rows: int | None):
+    encoding = _text_encoding(path)
+    _refuse_repeated_headers(path, encoding)
+    options = {"dtype": str, "keep_default_na": False, "encoding": encoding}
+    try:
+        if rows is None:
+            yield pd.read_csv(path, **options), 2
+            return
+        first = 2  # line 1 is the header
+        with pd.read_csv(path, chunksize=rows, **options) as reader:
+            for chunk in reader:
+                yield chunk.reset_index(drop=True), first
+                first += len(chunk)
+    except pd.errors.EmptyDataError as error:
+        raise ExportError(f"{path}: the file is empty") from error
+    except pd.errors.ParserError as error:
+        raise ExportError(f"{path}: not a readable CSV file ({error})") from error
+    except UnicodeDecodeError as error:
+        raise ExportError(f"{path}: text is not {encoding} throughout ({error.reason})") from error
+
+
+def _text_encoding(path: Path, probe: int = 4 << 20) -> str:
+    """UTF-8 (with or without BOM) when the first megabytes read as UTF-8, else GB18030."""
+    with open(path, "rb") as file:
+        head = file.read(probe)
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            _refuse_repeated_headers(path, encoding)
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < probe)
+            return encoding
         except UnicodeDecodeError:
             continue
-        except pd.errors.EmptyDataError as error:
-            raise ExportError(f"{path}: the file is empty") from error
-        except pd.errors.ParserError as error:
-            raise ExportError(f"{path}: not a readable CSV file ({error})") from error
     raise ExportError(f"{path}: text is neither UTF-8 nor GB18030")
 
 
@@ -103,7 +151,9 @@ def canonical_headers(columns, require_price: bool) -> dict[str, str]:
 def parse_listings(raw: pd.DataFrame, require_price: bool, first_line: int = 2) -> LoadedListings:
     """Parses a raw table; `first_line` is the file line of its first row (2 after a CSV header)."""
     mapping = canonical_headers(raw.columns, require_price)
-    wanted = {f.name for f in (*FEATURES, *OPTIONAL, *([TARGET] if require_price else []))}
+    # Training reads everything it learns from; pricing reads the features only, and ids and
+    # dates pass through untouched (a catalogue's own ids are not ours to judge).
+    wanted = {f.name for f in ((*FEATURES, TARGET, *OPTIONAL) if require_price else FEATURES)}
     parsed: dict[str, np.ndarray] = {}
     problems: dict[str, np.ndarray] = {}
     for column, name in mapping.items():
@@ -122,14 +172,16 @@ def parse_listings(raw: pd.DataFrame, require_price: bool, first_line: int = 2) 
 
 
 def load_listings(path: str | Path, require_price: bool) -> LoadedListings:
-    raw = read_export(path)
-    # Parquet has no header line: its rows are numbered from 1.
-    first_line = 1 if Path(path).suffix.lower() == ".parquet" else 2
+    """The whole export, parsed; for files too large for memory, see `read_export_chunks`."""
+    raw, first_line = next(read_export_chunks(path, rows=None))
     return parse_listings(raw, require_price, first_line)
 
 
 def _parse_column(values: pd.Series, parse) -> tuple[np.ndarray, np.ndarray]:
     """Parses each distinct value once: exports repeat the same spellings many times over."""
+    if isinstance(values.dtype, pd.StringDtype):  # text as read from CSV: factorized natively
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        return _parse_uniques(codes, uniques, parse)
     values = values.astype(object)
     if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
         # Mixed Python values: True == 1 == 1.0 would share one parse, so key by type as well.
@@ -138,6 +190,10 @@ def _parse_column(values: pd.Series, parse) -> tuple[np.ndarray, np.ndarray]:
         uniques = [value for _, value in unique_keys]
     else:
         codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return _parse_uniques(codes, uniques, parse)
+
+
+def _parse_uniques(codes, uniques, parse) -> tuple[np.ndarray, np.ndarray]:
     parsed = np.empty(len(uniques), dtype=object)
     reasons = np.full(len(uniques), None, dtype=object)
     for i, value in enumerate(uniques):
@@ -198,3 +254,47 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
 
 def write_rejects(rejects: pd.DataFrame, path: str | Path) -> Path:
     return write_table(rejects, path)
+
+
+class TableWriter:
+    """Appends chunks to one CSV or Parquet file, so output never has to fit in memory.
+
+    Nothing is created until the first chunk arrives; `close` is safe to call either way.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.rows = 0
+        self._parquet = None
+        self._schema = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.path.suffix.lower() == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._schema = table.schema
+                self._parquet = pq.ParquetWriter(self.path, self._schema)
+            self._parquet.write_table(table.cast(self._schema))
+        else:
+            frame.to_csv(
+                self.path,
+                mode="a" if self.rows else "w",
+                header=not self.rows,
+                index=False,
+                encoding="utf-8" if self.rows else "utf-8-sig",
+            )
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -85,6 +85,8 @@ def _amount(value: object, what: str) -> tuple[Decimal, bool]:
         if not math.isfinite(float(value)):
             raise SpellingError(f"{what} must be a finite number, not {value!r}")
         number = Decimal(repr(float(value)))
+    elif isinstance(value, str) and value.isascii() and value.isdigit():  # the common plain count
+        number = Decimal(int(value)) if len(value) <= 19 else Decimal(MAX_AMOUNT + 1)
     else:
         text = _text(value).lower().replace(",", "").replace(" ", "")
         if len(text) > 30:

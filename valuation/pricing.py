@@ -1,29 +1,89 @@
-"""Pricing many listings at once: a whole export for `valuation batch`, raw rows for the pyfunc."""
+"""Pricing many listings at once: a file of any size for `valuation batch` (streamed in chunks, the
+same chunk function a Dask cluster runs per partition), and raw rows for the MLflow pyfunc."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from valuation.loading import LoadedListings, parse_listings
-from valuation.valuer import Valuer
+from valuation.loading import (
+    LoadedListings,
+    TableWriter,
+    parse_listings,
+    read_export_chunks,
+    rejects_path,
+)
+from valuation.valuer import DEFAULT_LEVEL, Valuer
 
 PRICE_COLUMNS = ["price_estimate", "price_low", "price_high"]
-CHUNK = 50_000
+CHUNK_ROWS = 200_000
 
 
-def price_export(valuer: Valuer, loaded: LoadedListings) -> pd.DataFrame:
-    """The readable rows as exported, plus price_estimate, price_low, price_high, model_version."""
-    chunks = []
-    starts = range(0, len(loaded.listings), CHUNK)
-    for start in tqdm(starts, desc="pricing", unit="chunk", disable=len(starts) < 4 or None):
-        chunks.append(valuer.value_frame(loaded.listings.iloc[start : start + CHUNK]))
-    prices = pd.concat(chunks) if chunks else pd.DataFrame(columns=PRICE_COLUMNS, dtype=float)
-    priced = loaded.raw.iloc[loaded.listings.index].reset_index(drop=True)
+@dataclass
+class BatchOutcome:
+    rows: int
+    priced: int
+    rejected: int
+    output: Path
+    rejects: Path | None
+
+
+def price_chunk(
+    valuer: Valuer, raw: pd.DataFrame, first_line: int, level: float = DEFAULT_LEVEL
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The readable rows as exported plus price_estimate, price_low, price_high, model_version;
+    and the rejects with their line and reason. Every input row is in exactly one of the two."""
+    return _priced(valuer, parse_listings(raw, require_price=False, first_line=first_line), level)
+
+
+def _priced(valuer: Valuer, loaded: LoadedListings, level: float):
+    raw = loaded.raw
+    priced = raw.iloc[loaded.listings.index].reset_index(drop=True)
+    prices = valuer.value_frame(loaded.listings, level)
     for column in PRICE_COLUMNS:
         priced[column] = prices[column].to_numpy()
     priced["model_version"] = valuer.version
-    return priced
+    return priced, loaded.rejects
+
+
+def price_file(
+    valuer: Valuer,
+    source: str | Path,
+    output: str | Path,
+    level: float = DEFAULT_LEVEL,
+    chunk_rows: int = CHUNK_ROWS,
+) -> BatchOutcome:
+    """Streams `source` through the model into `output` (CSV or Parquet), chunk by chunk, so memory
+    stays bounded whatever the file's size; rejects go to `<output>.rejects.csv`."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    rejected_path = rejects_path(output)
+    rows = 0
+    with TableWriter(output) as priced_out, TableWriter(rejected_path) as rejects_out:
+        progress = tqdm(desc="pricing", unit=" rows", unit_scale=True, disable=None)
+        for raw, first_line in read_export_chunks(source, chunk_rows):
+            loaded = parse_listings(raw, require_price=False, first_line=first_line)
+            priced, rejects = _priced(valuer, loaded, level)
+            priced_out.write(priced)
+            if len(rejects):
+                rejects_out.write(rejects)
+            rows += loaded.total
+            progress.update(loaded.total)
+        progress.close()
+        if not priced_out.rows:  # an empty result is still a file, with the expected columns
+            priced_out.write(_priced(valuer, loaded, level)[0].iloc[:0])
+    if not rejects_out.rows and rejected_path.exists():
+        rejected_path.unlink()  # a stale rejects file from an earlier run would mislead
+    return BatchOutcome(
+        rows=rows,
+        priced=priced_out.rows,
+        rejected=rejects_out.rows,
+        output=output,
+        rejects=rejected_path if rejects_out.rows else None,
+    )
 
 
 def price_rows(valuer: Valuer, rows: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from data.simulator import CATEGORY_PREMIUM
 from valuation.listing import Listing
 from valuation.loading import load_listings
-from valuation.pricing import PRICE_COLUMNS, price_export, price_rows
+from valuation.pricing import PRICE_COLUMNS, price_chunk, price_rows
 from valuation.valuer import BOOSTERS, DEFAULT_LEVEL, Valuer
 
 UNKNOWN = "从没见过的类目"
@@ -183,7 +183,7 @@ def test_price_rows_with_every_row_unreadable(valuer):
     assert priced[PRICE_COLUMNS].isna().all().all()
 
 
-def test_price_export_keeps_the_original_columns(valuer, tmp_path):
+def test_price_chunk_keeps_the_original_columns(valuer, tmp_path):
     path = tmp_path / "listings.csv"
     path.write_text(
         "备注,粉丝数量,有无违规,直播权限,认证状态,类目\n"
@@ -194,7 +194,8 @@ def test_price_export_keeps_the_original_columns(valuer, tmp_path):
     )
     loaded = load_listings(path, require_price=False)
     versioned = Valuer(valuer.boosters, valuer.encoder, {**valuer.card, "model_version": "7"})
-    priced = price_export(versioned, loaded)
+    priced, rejects = price_chunk(versioned, loaded.raw, first_line=2)
+    assert rejects["line"].tolist() == [3]
 
     assert list(priced.columns) == [*loaded.raw.columns, *PRICE_COLUMNS, "model_version"]
     assert len(priced) == 2  # the unreadable row went to the rejects
