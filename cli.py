@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument(
         "--chunk-rows", type=_positive_int, default=200_000, help="rows read at a time (memory)"
     )
+    _engine_arguments(batch)
 
     promote = commands.add_parser(
         "promote", help="make a registered version the champion, overriding the gate"
@@ -96,6 +97,15 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from valuation.registry import NoModel
 
     return (ExportError, ListingError, TooManyRejects, NoModel, OSError, MlflowException)
+
+
+def _engine_arguments(command) -> None:
+    command.add_argument(
+        "--engine", choices=("local", "dask"), default="local", help="one machine, or Dask"
+    )
+    command.add_argument(
+        "--scheduler", help="a Dask scheduler address (default: start a local cluster)"
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -210,7 +220,13 @@ def run_batch(args) -> int:
     if args.output.suffix.lower() not in SUFFIXES:
         raise ExportError(f"{args.output}: write .csv or .parquet")
     valuer = load_valuer(_settings())
-    outcome = price_file(valuer, args.input, args.output, args.level, args.chunk_rows)
+    if args.engine == "dask":
+        from valuation.dask_engine import cluster, price_file_dask
+
+        with cluster(args.scheduler) as client:
+            outcome = price_file_dask(valuer, args.input, args.output, client, args.level)
+    else:
+        outcome = price_file(valuer, args.input, args.output, args.level, args.chunk_rows)
     print(f"priced {outcome.priced} of {outcome.rows} listings into {outcome.output}")
     if outcome.rejected:
         print(f"{outcome.rejected} rows could not be read: see {outcome.rejects}")

@@ -187,6 +187,12 @@ class Valuer:
         (directory / "bundle.json").write_text(json.dumps(card, ensure_ascii=False, indent=2))
         return directory
 
+    def __reduce__(self):
+        """Pickled as data for a Dask cluster's workers: LightGBM's model text and the card (not
+        the comparables: workers price, they do not look up sales)."""
+        models = {name: booster.model_to_string() for name, booster in self.boosters.items()}
+        return _from_models, (models, {**self.card, "model_version": self.version})
+
     @classmethod
     def load(cls, directory: str | Path) -> Valuer:
         directory = Path(directory)
@@ -201,3 +207,8 @@ class Valuer:
         }
         encoder = Encoder(tuple(card["categories"]))
         return cls(boosters, encoder, card, Comparables.load(directory))
+
+
+def _from_models(models: dict[str, str], card: dict) -> Valuer:
+    boosters = {name: lgb.Booster(model_str=text) for name, text in models.items()}
+    return Valuer(boosters, Encoder(tuple(card["categories"])), card)

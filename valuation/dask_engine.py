@@ -1,0 +1,104 @@
+"""Pricing a catalogue on a Dask cluster, partition by partition, with the same chunk function
+(`pricing.price_chunk`) and model as the single-machine path, so the prices are the same."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from operator import itemgetter
+from pathlib import Path
+
+from valuation.loading import SUFFIXES, ExportError, canonical_headers, rejects_path
+from valuation.pricing import BatchOutcome, price_chunk
+from valuation.valuer import DEFAULT_LEVEL, Valuer
+
+LOCAL_WORKERS = 2
+
+
+@contextmanager
+def cluster(scheduler: str | None = None):
+    """A client of the cluster at `scheduler`, or of a local cluster of LOCAL_WORKERS processes."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=LOCAL_WORKERS,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client
+
+
+def read_partitions(source: str | Path, blocksize: str = "64MB"):
+    """The export as a Dask DataFrame of raw text (CSV) or typed (Parquet) partitions."""
+    import dask.dataframe as dd
+
+    source = Path(source)
+    if source.suffix.lower() not in SUFFIXES:
+        raise ExportError(f"{source}: unsupported file type {source.suffix!r}; use CSV or Parquet")
+    if not source.exists():
+        raise ExportError(f"{source}: no such file")
+    if source.suffix.lower() == ".parquet":
+        return dd.read_parquet(source), 1
+    frame = dd.read_csv(
+        source, dtype=str, keep_default_na=False, encoding="utf-8-sig", blocksize=blocksize
+    )
+    return frame, 2
+
+
+def price_file_dask(
+    valuer: Valuer,
+    source: str | Path,
+    output: str | Path,
+    client,
+    level: float = DEFAULT_LEVEL,
+) -> BatchOutcome:
+    """Prices every partition on the cluster; writes `output` (a CSV file, or a Parquet folder of
+    part files as Dask writes it) and `<output>.rejects.csv`. Line numbers are the file's own."""
+    import dask
+    import dask.dataframe as dd
+
+    frame, first_line = read_partitions(source)
+    canonical_headers(frame.columns, require_price=False)  # fail early, on the client
+    lengths = frame.map_partitions(len).compute().tolist()
+    starts = [first_line + sum(lengths[:i]) for i in range(len(lengths))]
+    shared = client.scatter(valuer, broadcast=True)
+    # Each partition is priced once on the cluster; its two halves (priced, rejects) stay there.
+    done = client.compute(
+        [
+            dask.delayed(price_chunk)(shared, part, start, level)
+            for part, start in zip(frame.to_delayed(), starts, strict=True)
+        ]
+    )
+    priced_parts = [client.submit(itemgetter(0), future) for future in done]
+    rejects_parts = [client.submit(itemgetter(1), future) for future in done]
+    priced_meta, rejects_meta = price_chunk(valuer, frame._meta, first_line, level)
+    priced = dd.from_delayed(priced_parts, meta=priced_meta, verify_meta=False)
+    rejects = dd.from_delayed(rejects_parts, meta=rejects_meta, verify_meta=False)
+
+    output = Path(output)
+    rejected_path = rejects_path(output)
+    if output.suffix.lower() == ".parquet":
+        priced.to_parquet(output, write_index=False)
+    else:
+        priced.to_csv(output, single_file=True, index=False)
+    priced_rows = sum(client.gather([client.submit(len, part) for part in priced_parts]))
+    rejected_rows = sum(client.gather([client.submit(len, part) for part in rejects_parts]))
+    if rejected_rows:
+        rejects.to_csv(rejected_path, single_file=True, index=False)
+    else:
+        rejected_path.unlink(missing_ok=True)
+    return BatchOutcome(
+        rows=sum(lengths),
+        priced=priced_rows,
+        rejected=rejected_rows,
+        output=output,
+        rejects=rejected_path if rejected_rows else None,
+    )
