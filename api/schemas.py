@@ -139,8 +139,14 @@ class AppraisalIn(BaseModel):
 
 
 class Thresholds(BaseModel):
-    below_market_under: float = Field(description="Percentiles under this are below market.")
-    above_market_over: float = Field(description="Percentiles over this are above market.")
+    below_market_under: float = Field(
+        description="The range's lower tail: an asking price under price_low (this quantile of "
+        "the distribution, rounded down to the yuan) is below market."
+    )
+    above_market_over: float = Field(
+        description="The range's upper tail: an asking price over price_high (this quantile, "
+        "rounded up to the yuan) is above market."
+    )
 
 
 class AppraisalOut(BaseModel):

@@ -176,12 +176,25 @@ def fit(train: pd.DataFrame, encoder: Encoder, best: Trial, seed: int, card: dic
     Ranges at any level and appraisal percentiles are all read off that one distribution.
     """
     params = {**FIXED_PARAMS, **best.params, "seed": seed}
-    matrix = encoder.matrix(train)
-    log_price = np.log(train[PRICE.name].to_numpy())
     point = lgb.train(params, _dataset(train, encoder), num_boost_round=best.rounds)
-
+    log_price = np.log(train[PRICE.name].to_numpy())
     residual = log_price - _out_of_fold(train, encoder, params, best.rounds, seed)
-    is_calibration = np.random.default_rng(seed).random(len(train)) < CALIBRATION_SHARE
+    return with_distribution(point, train, residual, encoder, best, seed, card)
+
+
+def with_distribution(
+    point: lgb.Booster,
+    sales: pd.DataFrame,
+    residual: np.ndarray,
+    encoder: Encoder,
+    best: Trial,
+    seed: int,
+    card: dict,
+) -> Valuer:
+    """Steps 3 and 4 of `fit`: the scale model and the calibrated residual quantiles, from sales
+    and their out-of-sample residuals (log price minus an estimate that did not see the sale)."""
+    matrix = encoder.matrix(sales)
+    is_calibration = np.random.default_rng(seed).random(len(sales)) < CALIBRATION_SHARE
     scale_data = lgb.Dataset(
         matrix[~is_calibration],
         label=np.abs(residual[~is_calibration]),
@@ -190,7 +203,7 @@ def fit(train: pd.DataFrame, encoder: Encoder, best: Trial, seed: int, card: dic
     )
     scale = lgb.train({**SCALE_PARAMS, "seed": seed}, scale_data, num_boost_round=SCALE_ROUNDS)
     z = residual[is_calibration] / np.maximum(scale.predict(matrix[is_calibration]), MIN_SCALE)
-    bands = fans_band(train[FANS.name].to_numpy()[is_calibration])
+    bands = fans_band(sales[FANS.name].to_numpy()[is_calibration])
     card = {
         **card,
         "residual_p": RESIDUAL_P.tolist(),
@@ -201,10 +214,9 @@ def fit(train: pd.DataFrame, encoder: Encoder, best: Trial, seed: int, card: dic
         "calibration_rows": int(is_calibration.sum()),
         "params": {**best.params, "rounds": best.rounds},
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "training_rows": len(train),
+        "training_rows": card.get("training_rows", len(sales)),
     }
-    comparables = Comparables.from_sales(train)
-    return Valuer({"point": point, "scale": scale}, encoder, card, comparables)
+    return Valuer({"point": point, "scale": scale}, encoder, card, Comparables.from_sales(sales))
 
 
 def _band_rows(bands: np.ndarray, band: int) -> np.ndarray:
@@ -233,8 +245,9 @@ def conformal_quantiles(scores: np.ndarray, probabilities: np.ndarray) -> np.nda
     p > 0.5 the ceil((n+1)p)-th smallest, for p < 0.5 the floor((n+1)p)-th (split conformal)."""
     ordered = np.sort(scores)
     n = len(ordered)
-    upper = np.ceil((n + 1) * probabilities).astype(int)
-    lower = np.floor((n + 1) * probabilities).astype(int)
+    exact = np.round((n + 1) * probabilities, 9)  # 100 * 0.29 is 28.999...: a whole rank is 29
+    upper = np.ceil(exact).astype(int)
+    lower = np.floor(exact).astype(int)
     rank = np.where(probabilities > 0.5, upper, lower)
     quantiles = ordered[np.clip(rank, 1, n) - 1]
     return np.maximum.accumulate(quantiles)  # ties and clipping never let the grid decrease

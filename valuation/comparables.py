@@ -69,9 +69,10 @@ class Comparables:
         for distance, row in zip(distances[0], rows[0], strict=True):
             sale = self.sales.iloc[row]
             sold_at = sale.get(SOLD_AT.name, None)
+            listing_id = sale.get(LISTING_ID.name, None)
             found.append(
                 Comparable(
-                    listing_id=sale.get(LISTING_ID.name),
+                    listing_id=None if pd.isna(listing_id) else str(listing_id),
                     listing=Listing(**{name: _plain(sale[name]) for name in Listing.__slots__}),
                     price=float(sale[PRICE.name]),
                     sold_at=None if pd.isna(sold_at) else str(pd.Timestamp(sold_at).date()),

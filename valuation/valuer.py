@@ -152,7 +152,9 @@ class Valuer:
         above = np.array([grid.quantile(1 - tail) for grid in self.grids])[band]
         low, high = center + scale * below, center + scale * above
         low, high = np.minimum(low, center), np.maximum(high, center)
-        return np.round(np.exp(center)), np.floor(np.exp(low)), np.ceil(np.exp(high))
+        # Whole yuan, rounded outwards, and never below 1 CNY: no account sells for nothing.
+        estimate = np.maximum(np.round(np.exp(center)), 1.0)
+        return estimate, np.maximum(np.floor(np.exp(low)), 1.0), np.ceil(np.exp(high))
 
     def value_frame(self, listings: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
         """Listings with canonical, typed columns -> price_estimate, price_low, price_high."""
