@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument(
         "--if-no-champion", action="store_true", help="do nothing when a champion is registered"
     )
+    _engine_arguments(train)
 
     quote = commands.add_parser("quote", help="value one listing with the champion model")
     for field in FEATURES:
@@ -152,7 +153,7 @@ def run_train(args) -> int:
         return 0
     if args.max_reject_share is not None:
         settings = settings.model_copy(update={"max_reject_share": args.max_reject_share})
-    outcome = train(args.data, settings, args.trials, say=print)
+    outcome = train(args.data, settings, args.trials, print, args.engine, args.scheduler)
     print(f"\nholdout ({outcome.split_by} split):")
     print(f"{'':22}{'MdAPE':>8}{'MAPE':>8}{'RMSLE':>8}{'<=10%':>8}{'<=20%':>8}")
     for who, m in outcome.metrics.items():

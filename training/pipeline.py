@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import valuation
 from training import steps
 from training.report import write_report
 from valuation import registry
-from valuation.encoding import FEATURE_NAMES
+from valuation.encoding import FEATURE_NAMES, Encoder
 from valuation.loading import load_listings, write_rejects
 from valuation.settings import Settings
+from valuation.valuer import Valuer
 
 MODEL_FILE = Path(valuation.__file__).parent / "mlflow_model.py"
 HOLDOUT_FILE = "holdout.parquet"
@@ -56,20 +58,96 @@ def train(
     settings: Settings,
     trials: int | None = None,
     say: Callable[[str], None] = lambda line: None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> TrainingOutcome:
-    import mlflow
+    """`engine="dask"` parses, splits and fits the point model on a Dask cluster (the one at
+    `scheduler`, or a local one); everything after the fit is the same for both engines."""
+    with ExitStack() as stack:
+        if engine == "dask":
+            from valuation.dask_engine import cluster
 
-    data = Path(data)
+            dask_client = stack.enter_context(cluster(scheduler))
+            prepared = _prepare_dask(dask_client, Path(data), settings, say)
+        else:
+            prepared = _prepare_local(Path(data), settings, say)
+        return _train(Path(data), settings, prepared, trials, say)
+
+
+@dataclass
+class _Prepared:
+    total: int
+    rejects: pd.DataFrame
+    split: steps.Split
+    """For Dask, samples: the search, the baselines and the evaluation run on the client."""
+    rows_train: int
+    rows_holdout: int
+    encoder: Encoder
+    fit: Callable[[steps.Trial, dict], Valuer]
+
+
+def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
     loaded = load_listings(data, require_price=True)
-    rejects_file = None
     if len(loaded.rejects):
-        settings.bundles.mkdir(parents=True, exist_ok=True)
-        rejects_file = write_rejects(loaded.rejects, settings.bundles / f"{data.stem}.rejects.csv")
-        say(f"{len(loaded.rejects)} of {loaded.total} rows rejected, listed in {rejects_file}")
+        _keep_rejects(loaded.rejects, loaded.total, data, settings, say)
     sales = steps.validate(loaded, settings.max_reject_share)
     split = steps.split(sales, settings.holdout_share, settings.seed)
     encoder = steps.vocabulary(split.train)
-    say(f"{len(split.train)} sales to train on, {len(split.holdout)} held out ({split.by} split)")
+    return _Prepared(
+        total=loaded.total,
+        rejects=loaded.rejects,
+        split=split,
+        rows_train=len(split.train),
+        rows_holdout=len(split.holdout),
+        encoder=encoder,
+        fit=lambda best, card: steps.fit(split.train, encoder, best, settings.seed, card),
+    )
+
+
+def _prepare_dask(dask_client, data: Path, settings: Settings, say) -> _Prepared:
+    from training import distributed
+
+    sales = distributed.load(dask_client, data, settings.holdout_share, settings.seed)
+    if len(sales.rejects):
+        _keep_rejects(sales.rejects, sales.total, data, settings, say)
+    steps.check_rejects(
+        sales.total,
+        len(sales.rejects),
+        sales.rows_train + sales.rows_holdout,
+        settings.max_reject_share,
+    )
+    return _Prepared(
+        total=sales.total,
+        rejects=sales.rejects,
+        split=sales.split,
+        rows_train=sales.rows_train,
+        rows_holdout=sales.rows_holdout,
+        encoder=sales.vocabulary,
+        fit=lambda best, card: distributed.fit(dask_client, sales, best, settings.seed, card),
+    )
+
+
+def _keep_rejects(rejects: pd.DataFrame, total: int, data: Path, settings: Settings, say) -> None:
+    """Written and said before anything else, even when training then refuses."""
+    settings.bundles.mkdir(parents=True, exist_ok=True)
+    where = write_rejects(rejects, _rejects_file(data, settings))
+    say(f"{len(rejects)} of {total} rows rejected, listed in {where}")
+
+
+def _rejects_file(data: Path, settings: Settings) -> Path:
+    return settings.bundles / f"{data.stem}.rejects.csv"
+
+
+def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
+    import mlflow
+
+    split, encoder = prepared.split, prepared.encoder
+    rejects_file = _rejects_file(data, settings) if len(prepared.rejects) else None
+    say(
+        f"{prepared.rows_train} sales to train on, {prepared.rows_holdout} held out "
+        f"({split.by} split)"
+    )
+    sales = pd.concat([split.train, split.holdout], ignore_index=True)
 
     client = registry.client(settings)
     _use_experiment(settings)
@@ -78,10 +156,10 @@ def train(
             {
                 "data_path": str(data),
                 "data_sha256": steps.data_digest(data),
-                "rows_total": loaded.total,
-                "rows_rejected": len(loaded.rejects),
-                "rows_train": len(split.train),
-                "rows_holdout": len(split.holdout),
+                "rows_total": prepared.total,
+                "rows_rejected": len(prepared.rejects),
+                "rows_train": prepared.rows_train,
+                "rows_holdout": prepared.rows_holdout,
                 "split_by": split.by,
                 "search_trials": trials or settings.search_trials,
                 "cv_folds": settings.cv_folds,
@@ -115,10 +193,10 @@ def train(
 
         card = {
             "data_sha256": steps.data_digest(data),
-            "data_rows": len(sales),
+            "data_rows": prepared.rows_train + prepared.rows_holdout,
             "split_by": split.by,
         }
-        valuer = steps.fit(split.train, encoder, best, settings.seed, card)
+        valuer = prepared.fit(best, card)
         evaluation = steps.evaluate(valuer, split)
         metrics = evaluation.metrics
         valuer.card["holdout_metrics"] = metrics
@@ -154,8 +232,8 @@ def train(
         run_id=run.info.run_id,
         model_version=version,
         metrics=metrics,
-        rows=loaded.total,
-        rejected=len(loaded.rejects),
+        rows=prepared.total,
+        rejected=len(prepared.rejects),
         split_by=split.by,
         rejects_file=rejects_file,
         bundle=local,

@@ -91,14 +91,19 @@ def data_digest(path: str | Path) -> str:
 
 def validate(loaded: LoadedListings, max_reject_share: float) -> pd.DataFrame:
     """The usable sales, or a refusal when too much of the export could not be read."""
-    if loaded.reject_share > max_reject_share:
-        raise TooManyRejects(
-            f"{len(loaded.rejects)} of {loaded.total} rows ({loaded.reject_share:.1%}) could not be "
-            f"read, above the {max_reject_share:.1%} allowed; see the rejects for line and reason"
-        )
-    if len(loaded.listings) < 50:
-        raise TooManyRejects(f"only {len(loaded.listings)} usable sales: too few to train on")
+    check_rejects(loaded.total, len(loaded.rejects), len(loaded.listings), max_reject_share)
     return loaded.listings
+
+
+def check_rejects(total: int, rejected: int, usable: int, max_reject_share: float) -> None:
+    share = rejected / total if total else 0.0
+    if share > max_reject_share:
+        raise TooManyRejects(
+            f"{rejected} of {total} rows ({share:.1%}) could not be read, above the "
+            f"{max_reject_share:.1%} allowed; see the rejects for line and reason"
+        )
+    if usable < 50:
+        raise TooManyRejects(f"only {usable} usable sales: too few to train on")
 
 
 def split(sales: pd.DataFrame, holdout_share: float, seed: int) -> Split:

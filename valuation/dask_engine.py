@@ -59,13 +59,14 @@ def price_file_dask(
     output: str | Path,
     client,
     level: float = DEFAULT_LEVEL,
+    blocksize: str = "64MB",
 ) -> BatchOutcome:
     """Prices every partition on the cluster; writes `output` (a CSV file, or a Parquet folder of
     part files as Dask writes it) and `<output>.rejects.csv`. Line numbers are the file's own."""
     import dask
     import dask.dataframe as dd
 
-    frame, first_line = read_partitions(source)
+    frame, first_line = read_partitions(source, blocksize)
     canonical_headers(frame.columns, require_price=False)  # fail early, on the client
     lengths = frame.map_partitions(len).compute().tolist()
     starts = [first_line + sum(lengths[:i]) for i in range(len(lengths))]
