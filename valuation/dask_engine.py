@@ -28,7 +28,7 @@ def cluster(scheduler: str | None = None):
             n_workers=LOCAL_WORKERS,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: several clusters may run at once
             silence_logs=40,
         ) as local,
         Client(local) as client,
