@@ -3,8 +3,8 @@
 Trains a champion on the committed (simulated) sample in a throwaway project folder, writes
 simulated catalogues of 10k, 100k, 1M and 10M listings as Parquet (marketplace spellings, a few
 unreadable rows), then for each size, side by side in one run:
-  - `valuation batch` as a child process (read, parse, encode, predict, write): seconds, rows/s,
-    and the child's peak memory;
+  - `price_file`, what `valuation batch` runs once the model is loaded (read, parse, encode,
+    predict, write), in a fresh child process: seconds, rows/s and the child's peak memory;
   - bare `Booster.predict` of the same models (point and scale) on the same rows already encoded
     as a numpy matrix (encoded outside the timing): seconds and rows/s.
 The 10M matrix is not built in memory for the baseline: its rate is the 1M rate (the cost is linear).
@@ -15,8 +15,8 @@ The 10M matrix is not built in memory for the baseline: its rate is the 1M rate 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -98,18 +98,31 @@ def _write_catalogue(path: Path, rows: int) -> None:
             writer.write(chunk.drop(columns=["成交价"]))  # a catalogue to price: no sale price yet
 
 
+CHILD = """
+import json, resource, sys, time
+from valuation.pricing import price_file
+from valuation.registry import load_valuer
+from valuation.settings import Settings
+valuer = load_valuer(Settings(home=sys.argv[1], tracking_uri=None))
+started = time.perf_counter()
+price_file(valuer, sys.argv[2], sys.argv[3])
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
 def _batch(source: Path, output: Path, env: dict) -> tuple[float, float]:
-    started = time.perf_counter()
-    subprocess.run(
-        [BIN / "valuation", "batch", "--input", source, "--output", output],
+    """`price_file` in a fresh process (what `valuation batch` runs once the model is loaded):
+    its own seconds for the whole file, and the process's peak memory."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, env["VALUATION_HOME"], source, output],
         env=env,
         check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
-    seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
-    return seconds, peak_kb / 1024
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures["seconds"], figures["peak_mb"]
 
 
 def _bare_predict(valuer, source: Path) -> float:
