@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from valuation.parsing import PARSERS, SpellingError
+from valuation.parsing import BULK_PARSERS, PARSERS, SpellingError
 from valuation.schema import BY_NAME, FEATURES, OPTIONAL, TARGET, header_lookup, normalise_header
 
 SUFFIXES = (".csv", ".parquet")
@@ -159,7 +159,9 @@ def parse_listings(raw: pd.DataFrame, require_price: bool, first_line: int = 2) 
     for column, name in mapping.items():
         if name not in wanted:
             continue
-        parsed[name], problems[name] = _parse_column(raw[column], PARSERS[name])
+        parsed[name], problems[name] = _parse_column(
+            raw[column], PARSERS[name], BULK_PARSERS.get(name)
+        )
 
     bad = np.zeros(len(raw), dtype=bool)
     for reasons in problems.values():
@@ -177,10 +179,13 @@ def load_listings(path: str | Path, require_price: bool) -> LoadedListings:
     return parse_listings(raw, require_price, first_line)
 
 
-def _parse_column(values: pd.Series, parse) -> tuple[np.ndarray, np.ndarray]:
+def _parse_column(values: pd.Series, parse, bulk=None) -> tuple[np.ndarray, np.ndarray]:
     """Parses each distinct value once: exports repeat the same spellings many times over."""
     if isinstance(values.dtype, pd.StringDtype):  # text as read from CSV: factorized natively
         codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        if bulk is not None:
+            parsed, reasons = bulk(np.asarray(uniques, dtype=object), parse)
+            return parsed[codes], reasons[codes]
         return _parse_uniques(codes, uniques, parse)
     values = values.astype(object)
     if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):

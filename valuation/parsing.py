@@ -14,6 +14,7 @@ from decimal import Decimal
 from functools import partial
 from numbers import Integral, Real
 
+import numpy as np
 import pandas as pd
 
 from valuation.schema import BY_NAME, GENERIC_FALSE, GENERIC_TRUE, Field
@@ -113,6 +114,47 @@ def parse_fans(value: object) -> int:
     if fans > MAX_FANS:
         raise SpellingError(f"fans of {fans:,} is beyond any real account (max {MAX_FANS:,})")
     return fans
+
+
+_BULK_COUNT = r"^([0-9]{1,10})(?:\.([0-9]{1,4}))?(k|千|w|万|m|百万|千万|亿)?$"
+
+
+def parse_fans_many(values, parse=None) -> tuple[np.ndarray, np.ndarray]:
+    """`parse_fans` for many distinct values at once, with the same answers: the common ASCII
+    spellings (131300, 131,300, 13.13W, 13.1万, 3.5k) are read with vectorised string and integer
+    arithmetic; anything else (and anything refused) goes through `parse_fans` one by one.
+    Returns the parsed values and the reasons (None where parsed), as object arrays."""
+    parse = parse or parse_fans
+    text = (
+        pd.Series(values, dtype="string").str.strip().str.lower().str.replace(",", "", regex=False)
+    )
+    parts = text.str.extract(_BULK_COUNT)
+    whole, fraction, unit = (parts[i] for i in range(3))
+    # A bare fraction (1.5) is no count: that, and anything unmatched, is left to `parse_fans`.
+    fast = (
+        (whole.notna() & (fraction.isna() | unit.notna()))
+        .fillna(False)
+        .to_numpy(dtype=bool, copy=True)
+    )
+    multiplier = unit.map(_MULTIPLIERS).fillna(1).to_numpy(dtype=np.int64)
+    digits = fraction.fillna("")
+    scale = 10 ** digits.str.len().to_numpy(dtype=np.int64)
+    numerator = pd.to_numeric(digits.replace("", "0")).to_numpy(dtype=np.int64) * multiplier
+    quotient, remainder = np.divmod(numerator, scale)
+    # Half to even, as Decimal rounds: 1.23455W is 12345.5 fans, read as 12346.
+    up = (2 * remainder > scale) | ((2 * remainder == scale) & (quotient % 2 == 1))
+    whole_part = pd.to_numeric(whole.where(pd.Series(fast), "0")).to_numpy(dtype=np.int64)
+    fans = whole_part * multiplier + quotient + up
+    fast &= fans <= MAX_FANS
+    parsed = np.empty(len(text), dtype=object)
+    reasons = np.full(len(text), None, dtype=object)
+    parsed[fast] = fans[fast].tolist()
+    for i in np.flatnonzero(~fast):
+        try:
+            parsed[i] = parse(values[i])
+        except SpellingError as error:
+            reasons[i] = error.reason
+    return parsed, reasons
 
 
 def parse_price(value: object) -> float:
@@ -218,3 +260,7 @@ def parser_for(field: Field):
 
 PARSERS = {name: parser_for(field) for name, field in BY_NAME.items()}
 """One parser per field of the schema, keyed by canonical name."""
+
+
+BULK_PARSERS = {"fans": parse_fans_many}
+"""Fields whose many distinct values are read faster together (same answers as PARSERS)."""

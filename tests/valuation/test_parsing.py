@@ -502,3 +502,36 @@ def test_absurdly_long_fans_is_a_spelling_error(raw: object) -> None:
 
 def test_sold_at_nat_is_none() -> None:
     assert parse_sold_at(pd.NaT) is None
+
+
+# ------------------------------------------------------------------------ the bulk fans reader
+
+from valuation.parsing import parse_fans_many  # noqa: E402
+
+
+def _one_by_one(values):
+    answers = []
+    for value in values:
+        try:
+            answers.append((parse_fans(value), None))
+        except SpellingError as error:
+            answers.append((None, error.reason))
+    return answers
+
+
+_SPELLED = st.builds(
+    lambda whole, frac, unit, comma: (
+        (f"{whole:,}" if comma else str(whole)) + (f".{frac}" if frac else "") + unit
+    ),
+    st.integers(0, 10**11),
+    st.sampled_from(["", "0", "5", "13", "0001", "12345", "99999"]),
+    st.sampled_from(["", "w", "W", "万", "k", "K", "千", "m", "百万", "千万", "亿", "WW"]),
+    st.booleans(),
+)
+
+
+@given(st.lists(st.one_of(_SPELLED, st.text(max_size=12), st.none()), max_size=40))
+def test_parse_fans_many_answers_as_parse_fans_does(values):
+    values = np.array(values, dtype=object)
+    parsed, reasons = parse_fans_many(values)
+    assert list(zip(parsed.tolist(), reasons.tolist(), strict=True)) == _one_by_one(values)
