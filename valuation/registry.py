@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from valuation.settings import Settings
 from valuation.valuer import Valuer
+
+
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 class NoModel(LookupError):
@@ -18,8 +22,16 @@ def client(settings: Settings):
     import mlflow
     from mlflow import MlflowClient
 
+    # MLflow's setters also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ, where
+    # later Settings (and child processes) would take them for a team's server: keep them out.
+    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(settings.tracking)
     mlflow.set_registry_uri(settings.tracking)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     return MlflowClient(tracking_uri=settings.tracking, registry_uri=settings.tracking)
 
 
