@@ -166,19 +166,8 @@ def quotes(
             continue
         parsed.append((index, listing_in.listing_id, _listing(listing_in)))
         results.append(None)
-    listings = [listing for _, _, listing in parsed]
-    estimates, lows, highs = valuer.value_matrix(valuer.encoder.rows(listings), level)
-    for (index, listing_id, listing), estimate, low, high in zip(
-        parsed, estimates, lows, highs, strict=True
-    ):
-        valuation = Valuation(
-            price_estimate=float(estimate),
-            price_low=float(low),
-            price_high=float(high),
-            interval=level,
-            known_category=valuer.encoder.knows(listing.category),
-            model_version=valuer.version,
-        )
+    valuations = valuer.value_many([listing for _, _, listing in parsed], level)
+    for (index, listing_id, _), valuation in zip(parsed, valuations, strict=True):
         results[index] = {"index": index, **_quote(valuation, model, listing_id)}
     _count_quotes(request, "quotes", len(parsed))
     return {

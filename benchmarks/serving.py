@@ -103,7 +103,7 @@ def main() -> None:
     print(f"\nthroughput ratio ours / mlflow: {ours['rps'] / theirs['rps']:.1f}x  (target >= 20x)")
     print(
         f"in-process valuation: median {in_process['value_us']:.1f} us (target <= 100 us); "
-        f"Booster.predict x3 on the same row: {in_process['booster_us']:.1f} us"
+        f"Booster.predict of both models on the same row: {in_process['booster_us']:.1f} us"
     )
     print(
         f"batch of 10,000 listings over HTTP: median {statistics.median(batch):.3f} s of {len(batch)} "

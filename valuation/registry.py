@@ -10,7 +10,6 @@ from pathlib import Path
 from valuation.settings import Settings
 from valuation.valuer import Valuer
 
-
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 

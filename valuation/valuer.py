@@ -139,6 +139,21 @@ class Valuer:
             distribution=distribution,
         )
 
+    def value_many(self, listings: list[Listing], level: float = DEFAULT_LEVEL) -> list[Valuation]:
+        """Many listings at once, one predict call per model and no pandas (batch quotes)."""
+        estimates, lows, highs = self.value_matrix(self.encoder.rows(listings), level)
+        return [
+            Valuation(
+                price_estimate=float(estimate),
+                price_low=float(low),
+                price_high=float(high),
+                interval=level,
+                known_category=self.encoder.knows(listing.category),
+                model_version=self.version,
+            )
+            for listing, estimate, low, high in zip(listings, estimates, lows, highs, strict=True)
+        ]
+
     def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL):
         """Estimate, low and high in whole CNY for many rows; low <= estimate <= high."""
         center = self.boosters["point"].predict(matrix)
