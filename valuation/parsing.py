@@ -125,9 +125,9 @@ def parse_fans_many(values, parse=None) -> tuple[np.ndarray, np.ndarray]:
     arithmetic; anything else (and anything refused) goes through `parse_fans` one by one.
     Returns the parsed values and the reasons (None where parsed), as object arrays."""
     parse = parse or parse_fans
-    text = (
-        pd.Series(values, dtype="string").str.strip().str.lower().str.replace(",", "", regex=False)
-    )
+    # Arrow's string kernels: no Python call per value.
+    text = pd.Series(values, dtype="string[pyarrow]").str.strip().str.lower()
+    text = text.str.replace(",", "", regex=False)
     parts = text.str.extract(_BULK_COUNT)
     whole, fraction, unit = (parts[i] for i in range(3))
     # A bare fraction (1.5) is no count: that, and anything unmatched, is left to `parse_fans`.
