@@ -10,7 +10,6 @@ import pandas as pd
 from tqdm import tqdm
 
 from valuation.loading import (
-    LoadedListings,
     TableWriter,
     parse_listings,
     read_export_chunks,
@@ -36,11 +35,7 @@ def price_chunk(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The readable rows as exported plus price_estimate, price_low, price_high, model_version;
     and the rejects with their line and reason. Every input row is in exactly one of the two."""
-    return _priced(valuer, parse_listings(raw, require_price=False, first_line=first_line), level)
-
-
-def _priced(valuer: Valuer, loaded: LoadedListings, level: float):
-    raw = loaded.raw
+    loaded = parse_listings(raw, require_price=False, first_line=first_line)
     priced = raw.iloc[loaded.listings.index].reset_index(drop=True)
     prices = valuer.value_frame(loaded.listings, level)
     for column in PRICE_COLUMNS:
@@ -64,17 +59,18 @@ def price_file(
     rows = 0
     with TableWriter(output) as priced_out, TableWriter(rejected_path) as rejects_out:
         progress = tqdm(desc="pricing", unit=" rows", unit_scale=True, disable=None)
+        empty = None
         for raw, first_line in read_export_chunks(source, chunk_rows):
-            loaded = parse_listings(raw, require_price=False, first_line=first_line)
-            priced, rejects = _priced(valuer, loaded, level)
+            priced, rejects = price_chunk(valuer, raw, first_line, level)
             priced_out.write(priced)
             if len(rejects):
                 rejects_out.write(rejects)
-            rows += loaded.total
-            progress.update(loaded.total)
+            rows += len(raw)
+            progress.update(len(raw))
+            empty = priced.iloc[:0]
         progress.close()
-        if not priced_out.rows:  # an empty result is still a file, with the expected columns
-            priced_out.write(_priced(valuer, loaded, level)[0].iloc[:0])
+        if not priced_out.rows and empty is not None:  # still a file, with the expected columns
+            priced_out.write(empty)
     if not rejects_out.rows and rejected_path.exists():
         rejected_path.unlink()  # a stale rejects file from an earlier run would mislead
     return BatchOutcome(
