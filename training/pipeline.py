@@ -148,6 +148,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         f"({split.by} split)"
     )
     sales = pd.concat([split.train, split.holdout], ignore_index=True)
+    digest = steps.data_digest(data)
 
     client = registry.client(settings)
     _use_experiment(settings)
@@ -155,7 +156,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         mlflow.log_params(
             {
                 "data_path": str(data),
-                "data_sha256": steps.data_digest(data),
+                "data_sha256": digest,
                 "rows_total": prepared.total,
                 "rows_rejected": len(prepared.rejects),
                 "rows_train": prepared.rows_train,
@@ -192,7 +193,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         mlflow.log_param("best_rounds", best.rounds)
 
         card = {
-            "data_sha256": steps.data_digest(data),
+            "data_sha256": digest,
             "data_rows": prepared.rows_train + prepared.rows_holdout,
             "split_by": split.by,
         }
