@@ -116,39 +116,56 @@ def parse_fans(value: object) -> int:
     return fans
 
 
-_BULK_COUNT = r"^([0-9]{1,10})(?:\.([0-9]{1,4}))?(k|千|w|万|m|百万|千万|亿)?$"
+_BULK_COUNT = (
+    r"^(?P<whole>[0-9]{1,10})(?:\.(?P<fraction>[0-9]{1,4}))?"
+    r"(?P<unit>k|千|w|万|m|百万|千万|亿)?$"
+)
+_UNITS = [unit for unit in _MULTIPLIERS if unit]
 
 
 def parse_fans_many(values, parse=None) -> tuple[np.ndarray, np.ndarray]:
     """`parse_fans` for many distinct values at once, with the same answers: the common ASCII
-    spellings (131300, 131,300, 13.13W, 13.1万, 3.5k) are read with vectorised string and integer
-    arithmetic; anything else (and anything refused) goes through `parse_fans` one by one.
-    Returns the parsed values and the reasons (None where parsed), as object arrays."""
+    spellings (131300, 131,300, 13.13W, 13.1万, 3.5k) are read with Arrow's string kernels and
+    integer arithmetic (no Python call per value); anything else, and anything refused, goes
+    through `parse_fans` one by one. Returns the parsed values and the reasons (None where
+    parsed), as object arrays."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     parse = parse or parse_fans
-    # Arrow's string kernels: no Python call per value.
-    text = pd.Series(values, dtype="string[pyarrow]").str.strip().str.lower()
-    text = text.str.replace(",", "", regex=False)
-    parts = text.str.extract(_BULK_COUNT)
-    whole, fraction, unit = (parts[i] for i in range(3))
-    # A bare fraction (1.5) is no count: that, and anything unmatched, is left to `parse_fans`.
-    fast = (
-        (whole.notna() & (fraction.isna() | unit.notna()))
-        .fillna(False)
-        .to_numpy(dtype=bool, copy=True)
-    )
-    multiplier = unit.map(_MULTIPLIERS).fillna(1).to_numpy(dtype=np.int64)
-    digits = fraction.fillna("")
-    scale = 10 ** digits.str.len().to_numpy(dtype=np.int64)
-    numerator = pd.to_numeric(digits.replace("", "0")).to_numpy(dtype=np.int64) * multiplier
-    quotient, remainder = np.divmod(numerator, scale)
-    # Half to even, as Decimal rounds: 1.23455W is 12345.5 fans, read as 12346.
-    up = (2 * remainder > scale) | ((2 * remainder == scale) & (quotient % 2 == 1))
-    whole_part = pd.to_numeric(whole.where(pd.Series(fast), "0")).to_numpy(dtype=np.int64)
-    fans = whole_part * multiplier + quotient + up
-    fast &= fans <= MAX_FANS
-    parsed = np.empty(len(text), dtype=object)
-    reasons = np.full(len(text), None, dtype=object)
-    parsed[fast] = fans[fast].tolist()
+    count = len(values)
+    parsed = np.empty(count, dtype=object)
+    reasons = np.full(count, None, dtype=object)
+    try:
+        text = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: every value one by one
+        fast = np.zeros(count, dtype=bool)
+    else:
+        text = pc.replace_substring(pc.utf8_lower(pc.utf8_trim_whitespace(text)), ",", "")
+        parts = pc.extract_regex(text, _BULK_COUNT)
+        matched = pc.fill_null(pc.is_valid(parts), False).to_numpy(zero_copy_only=False)
+        whole = pc.fill_null(pc.struct_field(parts, "whole"), "0")
+        fraction = pc.fill_null(pc.struct_field(parts, "fraction"), "")
+        unit = pc.fill_null(pc.struct_field(parts, "unit"), "")
+        has_unit = pc.not_equal(unit, "").to_numpy(zero_copy_only=False)
+        digits = pc.utf8_length(fraction).to_numpy(zero_copy_only=False).astype(np.int64)
+        # A bare fraction (1.5) is no count: that, and anything unmatched, is left to parse_fans.
+        fast = matched & ((digits == 0) | has_unit)
+        unit_index = pc.index_in(unit, value_set=pa.array(_UNITS)).to_numpy(zero_copy_only=False)
+        multipliers = np.array([_MULTIPLIERS[u] for u in _UNITS] + [1], dtype=np.int64)
+        multiplier = multipliers[
+            np.where(np.isnan(unit_index.astype(float)), -1, unit_index).astype(int)
+        ]
+        scale = 10**digits
+        fraction_value = pc.cast(pc.if_else(pc.equal(fraction, ""), "0", fraction), pa.int64())
+        numerator = fraction_value.to_numpy(zero_copy_only=False) * multiplier
+        quotient, remainder = np.divmod(numerator, scale)
+        # Half to even, as Decimal rounds: 1.23455W is 12345.5 fans, read as 12346.
+        up = (2 * remainder > scale) | ((2 * remainder == scale) & (quotient % 2 == 1))
+        whole_value = pc.cast(whole, pa.int64()).to_numpy(zero_copy_only=False)
+        fans = whole_value * multiplier + quotient + up
+        fast &= fans <= MAX_FANS
+        parsed[fast] = fans[fast].tolist()
     for i in np.flatnonzero(~fast):
         try:
             parsed[i] = parse(values[i])
