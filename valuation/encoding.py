@@ -67,7 +67,9 @@ class Encoder:
         out = np.empty((len(listings), len(FEATURE_NAMES)), dtype=np.float64)
         for j, name in enumerate(FEATURE_NAMES):
             if j == _CATEGORY_COLUMN:
-                out[:, j] = listings[name].map(self._codes).astype("float64").to_numpy()
+                # The vocabulary's positions, vectorised; a category outside it is -1, then NaN.
+                codes = pd.Categorical(listings[name], categories=self.categories).codes
+                out[:, j] = np.where(codes >= 0, codes, np.nan)
             else:
                 out[:, j] = listings[name].to_numpy(dtype=np.float64)
         return out
