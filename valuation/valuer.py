@@ -128,7 +128,18 @@ class Valuer:
             center, scale = (score() for score in self._scorers)
         band = int(fans_band(listing.fans))
         distribution = PriceDistribution(center, max(scale, MIN_SCALE), self.grids[band])
-        estimate, low, high = self._prices(center, distribution.scale, level, band)
+        prices = self._prices(center, distribution.scale, level, band)
+        return self._valuation(listing, *prices, level, distribution)
+
+    def value_many(self, listings: list[Listing], level: float = DEFAULT_LEVEL) -> list[Valuation]:
+        """Many listings at once, one predict call per model and no pandas (batch quotes)."""
+        estimates, lows, highs = self.value_matrix(self.encoder.rows(listings), level)
+        return [
+            self._valuation(listing, estimate, low, high, level)
+            for listing, estimate, low, high in zip(listings, estimates, lows, highs, strict=True)
+        ]
+
+    def _valuation(self, listing, estimate, low, high, level, distribution=None) -> Valuation:
         return Valuation(
             price_estimate=float(estimate),
             price_low=float(low),
@@ -138,21 +149,6 @@ class Valuer:
             model_version=self.version,
             distribution=distribution,
         )
-
-    def value_many(self, listings: list[Listing], level: float = DEFAULT_LEVEL) -> list[Valuation]:
-        """Many listings at once, one predict call per model and no pandas (batch quotes)."""
-        estimates, lows, highs = self.value_matrix(self.encoder.rows(listings), level)
-        return [
-            Valuation(
-                price_estimate=float(estimate),
-                price_low=float(low),
-                price_high=float(high),
-                interval=level,
-                known_category=self.encoder.knows(listing.category),
-                model_version=self.version,
-            )
-            for listing, estimate, low, high in zip(listings, estimates, lows, highs, strict=True)
-        ]
 
     def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL):
         """Estimate, low and high in whole CNY for many rows; low <= estimate <= high."""

@@ -46,11 +46,6 @@ listings = st.builds(
 levels = st.floats(MIN_LEVEL, MAX_LEVEL, allow_nan=False)
 
 
-@pytest.fixture(scope="module")
-def valuer(trained) -> Valuer:
-    return Valuer.load(trained.bundle)
-
-
 # --- levels --------------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from data.simulator import CATEGORY_PREMIUM
 from valuation import reasons
 from valuation.encoding import FEATURE_NAMES
 from valuation.listing import Listing
-from valuation.valuer import FANS_BANDS, Valuer
+from valuation.valuer import FANS_BANDS
 
 UNKNOWN = "从没见过的类目"
 EXAMPLES = settings(max_examples=50, deadline=None)
@@ -32,11 +32,6 @@ listings = st.builds(
     verified=st.booleans(),
     category=st.sampled_from([*CATEGORY_PREMIUM, UNKNOWN]),
 )
-
-
-@pytest.fixture(scope="module")
-def valuer(trained) -> Valuer:
-    return Valuer.load(trained.bundle)
 
 
 def test_order_is_fans_category_then_the_flags():

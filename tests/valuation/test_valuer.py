@@ -32,11 +32,6 @@ listings = st.builds(
 )
 
 
-@pytest.fixture(scope="module")
-def valuer(trained) -> Valuer:
-    return Valuer.load(trained.bundle)
-
-
 def frame_of(*batch: Listing) -> pd.DataFrame:
     return pd.DataFrame([asdict(listing) for listing in batch])
 
