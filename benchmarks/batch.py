@@ -23,12 +23,11 @@ import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from champion import train_champion  # benchmarks/champion.py: scripts run from this folder
 
 from data.simulator import generate
 from valuation.loading import TableWriter
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 GENERATE_CHUNK = 500_000
 
 
@@ -39,15 +38,7 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
 
     with tempfile.TemporaryDirectory() as home:
-        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-        env["VALUATION_HOME"] = home
-        subprocess.run(
-            [BIN / "valuation", "train", "--data", ROOT / "data/sample_sales.csv", "--trials", "2"],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        env = train_champion(home)
         print(f"{os.cpu_count()} cores\n")
         print(
             f"{'rows':>11} {'batch s':>9} {'batch rows/s':>13} {'peak MB':>8} "

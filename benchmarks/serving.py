@@ -23,10 +23,9 @@ import sys
 import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from champion import BIN, ROOT, train_champion  # benchmarks/champion.py, beside this script
+
 LISTING = {
     "fans": "13.13W",
     "violations": "有违规",
@@ -45,15 +44,7 @@ def main() -> None:
         sys.exit("serving benchmark: wrk is not installed (Debian: apt-get install wrk)")
 
     with tempfile.TemporaryDirectory() as home:
-        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-        env |= {"VALUATION_HOME": home, "PATH": f"{BIN}:{os.environ['PATH']}"}
-        subprocess.run(
-            [BIN / "valuation", "train", "--data", ROOT / "data/sample_sales.csv", "--trials", "2"],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        env = train_champion(home)
         in_process = _in_process(home)
         body = json.dumps(LISTING, ensure_ascii=False)
         with _server(
