@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 SAMPLE := data/sample_sales.csv
 
-.PHONY: install browser run train test lint sample bench clean
+.PHONY: install browser postgres run train test lint sample bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ browser:  ## Debian's chromium, for the quote page's browser tests
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+postgres:  ## the machine's PostgreSQL, which the quote record's tests use: started when it is down
+	@pg_isready -q -h 127.0.0.1 -p 5432 || \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+
+test: install browser postgres
 	$(BIN)/python -m pytest
 
 lint: install
@@ -38,4 +42,4 @@ bench: install  ## accuracy and serving benchmarks (serving needs wrk: apt-get i
 	$(BIN)/python benchmarks/serving.py
 
 clean:
-	rm -rf $(VENV) mlflow.db mlartifacts models/*-v*
+	rm -rf $(VENV) mlflow.db records.db* mlartifacts models/*-v*

@@ -35,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     generate.add_argument("--truth", action="store_true", help="add the true price quantiles")
 
     train = commands.add_parser("train", help="train on past sales, track and register in MLflow")
-    train.add_argument("--data", type=Path, required=True, help="CSV or Parquet export of sales")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="CSV or Parquet export of sales")
+    source.add_argument(
+        "--from-records",
+        action="store_true",
+        help="the sales reported to the service (POST /v1/sales), snapshot to <home>/records/",
+    )
     train.add_argument("--trials", type=_positive_int, help="hyperparameter search trials")
     train.add_argument("--max-reject-share", type=float, help="refuse above this share (0.05)")
     train.add_argument(
@@ -91,13 +97,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import OperationalError
 
+    from training.pipeline import NoSalesOnRecord
     from training.steps import TooManyRejects
+    from valuation.bundles import BundleRejected
     from valuation.listing import ListingError
     from valuation.loading import ExportError
     from valuation.registry import NoModel
 
-    return (ExportError, ListingError, TooManyRejects, NoModel, OSError, MlflowException)
+    return (
+        ExportError,
+        ListingError,
+        TooManyRejects,
+        NoModel,
+        NoSalesOnRecord,
+        BundleRejected,
+        OSError,
+        MlflowException,
+        OperationalError,  # the record's database is unreachable
+    )
 
 
 def _engine_arguments(command) -> None:
@@ -144,7 +163,7 @@ def run_generate(args) -> int:
 
 
 def run_train(args) -> int:
-    from training.pipeline import train
+    from training.pipeline import snapshot_records, train
     from valuation.registry import registered_version
 
     settings = _settings()
@@ -153,7 +172,11 @@ def run_train(args) -> int:
         return 0
     if args.max_reject_share is not None:
         settings = settings.model_copy(update={"max_reject_share": args.max_reject_share})
-    outcome = train(args.data, settings, args.trials, print, args.engine, args.scheduler)
+    data = args.data
+    if args.from_records:
+        data = snapshot_records(settings)
+        print(f"training on the sales on record, snapshot in {data}")
+    outcome = train(data, settings, args.trials, print, args.engine, args.scheduler)
     print(f"\nholdout ({outcome.split_by} split):")
     print(f"{'':22}{'MdAPE':>8}{'MAPE':>8}{'RMSLE':>8}{'<=10%':>8}{'<=20%':>8}")
     for who, m in outcome.metrics.items():

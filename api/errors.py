@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 log = logging.getLogger("api")
 
 _CODES = {
+    400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
@@ -22,14 +23,22 @@ _CODES = {
 
 
 class ServiceError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: tuple[dict, ...] = (),
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+        self.headers = headers  # e.g. WWW-Authenticate on a 401
 
 
-def error_response(status: int, code: str, message: str, fields=()) -> JSONResponse:
+def error_response(status: int, code: str, message: str, fields=(), headers=None) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "fields": list(fields)}}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def field_problems(errors, drop: int = 0) -> list[dict[str, str]]:
@@ -58,12 +67,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
+        if isinstance(error.__cause__, UnicodeDecodeError):
+            # FastAPI's 400 "error parsing the body": answered as any other body that is not JSON.
+            why = f"JSON must be UTF-8 text ({error.__cause__.reason})"
+            return error_response(
+                422, "invalid_request", f"body: {why}", [{"field": "body", "message": why}]
+            )
         code = _CODES.get(error.status_code, "http_error")
-        return error_response(error.status_code, code, str(error.detail))
+        # Starlette's own headers go on: a 405 must say which methods are allowed (RFC 9110).
+        return error_response(error.status_code, code, str(error.detail), headers=error.headers)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, error: ServiceError):
-        return error_response(error.status, error.code, error.message)
+        return error_response(error.status, error.code, error.message, error.fields, error.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception):

@@ -7,8 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors, pages, routes
-from api.metrics import Metrics, MetricsMiddleware
+from api import admin, errors, pages, routes
+from api.limits import BodyLimitMiddleware
+from api.metrics import LiveFigures, Metrics, MetricsMiddleware
+from api.recording import RequestIds
+from valuation.records import Record
 from valuation.settings import Settings, get_settings
 from valuation.valuer import Valuer
 
@@ -33,7 +36,12 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
         if app.state.valuer is not None:
             name = app.state.valuer.card.get("model_name", app.state.settings.model_name)
             app.state.metrics.model.labels(name, str(app.state.valuer.version)).set(1)
-        yield
+        app.state.record = Record(app.state.settings.records)
+        try:
+            async with admin.model_updates(app):  # reloads, and polling when configured
+                yield
+        finally:
+            app.state.record.close()  # commits what is waiting
 
     app = FastAPI(
         title="Kuaishou account valuation",
@@ -42,21 +50,31 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
         lifespan=lifespan,
     )
     app.state.metrics = Metrics()
+    app.state.metrics.registry.register(LiveFigures(app.state))
     app.state.valuer = None
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(pages.router)
+    app.include_router(admin.router)
+    # Added before the metrics, so it runs inside them: refused bodies are counted too.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIds)
     return app
 
 
 def _load_champion(settings: Settings) -> Valuer | None:
+    from valuation.bundles import BundleRejected
     from valuation.registry import NoModel, load_valuer
 
     try:
         valuer = load_valuer(settings)
     except NoModel as error:
         log.warning("serving without a model: %s", error)
+        return None
+    except BundleRejected as error:
+        # Not ready (503) rather than not running: a good model can be reloaded without a restart.
+        log.error("serving without a model: %s", error)
         return None
     log.info("serving %s version %s", settings.model_name, valuer.version)
     return valuer

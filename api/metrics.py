@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from valuation.monitoring import live_accuracy, stability
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -38,6 +41,52 @@ class Metrics:
             ["name", "version"],
             registry=self.registry,
         )
+
+
+class LiveFigures:
+    """Read from the record at scrape time: live accuracy by model version, and input drift of
+    the served model (whose bundle carries its training data's profile)."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def describe(self):
+        return []  # computed at scrape time only: registering must not query the record
+
+    def collect(self):
+        record = getattr(self.state, "record", None)
+        if record is None:
+            return
+        settings = self.state.settings
+        mdape = GaugeMetricFamily(
+            "valuation_live_mdape_percent",
+            f"Median absolute percentage error of the last {settings.live_window} reported sales, "
+            "by the model version that quoted them.",
+            labels=["version"],
+        )
+        count = GaugeMetricFamily(
+            "valuation_live_sales",
+            "Reported sales scored in valuation_live_mdape_percent.",
+            labels=["version"],
+        )
+        for version, (error, n) in live_accuracy(record.recent_sales(settings.live_window)).items():
+            mdape.add_metric([str(version)], error)
+            count.add_metric([str(version)], n)
+        yield mdape
+        yield count
+        valuer = self.state.valuer
+        reference = valuer.card.get("profile") if valuer is not None else None
+        recent = record.recent_listings(settings.drift_window) if reference else None
+        if recent is not None and len(recent):
+            drift = GaugeMetricFamily(
+                "valuation_input_psi",
+                f"Population stability index of each feature, the last {settings.drift_window} "
+                "listings quoted against the served model's training data (>0.25: shifted).",
+                labels=["feature"],
+            )
+            for feature, value in stability(reference, recent).items():
+                drift.add_metric([feature], value)
+            yield drift
 
 
 class MetricsMiddleware:

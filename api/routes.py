@@ -4,6 +4,7 @@ for a noticeable time, is a plain `def` and runs in the thread pool."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Annotated
 
@@ -11,24 +12,29 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from api import schemas
+from api import recording, schemas
 from api.errors import ServiceError, field_problems
 from api.schemas import ErrorOut
+from valuation import records
 from valuation.appraisal import appraise
 from valuation.comparables import MAX_K
 from valuation.listing import Listing
 from valuation.reasons import explain
+from valuation.smoke import smoke_problems
 from valuation.valuer import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Valuation, Valuer
 
 router = APIRouter()
 
 ERRORS = {
+    400: {
+        "model": ErrorOut,
+        "description": "The request's Content-Length is malformed (not a number, or repeated "
+        "with different values).",
+    },
+    413: {"model": ErrorOut, "description": "The body is over the size limit (4 MiB by default)."},
     422: {"model": ErrorOut, "description": "A field is missing or cannot be read; each is named."},
     503: {"model": ErrorOut, "description": "No model is loaded."},
 }
-SMOKE_LISTING = Listing(
-    fans=10_000, violations=False, live_permission=False, verified=False, category=""
-)
 
 
 async def current_valuer(request: Request) -> Valuer:
@@ -128,9 +134,11 @@ async def quote(
 ):
     """The estimated sale price in CNY, its range (80% of sales by default, `level` to change it),
     the model used and, on request, the reasons and the most similar past sales."""
-    _, body = _full_quote(
-        valuer, _listing(listing), listing.listing_id, level, explain, comparables
-    )
+    listed = _listing(listing)
+    _, body = _full_quote(valuer, listed, listing.listing_id, level, explain, comparables)
+    sent = await recording.sent_body(request)
+    row = recording.quote_row(request, "quote", 0, listed, sent, body)
+    await recording.record(request, records.quotes, [row])
     _count_quotes(request, "quote")
     return body
 
@@ -167,8 +175,13 @@ def quotes(
         parsed.append((index, listing_in.listing_id, _listing(listing_in)))
         results.append(None)
     valuations = valuer.value_many([listing for _, _, listing in parsed], level)
-    for (index, listing_id, _), valuation in zip(parsed, valuations, strict=True):
+    rows = []
+    for (index, listing_id, listing), valuation in zip(parsed, valuations, strict=True):
         results[index] = {"index": index, **_quote(valuation, model, listing_id)}
+        sent = json.dumps(body.listings[index], ensure_ascii=False)
+        rows.append(recording.quote_row(request, "quotes", index, listing, sent, results[index]))
+    if rows:
+        recording.record_waiting(request, records.quotes, rows)
     _count_quotes(request, "quotes", len(parsed))
     return {
         "model": model,
@@ -202,8 +215,7 @@ async def appraisal(
         valuer, listing, body.listing.listing_id, level, explain, comparables
     )
     result = appraise(valuation, body.asking_price)
-    _count_quotes(request, "appraisal")
-    return {
+    answer = {
         "asking_price": result.asking_price,
         "percentile": result.percentile,
         "verdict": result.verdict,
@@ -213,6 +225,60 @@ async def appraisal(
         },
         "quote": quote_body,
     }
+    sent = await recording.sent_body(request)
+    row = recording.quote_row(request, "appraisal", 0, listing, sent, quote_body, answer)
+    await recording.record(request, records.quotes, [row])
+    _count_quotes(request, "appraisal")
+    return answer
+
+
+@router.post(
+    "/v1/sales",
+    status_code=201,
+    response_model=schemas.SaleOut,
+    responses=ERRORS,
+    summary="Report a sale: the price a listing really sold for",
+    tags=["sales"],
+)
+def sale(body: schemas.SaleIn, request: Request):
+    """Stored with the listing's fields (those sent, or those of its last quote) for training
+    (`valuation train --from-records`), and scored against that quote for live accuracy
+    (`/metrics`)."""
+    record = request.app.state.record
+    last = record.last_quote(body.listing_id)
+    if body.listing is not None:
+        listing = _listing(body.listing)
+    elif last is not None:
+        listing = Listing(**{name: last[name] for name in Listing.__slots__})
+    else:
+        why = f"no quote of listing {body.listing_id!r} is on record: send its fields"
+        raise ServiceError(422, "unknown_listing", why, ({"field": "listing", "message": why},))
+    sold_at = body.sold_at or records.now().date()
+    recording.record_waiting(
+        request,
+        records.sales,
+        [
+            {
+                "request_id": request.scope["request_id"],
+                "reported_at": records.now(),
+                "listing_id": body.listing_id,
+                "price": body.price,
+                "sold_at": sold_at,
+                **asdict(listing),
+                "quote_id": last and last["id"],
+                "model_version": last and last["model_version"],
+                "price_estimate": last and last["price_estimate"],
+            }
+        ],
+    )
+    quoted = None
+    if last is not None:
+        quoted = {
+            "model": {"name": last["model_name"], "version": last["model_version"]},
+            "price_estimate": last["price_estimate"],
+            "error_percent": abs(last["price_estimate"] - body.price) / body.price * 100,
+        }
+    return {"listing_id": body.listing_id, "price": body.price, "sold_at": sold_at, "quoted": quoted}
 
 
 @router.get("/v1/model", response_model=schemas.ModelInfo, responses=ERRORS, tags=["model"])
@@ -245,10 +311,10 @@ async def healthz():
 
 @router.get("/readyz", responses={503: ERRORS[503]}, tags=["operations"])
 async def readyz(valuer: CurrentValuer):
-    """A model is loaded and answers a quote."""
-    valuation = valuer.value(SMOKE_LISTING)
-    if not valuation.price_estimate > 0:
-        raise ServiceError(503, "model_unhealthy", "the model answered a non-positive price")
+    """A model is loaded and answers the smoke listings with sane prices."""
+    problems = smoke_problems(valuer)
+    if problems:
+        raise ServiceError(503, "model_unhealthy", "; ".join(problems))
     return {"status": "ready", "model": _model_ref(valuer)}
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from valuation.parsing import parse_listing_id, parse_price, parser_for
-from valuation.schema import FEATURES, LISTING_ID
+from valuation.parsing import parse_listing_id, parse_price, parse_sold_at, parser_for
+from valuation.schema import FEATURES, LISTING_ID, MAX_FANS
 from valuation.schema import Field as SchemaField
 
 MAX_BATCH = 10_000
@@ -18,7 +19,13 @@ EXAMPLE_LISTING = {
     "verified": "已认证",
     "category": "自媒体",
 }
-_TYPES = {"count": (int, int | str), "flag": (bool, bool | int | str), "text": (str, str)}
+# (the parsed type, what the OpenAPI document says is accepted). The numeric bounds are declared
+# where JSON Schema can state them exactly; a spelling's limits are in its description.
+_TYPES = {
+    "count": (int, Annotated[int, Field(ge=0, le=MAX_FANS)] | str),
+    "flag": (bool, bool | Literal[0, 1] | str),
+    "text": (str, str),
+}
 
 
 def _feature(field: SchemaField):
@@ -39,7 +46,9 @@ ListingIn = create_model(
     __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_LISTING]}),
     **{field.name: _feature(field) for field in FEATURES},
     listing_id=(
-        Annotated[str | None, BeforeValidator(parse_listing_id)],
+        Annotated[
+            str | None, BeforeValidator(parse_listing_id, json_schema_input_type=str | int | None)
+        ],
         Field(None, description=LISTING_ID.description),
     ),
 )
@@ -136,6 +145,51 @@ class AppraisalIn(BaseModel):
     asking_price: Annotated[
         float, BeforeValidator(parse_price, json_schema_input_type=float | str)
     ] = Field(description="The price asked, CNY: 3800, `¥3,800`, `3800元` or `0.38万`.")
+
+
+def _required_listing_id(value: object) -> str:
+    listing_id = parse_listing_id(value)
+    if listing_id is None:
+        raise ValueError("listing_id is missing: a sale is matched to its listing by it")
+    return listing_id
+
+
+class SaleIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"listing_id": "KS-20261125-0042", "price": "¥4,200", "sold_at": "2026-11-24"}]
+        },
+    )
+    listing_id: Annotated[
+        str, BeforeValidator(_required_listing_id, json_schema_input_type=str | int)
+    ] = Field(description="The listing that sold, as it was quoted.")
+    price: Annotated[float, BeforeValidator(parse_price, json_schema_input_type=float | str)] = (
+        Field(description="The price it sold for, CNY: 4200, `¥4,200`, `4200元` or `0.42万`.")
+    )
+    sold_at: Annotated[
+        dt.date | None, BeforeValidator(parse_sold_at, json_schema_input_type=str | None)
+    ] = Field(None, description="The day of the sale; the day it is reported when left out.")
+    listing: ListingIn | None = Field(
+        None,
+        description="The listing's fields. Needed when no quote of this listing_id is on record; "
+        "when given, they are what the sale is recorded with.",
+    )
+
+
+class LiveQuote(BaseModel):
+    model: ModelRef
+    price_estimate: float
+    error_percent: float = Field(description="|estimate - price| / price, in percent.")
+
+
+class SaleOut(BaseModel):
+    listing_id: str
+    price: float
+    sold_at: dt.date
+    quoted: LiveQuote | None = Field(
+        description="The listing's last quote before the sale, which live accuracy scores."
+    )
 
 
 class Thresholds(BaseModel):

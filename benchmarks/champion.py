@@ -1,11 +1,14 @@
-"""A throwaway project folder with a champion trained on the committed (simulated) sample, for
-benchmarks that must not touch the real store."""
+"""A throwaway project folder with a champion trained on the committed (simulated) sample, and a
+real server over it, for benchmarks that must not touch the real store."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,3 +32,42 @@ def train_champion(home: str) -> dict[str, str]:
         stderr=subprocess.DEVNULL,
     )
     return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A server process (its own session, so stopping it stops its children) that is ready once
+    `ready_url` answers; `log`, an open file, takes its output (discarded by default)."""
+
+    def __init__(self, command, env, ready_url, log=None):
+        self.command, self.env, self.ready_url = [str(c) for c in command], env, ready_url
+        self.log = log if log is not None else subprocess.DEVNULL
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.ready_url, timeout=1)
+                return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.command[0]} exited") from None
+                time.sleep(0.3)
+        raise TimeoutError(f"{self.ready_url} not ready")
+
+    def __exit__(self, *exc):
+        os.killpg(self.process.pid, 15)
+        self.process.wait(timeout=30)

@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.request
 
-from champion import BIN, ROOT, train_champion  # benchmarks/champion.py, beside this script
+from champion import BIN, Server, train_champion  # benchmarks/champion.py, beside this script
 
 LISTING = {
     "fans": "13.13W",
@@ -47,7 +47,7 @@ def main() -> None:
         env = train_champion(home)
         in_process = _in_process(home)
         body = json.dumps(LISTING, ensure_ascii=False)
-        with _server(
+        with Server(
             [
                 BIN / "uvicorn",
                 "api.main:app",
@@ -77,7 +77,7 @@ def main() -> None:
             "-h",
             "127.0.0.1",
         ]
-        with _server(command, mlflow_env, "http://127.0.0.1:8472/ping"):
+        with Server(command, mlflow_env, "http://127.0.0.1:8472/ping"):
             theirs = _wrk(
                 "http://127.0.0.1:8472/invocations", mlflow_body, args.seconds, args.connections
             )
@@ -126,35 +126,6 @@ def _in_process(home: str) -> dict[str, float]:
         "value_us": statistics.median(value_times) * 1e6,
         "booster_us": statistics.median(booster_times) * 1e6,
     }
-
-
-class _server:
-    def __init__(self, command, env, ready_url):
-        self.command, self.env, self.ready_url = [str(c) for c in command], env, ready_url
-
-    def __enter__(self):
-        self.process = subprocess.Popen(
-            self.command,
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.ready_url, timeout=1)
-                return self
-            except OSError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"{self.command[0]} exited") from None
-                time.sleep(0.3)
-        raise TimeoutError(f"{self.ready_url} not ready")
-
-    def __exit__(self, *exc):
-        os.killpg(self.process.pid, 15)
-        self.process.wait(timeout=30)
 
 
 def _wrk(url: str, body: str, seconds: int, connections: int) -> dict[str, float]:

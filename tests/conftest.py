@@ -32,3 +32,25 @@ def trained(sales_csv, settings):
     from training.pipeline import train
 
     return train(sales_csv, settings)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway database on the machine's PostgreSQL (`make test` starts it when it is down;
+    VALUATION_TEST_POSTGRES names another server)."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    server = os.environ.get("VALUATION_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    name = f"valuation_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()

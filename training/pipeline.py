@@ -5,6 +5,7 @@ The only place in training that touches MLflow or the disk; every step it calls 
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import tempfile
 import warnings
@@ -20,9 +21,10 @@ import pandas as pd
 import valuation
 from training import steps
 from training.report import write_report
-from valuation import registry
+from valuation import bundles, monitoring, registry
 from valuation.encoding import FEATURE_NAMES, Encoder
-from valuation.loading import load_listings, write_rejects
+from valuation.loading import load_listings, write_rejects, write_table
+from valuation.records import Record
 from valuation.settings import Settings
 from valuation.valuer import Valuer
 
@@ -196,6 +198,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
             "data_sha256": digest,
             "data_rows": prepared.rows_train + prepared.rows_holdout,
             "split_by": split.by,
+            "profile": monitoring.profile(split.train),
         }
         valuer = prepared.fit(best, card)
         evaluation = steps.evaluate(valuer, split)
@@ -207,6 +210,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
 
         with tempfile.TemporaryDirectory() as scratch:
             bundle = valuer.save(Path(scratch) / "bundle")
+            fingerprint = bundles.fingerprint(bundle)
             mlflow.log_artifact(str(bundle / "point.txt"), "lightgbm")
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -219,11 +223,27 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
                 registered_model_name=settings.model_name,
             )
             version = str(info.registered_model_version)
+            # Recorded in the registry's database, apart from the artifacts it vouches for:
+            # loaders check every bundle against it before reading a byte of the model.
+            for tag, value in fingerprint.items():
+                client.set_model_version_tag(settings.model_name, version, tag, value)
             local = registry.bundle_dir(settings, version)
-            shutil.copytree(bundle, local, dirs_exist_ok=True)
+            # A store made anew numbers from 1 again: an old cache under this number must go whole
+            # (a leftover file would fail the check).
+            shutil.rmtree(local, ignore_errors=True)
+            shutil.copytree(bundle, local)
         say(f"registered {settings.model_name} version {version}")
 
-        decision = steps.decide(metrics["model"], _champion_errors(settings, split))
+        try:
+            decision = steps.decide(metrics["model"], _champion_errors(settings, split))
+        except bundles.BundleRejected as error:
+            # An unverifiable champion cannot be measured, nor silently replaced: a person decides.
+            decision = steps.Decision(
+                promote=False,
+                reasons=[f"the champion cannot be compared ({error}); promote by hand if wanted"],
+                candidate=metrics["model"],
+                champion=None,
+            )
         _record_decision(client, settings, version, decision)
         if decision.promote:
             client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
@@ -240,6 +260,36 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         bundle=local,
         decision=decision,
     )
+
+
+class NoSalesOnRecord(LookupError):
+    """`--from-records` found no reported sales to train on."""
+
+
+def snapshot_records(settings: Settings) -> Path:
+    """The sales reported to the service, written to `<home>/records/` as a Parquet file: the run
+    then names (and hashes) a file that stays, as it does for an export."""
+    record = Record(settings.records)
+    try:
+        sales = record.sales_frame()
+    finally:
+        record.close()
+    if sales.empty:
+        raise NoSalesOnRecord(
+            f"no sales are on record at {_safe_url(settings.records)}: "
+            "the marketplace reports them with POST /v1/sales"
+        )
+    folder = settings.home.resolve() / "records"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return write_table(sales, folder / f"sales-{stamp}.parquet")
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, fit for a message."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _log_evaluation(evaluation: steps.Evaluation, valuer, subtitle: str) -> None:

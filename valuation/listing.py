@@ -29,9 +29,16 @@ class Listing:
     def parse(cls, values: Mapping[str, object]) -> Listing:
         """From canonical or marketplace keys (`fans` or `粉丝数量`) and any accepted spelling."""
         lookup = header_lookup()
-        named = {lookup.get(normalise_header(key), key): value for key, value in values.items()}
-        parsed, problems = {}, {}
+        named, keys, problems = {}, {}, {}
+        for key, value in values.items():
+            name = lookup.get(normalise_header(key), key)
+            if name in keys:  # `fans` and `粉丝数量` both given: neither is guessed to win
+                problems[name] = f"{name} is given twice, as {keys[name]!r} and {key!r}"
+            named[name], keys[name] = value, key
+        parsed = {}
         for field in FEATURES:
+            if field.name in problems:
+                continue
             if field.name not in named:
                 problems[field.name] = f"{field.name} is missing"
                 continue

@@ -17,13 +17,20 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 
-from valuation.schema import BY_NAME, GENERIC_FALSE, GENERIC_TRUE, Field
+from valuation.schema import (
+    BY_NAME,
+    EARLIEST_SALE,
+    GENERIC_FALSE,
+    GENERIC_TRUE,
+    LATEST_SALE,
+    MAX_CATEGORY_LENGTH,
+    MAX_FANS,
+    MAX_LISTING_ID_LENGTH,
+    MAX_PRICE,
+    Field,
+)
 
-MAX_FANS = 10**10  # more than 100亿 followers is no real account: a typo, not a listing
-MAX_PRICE = 10**9
 MAX_AMOUNT = 10**18  # beyond any field's bound: refused before any arithmetic on it
-MAX_CATEGORY_LENGTH = 40
-MAX_LISTING_ID_LENGTH = 100
 
 _MULTIPLIERS = {
     "": 1,
@@ -36,7 +43,13 @@ _MULTIPLIERS = {
     "千万": 10_000_000,
     "亿": 100_000_000,
 }
-_AMOUNT = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>k|千|w|万|m|百万|千万|亿)?$")
+# ASCII digits only (after NFKC folds full-width ones): `\d` would also read Devanagari or Thai
+# digits. A comma only separates thousands: "1,2,3" is no number, and "13,13W" (a decimal comma)
+# must not become 1313W, a hundred times the count.
+_AMOUNT = re.compile(
+    r"^(?P<number>(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?)"
+    r"\s*(?P<unit>k|千|w|万|m|百万|千万|亿)?$"
+)
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日", "%Y-%m-%d %H:%M:%S")
 
 
@@ -83,13 +96,17 @@ def _amount(value: object, what: str) -> tuple[Decimal, bool]:
             raise SpellingError(f"{what} is too large to be real")
         number = Decimal(int(value))
     elif isinstance(value, Real):
-        if not math.isfinite(float(value)):
+        try:
+            as_float = float(value)
+        except OverflowError:  # a Fraction or the like beyond float range
+            raise SpellingError(f"{what} is too large to be real") from None
+        if not math.isfinite(as_float):
             raise SpellingError(f"{what} must be a finite number, not {value!r}")
-        number = Decimal(repr(float(value)))
+        number = Decimal(repr(as_float))
     elif isinstance(value, str) and value.isascii() and value.isdigit():  # the common plain count
         number = Decimal(int(value)) if len(value) <= 19 else Decimal(MAX_AMOUNT + 1)
     else:
-        text = _text(value).lower().replace(",", "").replace(" ", "")
+        text = _text(value).lower()
         if len(text) > 30:
             raise SpellingError(f"{what} is too long to be a number: {text[:30]!r}...")
         match = _AMOUNT.match(text)
@@ -98,7 +115,7 @@ def _amount(value: object, what: str) -> tuple[Decimal, bool]:
                 raise SpellingError(f"{what} cannot be negative: {value!r}")
             raise SpellingError(f"{what} is not a number the marketplace writes: {value!r}")
         unit = match["unit"] or ""
-        number = Decimal(match["number"]) * _MULTIPLIERS[unit]
+        number = Decimal(match["number"].replace(",", "")) * _MULTIPLIERS[unit]
     if number < 0:
         raise SpellingError(f"{what} cannot be negative: {value!r}")
     return number, bool(unit)
@@ -116,8 +133,10 @@ def parse_fans(value: object) -> int:
     return fans
 
 
+# At most 10 digits before the point (with or without thousands commas), so that the whole part
+# times 1亿 stays inside int64; longer counts are left to `parse_fans`.
 _BULK_COUNT = (
-    r"^(?P<whole>[0-9]{1,10})(?:\.(?P<fraction>[0-9]{1,4}))?"
+    r"^(?P<whole>[0-9]{1,10}|[0-9]{1,3}(?:,[0-9]{3}){1,2})(?:\.(?P<fraction>[0-9]{1,4}))?"
     r"(?P<unit>k|千|w|万|m|百万|千万|亿)?$"
 )
 _UNITS = [unit for unit in _MULTIPLIERS if unit]
@@ -141,10 +160,9 @@ def parse_fans_many(values, parse=None) -> tuple[np.ndarray, np.ndarray]:
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: every value one by one
         fast = np.zeros(count, dtype=bool)
     else:
-        text = pc.replace_substring(pc.utf8_lower(pc.utf8_trim_whitespace(text)), ",", "")
-        parts = pc.extract_regex(text, _BULK_COUNT)
+        parts = pc.extract_regex(pc.utf8_lower(pc.utf8_trim_whitespace(text)), _BULK_COUNT)
         matched = pc.fill_null(pc.is_valid(parts), False).to_numpy(zero_copy_only=False)
-        whole = pc.fill_null(pc.struct_field(parts, "whole"), "0")
+        whole = pc.replace_substring(pc.fill_null(pc.struct_field(parts, "whole"), "0"), ",", "")
         fraction = pc.fill_null(pc.struct_field(parts, "fraction"), "")
         unit = pc.fill_null(pc.struct_field(parts, "unit"), "")
         has_unit = pc.not_equal(unit, "").to_numpy(zero_copy_only=False)
@@ -223,11 +241,13 @@ def parse_flag(field_name: str, value: object) -> bool:
 def parse_category(value: object) -> str:
     if _is_missing(value):
         raise SpellingError("category is missing")
+    if not isinstance(value, str):  # 0 or True is a shifted column, not a category named "0"
+        raise SpellingError(f"category must be text, not {_shown(value)}")
     text = _text(value)
-    if not text or not text.isprintable():
-        raise SpellingError(f"category must be printable text: {value!r}")
     if len(text) > MAX_CATEGORY_LENGTH:
         raise SpellingError(f"category is longer than {MAX_CATEGORY_LENGTH} characters")
+    if not text or not text.isprintable():
+        raise SpellingError(f"category must be printable text: {_shown(value)}")
     return text
 
 
@@ -236,21 +256,39 @@ def parse_sold_at(value: object) -> dt.date | None:
     if _is_missing(value):
         return None
     if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    text = _text(value)
-    for layout in _DATE_FORMATS:
-        try:
-            return dt.datetime.strptime(text, layout).date()
-        except ValueError:
-            continue
-    raise SpellingError(f"sold_at is not a date like 2025-03-01: {value!r}")
+        day = value.date()
+    elif isinstance(value, dt.date):
+        day = value
+    else:
+        day = _date(_text(value), value)
+    if not EARLIEST_SALE <= day <= LATEST_SALE:
+        raise SpellingError(
+            f"sold_at of {day} is outside the possible sale dates ({EARLIEST_SALE} to {LATEST_SALE})"
+        )
+    return day
+
+
+def _date(text: str, value: object) -> dt.date:
+    if len(text) <= 30:  # the longest layout is 19 characters: no need to try strptime on more
+        for layout in _DATE_FORMATS:
+            try:
+                return dt.datetime.strptime(text, layout).date()
+            except ValueError:
+                continue
+    raise SpellingError(f"sold_at is not a date like 2025-03-01: {_shown(value)}")
 
 
 def parse_listing_id(value: object) -> str | None:
+    """Text, or a whole number (numeric ids, also as the floats pandas makes of an integer column
+    with gaps: 1024.0 is id "1024")."""
     if _is_missing(value):
         return None
+    if isinstance(value, Real) and not isinstance(value, bool | Integral):
+        if not (math.isfinite(value) and value == int(value)):
+            raise SpellingError(f"listing_id must be text or a whole number, not {_shown(value)}")
+        value = int(value)
+    elif not isinstance(value, str | Integral) or isinstance(value, bool):
+        raise SpellingError(f"listing_id must be text or a whole number, not {_shown(value)}")
     text = _text(value)
     if len(text) > MAX_LISTING_ID_LENGTH or not text.isprintable():
         raise SpellingError(

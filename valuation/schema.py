@@ -6,6 +6,7 @@ spellings, value spellings and market-logic directions from the declarations her
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +30,21 @@ class Field:
         return self.headers[0]
 
 
+# Limits of a sane value. Past them a value is a typo or hostile, not a listing; the parsers refuse
+# it with a reason, so the API, the file loader and the CLI all refuse the same values.
+MAX_FANS = 10**10
+"""100亿 followers: Kuaishou's largest accounts have under 1亿, so anything above is a typo."""
+MAX_PRICE = 10**9
+"""CNY 10亿 (price and asking price): far above any account ever sold."""
+MAX_CATEGORY_LENGTH = 40
+"""Characters, after width folding; the marketplace's category names are 2 to 6."""
+MAX_LISTING_ID_LENGTH = 100
+"""Characters; marketplace ids are a few dozen at most."""
+EARLIEST_SALE = dt.date(2011, 1, 1)
+"""Kuaishou started in 2011: no account of it was sold before."""
+LATEST_SALE = dt.date(2100, 12, 31)
+"""A fixed bound, not today: the same export must load the same way whenever it is read."""
+
 # Words any flag accepts, besides its own marketplace spellings.
 GENERIC_TRUE = ("yes", "y", "true", "t", "1", "是", "有")
 GENERIC_FALSE = ("no", "n", "false", "f", "0", "否", "无")
@@ -37,7 +53,8 @@ FANS = Field(
     "fans",
     "count",
     ("粉丝数量", "粉丝数", "粉丝"),
-    "Followers of the account; `13.13W`, `13.1万`, `1.2亿`, `131,300` and `3.5k` are all accepted.",
+    "Followers of the account, 0 to 100亿; `13.13W`, `13.1万`, `1.2亿`, `131,300` and `3.5k` are "
+    "all accepted.",
     monotone=+1,
 )
 VIOLATIONS = Field(
@@ -71,18 +88,27 @@ CATEGORY = Field(
     "category",
     "text",
     ("类目", "分类"),
-    "The account's content category, e.g. 自媒体, 美食, 搞笑.",
+    f"The account's content category, e.g. 自媒体, 美食, 搞笑; at most {MAX_CATEGORY_LENGTH} characters.",
 )
 PRICE = Field(
     "price",
     "price",
     ("成交价", "价格", "成交价格", "售价"),
-    "Sale price in CNY; `¥1,200`, `1200元`, `1.2万` and `1200` are accepted. Training data only.",
+    "Sale price in CNY, above 0 and up to 10亿; `¥1,200`, `1200元`, `1.2万` and `1200` are "
+    "accepted. Training data only.",
 )
 LISTING_ID = Field(
-    "listing_id", "id", ("账号ID", "编号", "商品编号", "id"), "Marketplace listing id."
+    "listing_id",
+    "id",
+    ("账号ID", "编号", "商品编号", "id"),
+    f"Marketplace listing id: text of at most {MAX_LISTING_ID_LENGTH} characters, or a whole number.",
 )
-SOLD_AT = Field("sold_at", "date", ("成交日期", "成交时间", "sale_date"), "Date of the sale.")
+SOLD_AT = Field(
+    "sold_at",
+    "date",
+    ("成交日期", "成交时间", "sale_date"),
+    f"Date of the sale, from {EARLIEST_SALE} to {LATEST_SALE}.",
+)
 
 FEATURES: tuple[Field, ...] = (FANS, VIOLATIONS, LIVE_PERMISSION, VERIFIED, CATEGORY)
 """Model inputs, in the order of the model's input row."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,22 @@ class Settings(BaseSettings):
     search_trials: int = Field(default=8, ge=1)
     cv_folds: int = Field(default=3, ge=2)
     seed: int = 0
+    admin_token: SecretStr | None = None
+    """The bearer token of the admin endpoints (`POST /admin/reload`); unset, they are off (404)."""
+    reload_seconds: float = Field(default=0, ge=0)
+    """Every this-many seconds the server checks the registry's champion and reloads when it
+    moved; 0 = only on `POST /admin/reload`."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Larger request bodies are refused (413). A full batch of 10,000 listings in marketplace
+    spellings with listing ids is 1.7-2.7 MB as JSON (escaped, indented or not): 4 MiB holds it
+    with room to spare, and little more."""
+    database_url: str | None = None
+    """Where quotes and sales are recorded (SQLAlchemy URL, e.g. postgresql+psycopg://...);
+    unset means the embedded SQLite file `records.db` in `home`."""
+    live_window: int = Field(default=500, ge=1)
+    """Live accuracy is the MdAPE of the last this-many reported sales."""
+    drift_window: int = Field(default=5000, ge=1)
+    """Input drift compares the last this-many listings quoted with the training data."""
 
     @property
     def store_path(self) -> Path:
@@ -42,6 +58,10 @@ class Settings(BaseSettings):
         if self.tracking_uri:
             return None  # a tracking server decides where its artifacts go
         return (self.home.resolve() / "mlartifacts").as_uri()
+
+    @property
+    def records(self) -> str:
+        return self.database_url or f"sqlite:///{self.home.resolve() / 'records.db'}"
 
     @property
     def bundles(self) -> Path:

@@ -20,10 +20,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(settings: Settings):
-    port = free_port()
+def running_server(settings: Settings, extra_env: dict[str, str] | None = None):
+    """`extra_env`: more variables for the server (e.g. VALUATION_ADMIN_TOKEN)."""
+    process, base = start_server(settings, extra_env)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def start_server(
+    settings: Settings, extra_env: dict[str, str] | None = None, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """The server process, once it answers /readyz, and its address; the caller stops it."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env |= {"VALUATION_HOME": str(settings.home), "VALUATION_MODEL_NAME": settings.model_name}
+    env |= extra_env or {}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -42,21 +56,17 @@ def running_server(settings: Settings):
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/readyz", timeout=1)
-                break
-            except OSError:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"server exited: {process.stderr.read().decode()[-2000:]}"
-                    ) from None
-                if time.monotonic() > deadline:
-                    raise TimeoutError("server not ready within 60 s") from None
-                time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/readyz", timeout=1)
+            return process, base
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited: {process.stderr.read().decode()[-2000:]}"
+                ) from None
+            if time.monotonic() > deadline:
+                process.kill()
+                raise TimeoutError("server not ready within 60 s") from None
+            time.sleep(0.2)

@@ -104,3 +104,20 @@ def test_promoting_a_missing_version_fails_and_keeps_the_champion(store):
     with pytest.raises(MlflowException):
         promote(settings, "99", "no such version")
     assert registry.registered_version(settings) == first.model_version
+
+
+def test_a_champion_that_fails_its_checksum_is_not_replaced_by_the_gate(store):
+    """It cannot be measured against the candidate; the gate refuses rather than guessing."""
+    settings, good, _ = store
+    first = train(good, settings)
+    registry.client(settings).delete_model_version_tag(
+        settings.model_name, first.model_version, "bundle_sha256"
+    )
+    second = train(good, settings)
+    assert not second.decision.promote
+    assert "the champion cannot be compared" in second.decision.reasons[0]
+    assert registry.registered_version(settings) == first.model_version
+    tags = (
+        registry.client(settings).get_model_version(settings.model_name, second.model_version).tags
+    )
+    assert tags["promotion.decision"] == "kept_champion"

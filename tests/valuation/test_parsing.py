@@ -25,7 +25,7 @@ from valuation.parsing import (
     parse_price,
     parse_sold_at,
 )
-from valuation.schema import FLAGS, GENERIC_FALSE, GENERIC_TRUE
+from valuation.schema import EARLIEST_SALE, FLAGS, GENERIC_FALSE, GENERIC_TRUE, LATEST_SALE
 
 
 def assert_rejected(parser, value: object, field: str) -> SpellingError:
@@ -445,12 +445,18 @@ def test_sold_at_rejected(raw: object) -> None:
     assert_rejected(parse_sold_at, raw, "sold_at")
 
 
-@given(st.dates())
+@given(st.dates(min_value=EARLIEST_SALE, max_value=LATEST_SALE))
 def test_sold_at_iso_round_trip(day: dt.date) -> None:
-    if day.year >= 1000:  # strptime's %Y wants four digits
-        assert parse_sold_at(day.isoformat()) == day
-        assert parse_sold_at(f"{day.year}年{day.month}月{day.day}日") == day
+    assert parse_sold_at(day.isoformat()) == day
+    assert parse_sold_at(f"{day.year}年{day.month}月{day.day}日") == day
     assert parse_sold_at(day) == day
+
+
+@given(st.dates().filter(lambda day: not EARLIEST_SALE <= day <= LATEST_SALE))
+def test_sold_at_outside_the_possible_sale_dates_is_rejected(day: dt.date) -> None:
+    assert_rejected(parse_sold_at, day, "sold_at")
+    if day.year >= 1000:  # strptime's %Y wants four digits
+        assert "outside" in assert_rejected(parse_sold_at, day.isoformat(), "sold_at").reason
 
 
 # ---------------------------------------------------------------------- garbage, property-based

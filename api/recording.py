@@ -1,0 +1,88 @@
+"""Every answer on record: a request id per request (returned as `X-Request-ID`), and the rows a
+quote, a batch or an appraisal writes before it may answer 200."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from fastapi import Request
+from sqlalchemy import Table
+
+from api.errors import ServiceError
+from valuation.listing import Listing
+from valuation.records import RecordUnavailable, now
+
+HEADER = b"x-request-id"
+
+
+class RequestIds:
+    """Pure ASGI: a fresh id in `scope["request_id"]` and in the answer's headers."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request_id = scope["request_id"] = uuid.uuid4().hex
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (HEADER, request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def quote_row(
+    request: Request,
+    endpoint: str,
+    item: int,
+    listing: Listing,
+    sent: str,
+    quote: dict,
+    answer: dict | None = None,
+) -> dict:
+    """`quote` is the listing's quote; `answer` the whole answer when it is more (an appraisal)."""
+    model = quote["model"]
+    return {
+        "request_id": request.scope["request_id"],
+        "item": item,
+        "endpoint": endpoint,
+        "served_at": now(),
+        "listing_id": quote["listing_id"],
+        **{name: getattr(listing, name) for name in Listing.__slots__},
+        "model_name": model["name"],
+        "model_version": model["version"],
+        "price_estimate": quote["price_estimate"],
+        "request": sent,
+        "answer": json.dumps(answer or quote, ensure_ascii=False),
+        "query": request.url.query or None,
+    }
+
+
+async def sent_body(request: Request) -> str:
+    """The body as the client sent it (FastAPI has read it already; this is its cached copy)."""
+    return (await request.body()).decode("utf-8", errors="replace")
+
+
+async def record(request: Request, table: Table, rows: list[dict]) -> None:
+    """Returns once `rows` are committed; a failed commit answers 503, never a 200."""
+    try:
+        await asyncio.wrap_future(request.app.state.record.write(table, rows))
+    except RecordUnavailable as error:
+        raise unavailable(error) from None
+
+
+def record_waiting(request: Request, table: Table, rows: list[dict]) -> None:
+    """The same from a worker thread (plain `def` routes)."""
+    try:
+        request.app.state.record.write(table, rows).result()
+    except RecordUnavailable as error:
+        raise unavailable(error) from None
+
+
+def unavailable(error: RecordUnavailable) -> ServiceError:
+    return ServiceError(503, "record_unavailable", f"{error}; the answer was not given")
