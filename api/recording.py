@@ -58,9 +58,16 @@ def quote_row(
         "model_version": model["version"],
         "price_estimate": quote["price_estimate"],
         "request": sent,
-        "answer": json.dumps(answer or quote, ensure_ascii=False),
+        "answer": as_text(answer or quote),
         "query": request.url.query or None,
     }
+
+
+def as_text(value) -> str:
+    """JSON as the database can store it: Chinese kept readable, a lone surrogate (valid in a JSON
+    escape, not in UTF-8) written as its escape instead of failing the commit."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def sent_body(request: Request) -> str:

@@ -171,11 +171,14 @@ class Record:
             with self.engine.begin() as connection:
                 for table, rows in by_table.items():
                     connection.execute(table.insert(), rows)
-        except Exception as error:  # every waiting request learns it; none is answered 200
-            log.exception("record write failed for %d requests", len(group))
-            failure = RecordUnavailable(f"the record could not be written: {error}")
-            for _, _, done in group:
-                done.set_exception(failure)
+        except Exception as error:
+            if len(group) > 1:
+                # One request's rows must not sink the others': each is written on its own.
+                for write in group:
+                    self._commit([write])
+                return
+            log.exception("record write failed")
+            group[0][2].set_exception(RecordUnavailable(f"the record could not be written: {error}"))
             return
         for _, _, done in group:
             done.set_result(None)

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ def start_server(
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env |= {"VALUATION_HOME": str(settings.home), "VALUATION_MODEL_NAME": settings.model_name}
     env |= extra_env or {}
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -53,7 +55,7 @@ def start_server(
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,  # a file, not a pipe: a pipe nobody reads would block a chatty server
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -63,9 +65,8 @@ def start_server(
             return process, base
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(
-                    f"server exited: {process.stderr.read().decode()[-2000:]}"
-                ) from None
+                log.seek(0)
+                raise RuntimeError(f"server exited: {log.read().decode()[-2000:]}") from None
             if time.monotonic() > deadline:
                 process.kill()
                 raise TimeoutError("server not ready within 60 s") from None

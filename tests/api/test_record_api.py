@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 
 from api.main import create_app
+from api.recording import as_text
 from data.simulator import generate
 from valuation.records import Record, quotes, sales
 from valuation.schema import FEATURES
@@ -212,3 +213,9 @@ def test_the_record_on_postgresql(trained, settings, postgres_url):
         assert [s.price for s in record.recent_sales(10) if s.price == 1234] == [1234]
     finally:
         record.close()
+
+
+def test_recorded_json_keeps_chinese_and_escapes_a_lone_surrogate():
+    text = as_text({"category": "美食", "odd": "\ud800"})
+    assert text == '{"category": "美食", "odd": "\\ud800"}'
+    text.encode("utf-8")  # storable: a raw lone surrogate would fail the commit

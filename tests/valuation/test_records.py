@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+import time
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
@@ -105,6 +107,40 @@ def test_a_failed_commit_fails_every_waiting_write_and_the_record_goes_on(record
     assert record.counts()["quotes"] == 0  # the group is all or nothing
     record.write(quotes, [quote_row("after")]).result(timeout=10)
     assert record.counts()["quotes"] == 1
+
+
+@contextmanager
+def writer_blocked(record):
+    """Holds the table locked, so that writes queue up behind the writer's first commit."""
+    if record.engine.dialect.name == "sqlite":
+        raw = sqlite3.connect(record.engine.url.database, isolation_level=None)
+        raw.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            raw.execute("COMMIT")
+            raw.close()
+    else:
+        with record.engine.connect() as connection, connection.begin():
+            connection.exec_driver_sql("LOCK TABLE quotes IN EXCLUSIVE MODE")
+            yield
+
+
+def test_one_bad_write_does_not_sink_the_others_of_its_group(record):
+    bad = quote_row("bad")
+    del bad["request_id"]
+    with writer_blocked(record):
+        writes = [record.write(quotes, [quote_row("first")])]
+        time.sleep(0.3)  # the writer is now waiting on the lock with the first write alone
+        writes += [record.write(quotes, [quote_row(f"ok{i}")]) for i in range(19)]
+        writes.insert(10, record.write(quotes, [bad]))  # grouped with the 19
+    for i, write in enumerate(writes):
+        if i == 10:
+            with pytest.raises(RecordUnavailable):
+                write.result(timeout=10)
+        else:
+            assert write.result(timeout=10) is None
+    assert record.counts()["quotes"] == 20
 
 
 def test_close_commits_what_is_waiting_and_then_refuses(record):
