@@ -21,7 +21,8 @@ class BodyTooLarge(HTTPException):
     FastAPI lets it through its body reading and the app's handler answers it in the error shape."""
 
     def __init__(self, limit: int):
-        super().__init__(413, f"the request body is over the limit of {limit:,} bytes")
+        message = f"the request body is over the limit of {limit:,} bytes"
+        super().__init__(413, message, headers={"connection": "close"})
 
 
 class BodyLimitMiddleware:
@@ -29,6 +30,7 @@ class BodyLimitMiddleware:
         self.app = app
         self._settings = settings
         self._limit: int | None = None
+        self._digits = 0
 
     @property
     def limit(self) -> int:
@@ -36,6 +38,7 @@ class BodyLimitMiddleware:
         # when `api.main` is imported).
         if self._limit is None:
             self._limit = (self._settings or get_settings()).max_body_bytes
+            self._digits = len(str(self._limit))
         return self._limit
 
     async def __call__(self, scope, receive, send):
@@ -54,12 +57,13 @@ class BodyLimitMiddleware:
             shown = declared[:40].decode("latin-1")
             message = f"Content-Length is not a number: {shown!r}"
             return await _refuse(scope, receive, send, 400, message)
-        if len(declared) > _MAX_DIGITS:
-            declared = declared.lstrip(b"0") or b"0"  # 000...0012 is still 12 bytes
-        if len(declared) > _MAX_DIGITS or int(declared) > limit:
-            size = f"{int(declared):,}" if len(declared) <= _MAX_DIGITS else "over 10^18"
-            message = f"the request body of {size} bytes is over the limit of {limit:,} bytes"
-            return await _refuse(scope, receive, send, 413, message)
+        if len(declared) >= self._digits:  # fewer digits than the limit: within it, no int()
+            if len(declared) > _MAX_DIGITS:
+                declared = declared.lstrip(b"0") or b"0"  # 000...0012 is still 12 bytes
+            if len(declared) > _MAX_DIGITS or int(declared) > limit:
+                size = f"{int(declared):,}" if len(declared) <= _MAX_DIGITS else "over 10^18"
+                message = f"the request body of {size} bytes is over the limit of {limit:,} bytes"
+                return await _refuse(scope, receive, send, 413, message)
         return await self.app(scope, receive, send)
 
     async def _counted(self, scope, receive, send, limit: int):

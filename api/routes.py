@@ -4,7 +4,6 @@ for a noticeable time, is a plain `def` and runs in the thread pool."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Annotated
 
@@ -19,6 +18,7 @@ from valuation import records
 from valuation.appraisal import appraise
 from valuation.comparables import MAX_K
 from valuation.listing import Listing
+from valuation.parsing import SpellingError, parse_listing_id
 from valuation.reasons import explain
 from valuation.smoke import smoke_problems
 from valuation.valuer import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Valuation, Valuer
@@ -33,7 +33,11 @@ ERRORS = {
     },
     413: {"model": ErrorOut, "description": "The body is over the size limit (4 MiB by default)."},
     422: {"model": ErrorOut, "description": "A field is missing or cannot be read; each is named."},
-    503: {"model": ErrorOut, "description": "No model is loaded."},
+    503: {
+        "model": ErrorOut,
+        "description": "No model is loaded (`no_model`), or the answer could not be put on record "
+        "(`record_unavailable`): it is not given.",
+    },
 }
 
 
@@ -55,6 +59,15 @@ CurrentValuer = Annotated[Valuer, Depends(current_valuer)]
 
 def _listing(body) -> Listing:
     return Listing(**{name: getattr(body, name) for name in Listing.__slots__})
+
+
+def _readable_id(value: object) -> str | None:
+    """The listing_id of a listing that failed, echoed only when it is itself readable: a raw
+    lone surrogate would make the whole answer unencodable, a 10,000-character one would bloat it."""
+    try:
+        return parse_listing_id(value)
+    except SpellingError:
+        return None
 
 
 def _model_ref(valuer: Valuer) -> dict:
@@ -164,9 +177,7 @@ def quotes(
             results.append(
                 {
                     "index": index,
-                    "listing_id": raw.get("listing_id")
-                    if isinstance(raw.get("listing_id"), str)
-                    else None,
+                    "listing_id": _readable_id(raw.get("listing_id")),
                     "error": "invalid_listing",
                     "fields": field_problems(error.errors()),
                 }
@@ -178,7 +189,7 @@ def quotes(
     rows = []
     for (index, listing_id, listing), valuation in zip(parsed, valuations, strict=True):
         results[index] = {"index": index, **_quote(valuation, model, listing_id)}
-        sent = json.dumps(body.listings[index], ensure_ascii=False)
+        sent = recording.as_text(body.listings[index])
         rows.append(recording.quote_row(request, "quotes", index, listing, sent, results[index]))
     if rows:
         recording.record_waiting(request, records.quotes, rows)
@@ -278,7 +289,12 @@ def sale(body: schemas.SaleIn, request: Request):
             "price_estimate": last["price_estimate"],
             "error_percent": abs(last["price_estimate"] - body.price) / body.price * 100,
         }
-    return {"listing_id": body.listing_id, "price": body.price, "sold_at": sold_at, "quoted": quoted}
+    return {
+        "listing_id": body.listing_id,
+        "price": body.price,
+        "sold_at": sold_at,
+        "quoted": quoted,
+    }
 
 
 @router.get("/v1/model", response_model=schemas.ModelInfo, responses=ERRORS, tags=["model"])

@@ -158,7 +158,9 @@ class SaleIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"listing_id": "KS-20261125-0042", "price": "¥4,200", "sold_at": "2026-11-24"}]
+            "examples": [
+                {"listing_id": "KS-20261125-0042", "price": "¥4,200", "sold_at": "2026-11-24"}
+            ]
         },
     )
     listing_id: Annotated[

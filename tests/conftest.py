@@ -43,7 +43,9 @@ def postgres_url():
 
     from sqlalchemy import create_engine, text
 
-    server = os.environ.get("VALUATION_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    server = os.environ.get(
+        "VALUATION_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
+    )
     name = f"valuation_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

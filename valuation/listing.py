@@ -33,7 +33,8 @@ class Listing:
         for key, value in values.items():
             name = lookup.get(normalise_header(key), key)
             if name in keys:  # `fans` and `粉丝数量` both given: neither is guessed to win
-                problems[name] = f"{name} is given twice, as {keys[name]!r} and {key!r}"
+                first, second = (str(k)[:40] for k in (keys[name], key))
+                problems[name] = f"{name} is given twice, as {first!r} and {second!r}"
             named[name], keys[name] = value, key
         parsed = {}
         for field in FEATURES:

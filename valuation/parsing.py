@@ -61,19 +61,40 @@ class SpellingError(ValueError):
         self.reason = reason
 
 
-def _text(value: object) -> str:
-    """NFKC folds full-width digits, letters and ￥ to their plain forms."""
+# Full-width forms (１３.１３Ｗ, １３１，３００, ￥, ＹＥＳ) and the ideographic space, as Chinese input
+# methods type them. Numbers, flags and dates fold only these: NFKC would also read "10²" as 102
+# and "①" as 1, a misreading rather than a spelling.
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20, 0xFFE5: 0xA5}
+
+
+def _str(value: object, what: str) -> str:
     try:
-        text = str(value)
-    except ValueError as error:  # an integer of thousands of digits refuses str()
-        raise SpellingError(f"value is too long to be read: {error}") from None
-    return unicodedata.normalize("NFKC", text).strip()
+        return str(value)
+    except ValueError:  # an integer of thousands of digits refuses str()
+        raise SpellingError(f"{what} has too many digits to be read") from None
+
+
+def _text(value: object, what: str) -> str:
+    """Free text (category, listing id): NFKC folds full-width and other compatibility forms."""
+    return unicodedata.normalize("NFKC", _str(value, what)).strip()
+
+
+def _plain(value: object, what: str) -> str:
+    """A spelled number, flag or date: full-width forms folded to ASCII, and nothing else."""
+    return _str(value, what).translate(_FULL_WIDTH).strip()
 
 
 def _shown(value: object) -> str:
-    """The value as quoted in a reason: short, and never failing on huge or odd input."""
-    text = _text(value)
-    return repr(text if len(text) <= 40 else text[:40] + "...")
+    """The value as quoted in a reason: short, escaped (repr: no control character or lone
+    surrogate reaches a log or a JSON answer), and never failing on huge or odd input."""
+    try:
+        text = str(value)
+    except ValueError:
+        return "a number of thousands of digits"
+    escaped = repr(text[:40])[1:-1]  # an escape takes up to 10 characters: cut after escaping
+    if len(text) > 40 or len(escaped) > 40:
+        escaped = escaped[:40] + "..."
+    return f"'{escaped}'"
 
 
 def _is_missing(value: object) -> bool:
@@ -89,7 +110,7 @@ def _amount(value: object, what: str) -> tuple[Decimal, bool]:
     if _is_missing(value):
         raise SpellingError(f"{what} is missing")
     if isinstance(value, bool):
-        raise SpellingError(f"{what} must be a number, not {value!r}")
+        raise SpellingError(f"{what} must be a number, not {_shown(value)}")
     unit = ""
     if isinstance(value, Integral):
         if abs(int(value)) > MAX_AMOUNT:
@@ -101,23 +122,25 @@ def _amount(value: object, what: str) -> tuple[Decimal, bool]:
         except OverflowError:  # a Fraction or the like beyond float range
             raise SpellingError(f"{what} is too large to be real") from None
         if not math.isfinite(as_float):
-            raise SpellingError(f"{what} must be a finite number, not {value!r}")
+            raise SpellingError(f"{what} must be a finite number, not {_shown(value)}")
+        if abs(as_float) > MAX_AMOUNT:
+            raise SpellingError(f"{what} is too large to be real")
         number = Decimal(repr(as_float))
     elif isinstance(value, str) and value.isascii() and value.isdigit():  # the common plain count
         number = Decimal(int(value)) if len(value) <= 19 else Decimal(MAX_AMOUNT + 1)
     else:
-        text = _text(value).lower()
+        text = _plain(value, what).lower()
         if len(text) > 30:
-            raise SpellingError(f"{what} is too long to be a number: {text[:30]!r}...")
+            raise SpellingError(f"{what} is too long to be a number: {_shown(text)}")
         match = _AMOUNT.match(text)
         if not match:
             if text.startswith("-"):
-                raise SpellingError(f"{what} cannot be negative: {value!r}")
-            raise SpellingError(f"{what} is not a number the marketplace writes: {value!r}")
+                raise SpellingError(f"{what} cannot be negative: {_shown(value)}")
+            raise SpellingError(f"{what} is not a number the marketplace writes: {_shown(value)}")
         unit = match["unit"] or ""
         number = Decimal(match["number"].replace(",", "")) * _MULTIPLIERS[unit]
     if number < 0:
-        raise SpellingError(f"{what} cannot be negative: {value!r}")
+        raise SpellingError(f"{what} cannot be negative: {_shown(value)}")
     return number, bool(unit)
 
 
@@ -126,7 +149,7 @@ def parse_fans(value: object) -> int:
     number, has_unit = _amount(value, "fans")
     # 1.2345W is a display rounding of a whole count; a bare 1.5 is not a count at all.
     if number != number.to_integral_value() and not has_unit:
-        raise SpellingError(f"fans must be a whole number: {value!r}")
+        raise SpellingError(f"fans must be a whole number: {_shown(value)}")
     fans = int(number.to_integral_value())
     if fans > MAX_FANS:
         raise SpellingError(f"fans of {fans:,} is beyond any real account (max {MAX_FANS:,})")
@@ -156,8 +179,16 @@ def parse_fans_many(values, parse=None) -> tuple[np.ndarray, np.ndarray]:
     parsed = np.empty(count, dtype=object)
     reasons = np.full(count, None, dtype=object)
     try:
-        text = pa.array(values, type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: every value one by one
+        # Inferred, not cast to string: a cast would also take bytes (b"131300"), which
+        # `parse_fans` refuses.
+        text = pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        # Values Arrow cannot take as one array (mixed types, ints beyond int64, a lone surrogate
+        # that UTF-8 cannot hold): all go one by one, which answers them exactly.
+        text = None
+    if text is not None and pa.types.is_null(text.type):
+        text = text.cast(pa.string())
+    if text is None or not pa.types.is_string(text.type):  # not all text: one by one
         fast = np.zeros(count, dtype=bool)
     else:
         parts = pc.extract_regex(pc.utf8_lower(pc.utf8_trim_whitespace(text)), _BULK_COUNT)
@@ -195,13 +226,13 @@ def parse_fans_many(values, parse=None) -> tuple[np.ndarray, np.ndarray]:
 def parse_price(value: object) -> float:
     """`¥1,200`, `1200元`, `1.2万`, `1200` -> CNY, rounded to the fen."""
     if isinstance(value, str):
-        text = _text(value)
+        text = _plain(value, "price")
         text = re.sub(r"^(¥|rmb|cny)\s*", "", text, flags=re.IGNORECASE)
         text = re.sub(r"\s*(元|rmb|cny)$", "", text, flags=re.IGNORECASE)
         value = text if text else value
     price = round(float(_amount(value, "price")[0]), 2)
     if price <= 0:
-        raise SpellingError(f"price must be above zero: {value!r}")
+        raise SpellingError(f"price must be above zero: {_shown(value)}")
     if price > MAX_PRICE:
         raise SpellingError(
             f"price of {price:,.0f} CNY is beyond any real sale (max {MAX_PRICE:,})"
@@ -231,7 +262,7 @@ def parse_flag(field_name: str, value: object) -> bool:
     if isinstance(value, Real) and value in (0, 1):  # compared exactly: no float() overflow
         return bool(value)
     try:
-        return words[_text(value).lower()]
+        return words[_plain(value, field_name).lower()]
     except KeyError:
         raise SpellingError(
             f"{field_name} must be one of {accepted}, not {_shown(value)}"
@@ -243,7 +274,7 @@ def parse_category(value: object) -> str:
         raise SpellingError("category is missing")
     if not isinstance(value, str):  # 0 or True is a shifted column, not a category named "0"
         raise SpellingError(f"category must be text, not {_shown(value)}")
-    text = _text(value)
+    text = _text(value, "category")
     if len(text) > MAX_CATEGORY_LENGTH:
         raise SpellingError(f"category is longer than {MAX_CATEGORY_LENGTH} characters")
     if not text or not text.isprintable():
@@ -260,7 +291,7 @@ def parse_sold_at(value: object) -> dt.date | None:
     elif isinstance(value, dt.date):
         day = value
     else:
-        day = _date(_text(value), value)
+        day = _date(_plain(value, "sold_at"), value)
     if not EARLIEST_SALE <= day <= LATEST_SALE:
         raise SpellingError(
             f"sold_at of {day} is outside the possible sale dates ({EARLIEST_SALE} to {LATEST_SALE})"
@@ -284,12 +315,16 @@ def parse_listing_id(value: object) -> str | None:
     if _is_missing(value):
         return None
     if isinstance(value, Real) and not isinstance(value, bool | Integral):
-        if not (math.isfinite(value) and value == int(value)):
+        try:
+            whole = int(value)
+        except (OverflowError, ValueError):  # infinity; NaN
+            whole = None
+        if whole is None or whole != value:
             raise SpellingError(f"listing_id must be text or a whole number, not {_shown(value)}")
-        value = int(value)
+        value = whole
     elif not isinstance(value, str | Integral) or isinstance(value, bool):
         raise SpellingError(f"listing_id must be text or a whole number, not {_shown(value)}")
-    text = _text(value)
+    text = _text(value, "listing_id")
     if len(text) > MAX_LISTING_ID_LENGTH or not text.isprintable():
         raise SpellingError(
             f"listing_id must be printable text of at most {MAX_LISTING_ID_LENGTH} characters"

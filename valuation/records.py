@@ -178,7 +178,9 @@ class Record:
                     self._commit([write])
                 return
             log.exception("record write failed")
-            group[0][2].set_exception(RecordUnavailable(f"the record could not be written: {error}"))
+            group[0][2].set_exception(
+                RecordUnavailable(f"the record could not be written: {error}")
+            )
             return
         for _, _, done in group:
             done.set_result(None)

@@ -342,7 +342,8 @@ def test_batch_answers_in_order_with_errors_in_place(client):
     assert answer["quoted"] == 2 and answer["failed"] == 2
     results = answer["results"]
     assert [result["index"] for result in results] == [0, 1, 2, 3]
-    assert [result["listing_id"] for result in results] == ["a", "bad-1", "c", None]
+    # A numeric id is an id ("5"), echoed as a quoted listing's would be.
+    assert [result["listing_id"] for result in results] == ["a", "bad-1", "c", "5"]
     assert results[1]["error"] == "invalid_listing"
     assert sorted(problem["field"] for problem in results[1]["fields"]) == [
         "colour",
