@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
             async with admin.model_updates(app):  # reloads, and polling when configured
                 yield
         finally:
-            app.state.record.close()  # commits what is waiting
+            await app.state.record.aclose()  # commits what is waiting
 
     app = FastAPI(
         title="Kuaishou account valuation",

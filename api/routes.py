@@ -1,6 +1,7 @@
 """The endpoints. Quote and appraisal are `async def` on purpose: their work (~50 us, no I/O) costs
-less than the hop to a worker thread that a plain `def` would take. The batch route, which can run
-for a noticeable time, is a plain `def` and runs in the thread pool."""
+less than the hop to a worker thread that a plain `def` would take. The batch's valuation, which
+can run for a noticeable time, and the sales route's lookup run in the thread pool. Every answer
+waits for its record's commit on the event loop (`api.recording.record`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
@@ -164,10 +166,19 @@ async def quote(
     summary=f"Value up to {schemas.MAX_BATCH:,} listings at once",
     tags=["quotes"],
 )
-def quotes(
+async def quotes(
     body: schemas.QuotesIn, request: Request, valuer: CurrentValuer, level: Level = DEFAULT_LEVEL
 ):
     """Answers in order; a listing that cannot be read gets an error entry naming its fields."""
+    answer, rows = await run_in_threadpool(_value_batch, body, request, valuer, level)
+    if rows:
+        await recording.record(request, records.quotes, rows)
+    _count_quotes(request, "quotes", answer["quoted"])
+    return answer
+
+
+def _value_batch(body: schemas.QuotesIn, request: Request, valuer: Valuer, level: float):
+    """The batch's answer and its rows for the record: in a worker thread (it can take a while)."""
     model = _model_ref(valuer)
     parsed, results = [], []
     for index, raw in enumerate(body.listings):
@@ -191,15 +202,13 @@ def quotes(
         results[index] = {"index": index, **_quote(valuation, model, listing_id)}
         sent = recording.as_text(body.listings[index])
         rows.append(recording.quote_row(request, "quotes", index, listing, sent, results[index]))
-    if rows:
-        recording.record_waiting(request, records.quotes, rows)
-    _count_quotes(request, "quotes", len(parsed))
-    return {
+    answer = {
         "model": model,
         "quoted": len(parsed),
         "failed": len(results) - len(parsed),
         "results": results,
     }
+    return answer, rows
 
 
 @router.post(
@@ -251,12 +260,12 @@ async def appraisal(
     summary="Report a sale: the price a listing really sold for",
     tags=["sales"],
 )
-def sale(body: schemas.SaleIn, request: Request):
+async def sale(body: schemas.SaleIn, request: Request):
     """Stored with the listing's fields (those sent, or those of its last quote) for training
     (`valuation train --from-records`), and scored against that quote for live accuracy
     (`/metrics`)."""
     record = request.app.state.record
-    last = record.last_quote(body.listing_id)
+    last = await run_in_threadpool(record.last_quote, body.listing_id)
     if body.listing is not None:
         listing = _listing(body.listing)
     elif last is not None:
@@ -265,7 +274,7 @@ def sale(body: schemas.SaleIn, request: Request):
         why = f"no quote of listing {body.listing_id!r} is on record: send its fields"
         raise ServiceError(422, "unknown_listing", why, ({"field": "listing", "message": why},))
     sold_at = body.sold_at or records.now().date()
-    recording.record_waiting(
+    await recording.record(
         request,
         records.sales,
         [

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import sqlite3
-import threading
-import time
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
 
-from valuation.records import MAX_GROUP_ROWS, Record, RecordUnavailable, now, quotes, sales
+from valuation.records import Record, RecordUnavailable, now, quotes, sales
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -69,100 +67,112 @@ def sale_row(listing_id: str, price: float, **extra) -> dict:
     }
 
 
-def test_a_write_is_committed_when_its_future_is_done(record):
-    record.write(quotes, [quote_row("a"), quote_row("b", fans=2**40)]).result(timeout=10)
+def gather(*writes):
+    """Runs the writes concurrently on one event loop, as a server's requests are; each write's
+    exception or None."""
+
+    async def run():
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    return asyncio.run(run())
+
+
+def counting_commits(record) -> list[int]:
+    """Records the size (in writes) of every group the record commits."""
+    sizes = []
+    commit = record._commit
+
+    def counted(group, *args):
+        sizes.append(len(group))
+        return commit(group, *args)
+
+    record._commit = counted
+    return sizes
+
+
+def test_a_write_returns_once_committed(record):
+    assert gather(record.write(quotes, [quote_row("a"), quote_row("b", fans=2**40)])) == [None]
     # A separate connection sees it: committed, not merely buffered.
     with record.engine.connect() as connection:
         stored = connection.execute(select(quotes.c.request_id, quotes.c.fans)).all()
     assert sorted(stored) == [("a", 10_000), ("b", 2**40)]
-    assert record.last_quote("L1")["request_id"] == "b"
+    last = record.last_quote("L1")
+    assert last["request_id"] == "b"
+    # Written by the event loop's fast path on SQLite: read back with the same types as Core's.
+    assert isinstance(last["served_at"], dt.datetime)
+    assert (last["violations"], last["live_permission"]) == (False, True)
+    assert last["query"] is None and last["price_estimate"] == 1000.0
     assert record.last_quote("nobody") is None
 
 
-def test_concurrent_writers_share_commits_and_lose_nothing(record):
-    def write_many(prefix: str):
-        for i in range(50):
-            record.write(quotes, [quote_row(f"{prefix}{i}")]).result(timeout=30)
-
-    threads = [threading.Thread(target=write_many, args=(f"t{n}-",)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+def test_concurrent_writes_share_commits_and_lose_nothing(record):
+    sizes = counting_commits(record)
+    outcomes = gather(*(record.write(quotes, [quote_row(f"r{i}")]) for i in range(200)))
+    assert outcomes == [None] * 200
     assert record.counts()["quotes"] == 200
+    assert sum(sizes) == 200 and len(sizes) < 10  # grouped: not one commit per write
 
 
-def test_a_group_is_capped_and_everything_still_lands(record):
-    futures = [record.write(quotes, [quote_row(f"r{i}")] * 7_000) for i in range(4)]
-    for future in futures:
-        future.result(timeout=60)
-    assert record.counts()["quotes"] == 28_000 > MAX_GROUP_ROWS
+def test_big_groups_and_many_writes_all_land(record):
+    outcomes = gather(
+        *(record.write(quotes, [quote_row(f"b{i}")] * 5_000) for i in range(3)),
+        *(record.write(quotes, [quote_row(f"s{i}")]) for i in range(2_500)),
+    )
+    assert outcomes == [None] * 2_503
+    assert record.counts()["quotes"] == 17_500
 
 
-def test_a_failed_commit_fails_every_waiting_write_and_the_record_goes_on(record):
+def test_a_failed_commit_fails_its_write_and_the_record_goes_on(record):
     bad = quote_row("bad")
-    del bad["request_id"]  # NOT NULL: the database refuses the whole group
-    with pytest.raises(RecordUnavailable, match="could not be written"):
-        record.write(quotes, [quote_row("good"), bad]).result(timeout=10)
-    assert record.counts()["quotes"] == 0  # the group is all or nothing
-    record.write(quotes, [quote_row("after")]).result(timeout=10)
+    del bad["request_id"]  # NOT NULL: the database refuses it
+    [failure] = gather(record.write(quotes, [quote_row("good"), bad]))
+    assert isinstance(failure, RecordUnavailable) and "could not be written" in str(failure)
+    assert record.counts()["quotes"] == 0  # a write is all or nothing
+    assert gather(record.write(quotes, [quote_row("after")])) == [None]
     assert record.counts()["quotes"] == 1
-
-
-@contextmanager
-def writer_blocked(record):
-    """Holds the table locked, so that writes queue up behind the writer's first commit."""
-    if record.engine.dialect.name == "sqlite":
-        raw = sqlite3.connect(record.engine.url.database, isolation_level=None)
-        raw.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            raw.execute("COMMIT")
-            raw.close()
-    else:
-        with record.engine.connect() as connection, connection.begin():
-            connection.exec_driver_sql("LOCK TABLE quotes IN EXCLUSIVE MODE")
-            yield
 
 
 def test_one_bad_write_does_not_sink_the_others_of_its_group(record):
     bad = quote_row("bad")
     del bad["request_id"]
-    with writer_blocked(record):
-        writes = [record.write(quotes, [quote_row("first")])]
-        time.sleep(0.3)  # the writer is now waiting on the lock with the first write alone
-        writes += [record.write(quotes, [quote_row(f"ok{i}")]) for i in range(19)]
-        writes.insert(10, record.write(quotes, [bad]))  # grouped with the 19
-    for i, write in enumerate(writes):
-        if i == 10:
-            with pytest.raises(RecordUnavailable):
-                write.result(timeout=10)
-        else:
-            assert write.result(timeout=10) is None
+    sizes = counting_commits(record)
+    writes = [record.write(quotes, [quote_row(f"ok{i}")]) for i in range(20)]
+    writes.insert(10, record.write(quotes, [bad]))
+    outcomes = gather(*writes)
+    assert sizes[0] == 21  # they were one group
+    assert isinstance(outcomes.pop(10), RecordUnavailable)
+    assert outcomes == [None] * 20
     assert record.counts()["quotes"] == 20
 
 
-def test_close_commits_what_is_waiting_and_then_refuses(record):
-    pending = [record.write(quotes, [quote_row(f"p{i}")]) for i in range(100)]
-    record.close()
-    assert all(future.done() and future.exception() is None for future in pending)
+def test_closing_commits_what_is_waiting_and_then_refuses(record):
+    async def run():
+        pending = [
+            asyncio.ensure_future(record.write(quotes, [quote_row(f"p{i}")])) for i in range(100)
+        ]
+        await asyncio.sleep(0)  # they are waiting on their commit
+        await record.aclose()
+        assert all(write.done() and write.exception() is None for write in pending)
+        with pytest.raises(RecordUnavailable, match="closed"):
+            await record.write(quotes, [quote_row("late")])
+
+    asyncio.run(run())
     with pytest.raises(RecordUnavailable, match="closed"):
-        record.write(quotes, [quote_row("late")]).result(timeout=1)
+        record.write_now(quotes, [quote_row("late")])
 
 
 def test_live_sales_are_the_latest_scored_ones(record):
     rows = [sale_row(f"L{i}", 100.0 + i, model_version="1", price_estimate=110.0) for i in range(5)]
     rows.append(sale_row("unquoted", 50.0))
-    record.write(sales, rows).result(timeout=10)
+    record.write_now(sales, rows)
     live = record.recent_sales(3)
     assert [sale.price for sale in live] == [104.0, 103.0, 102.0]
     assert all(sale.model_version == "1" for sale in live)
 
 
 def test_sales_frame_keeps_the_latest_report_of_each_listing(record):
-    record.write(sales, [sale_row("A", 100.0), sale_row("B", 200.0)]).result(timeout=10)
-    record.write(sales, [sale_row("A", 150.0)]).result(timeout=10)  # a correction
+    record.write_now(sales, [sale_row("A", 100.0), sale_row("B", 200.0)])
+    record.write_now(sales, [sale_row("A", 150.0)])  # a correction
     frame = record.sales_frame()
     assert sorted(zip(frame["listing_id"], frame["price"], strict=True)) == [
         ("A", 150.0),
@@ -181,12 +191,12 @@ def test_sales_frame_keeps_the_latest_report_of_each_listing(record):
     assert frame["sold_at"].iloc[0] == dt.date(2026, 11, 24)
 
 
-def test_sqlite_record_is_wal_and_fully_synchronous(tmp_path):
+def test_sqlite_record_is_wal(tmp_path):
     record = Record(f"sqlite:///{tmp_path / 'r.db'}")
     with record.engine.connect() as connection:
         cursor = connection.connection.cursor()
         assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     record.close()
     assert sqlite3.connect(tmp_path / "r.db").execute("select count(*) from quotes").fetchone() == (
         0,
