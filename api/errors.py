@@ -83,5 +83,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "the service failed; it has been logged")
+        # Starlette answers a 500 outside every middleware: the request id is added here.
+        request_id = request.scope.get("request_id", "")
+        log.exception(
+            "unexpected error on %s %s (request %s)", request.method, request.url.path, request_id
+        )
+        answer = error_response(500, "internal_error", "the service failed; it has been logged")
+        if request_id:
+            answer.headers["x-request-id"] = request_id
+        return answer

@@ -6,12 +6,16 @@ route template so that /nope/123 does not become a series of its own.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy.exc import SQLAlchemyError
 
 from valuation.monitoring import live_accuracy, stability
+
+log = logging.getLogger("api")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -57,6 +61,12 @@ class LiveFigures:
         record = getattr(self.state, "record", None)
         if record is None:
             return
+        try:
+            yield from self._figures(record)
+        except SQLAlchemyError:  # the request metrics must not go down with the record
+            log.exception("live figures skipped: the record cannot be read")
+
+    def _figures(self, record):
         settings = self.state.settings
         mdape = GaugeMetricFamily(
             "valuation_live_mdape_percent",

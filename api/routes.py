@@ -5,6 +5,7 @@ waits for its record's commit on the event loop (`api.recording.record`)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from api import recording, schemas
 from api.errors import ServiceError, field_problems
@@ -25,6 +27,7 @@ from valuation.reasons import explain
 from valuation.smoke import smoke_problems
 from valuation.valuer import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Valuation, Valuer
 
+log = logging.getLogger("api")
 router = APIRouter()
 
 ERRORS = {
@@ -265,7 +268,13 @@ async def sale(body: schemas.SaleIn, request: Request):
     (`valuation train --from-records`), and scored against that quote for live accuracy
     (`/metrics`)."""
     record = request.app.state.record
-    last = await run_in_threadpool(record.last_quote, body.listing_id)
+    try:
+        last = await run_in_threadpool(record.last_quote, body.listing_id)
+    except SQLAlchemyError:
+        log.exception("sale of %r: the record cannot be read", body.listing_id)
+        raise ServiceError(503, "record_unavailable", "the record cannot be read now") from None
+    # The quote it is scored against: the last one, when it has an estimate to score.
+    scored = last if last is not None and last["price_estimate"] is not None else None
     if body.listing is not None:
         listing = _listing(body.listing)
     elif last is not None:
@@ -285,18 +294,18 @@ async def sale(body: schemas.SaleIn, request: Request):
                 "price": body.price,
                 "sold_at": sold_at,
                 **asdict(listing),
-                "quote_id": last and last["id"],
-                "model_version": last and last["model_version"],
-                "price_estimate": last and last["price_estimate"],
+                "quote_id": scored and scored["id"],
+                "model_version": scored and scored["model_version"],
+                "price_estimate": scored and scored["price_estimate"],
             }
         ],
     )
     quoted = None
-    if last is not None:
+    if scored is not None:
         quoted = {
-            "model": {"name": last["model_name"], "version": last["model_version"]},
-            "price_estimate": last["price_estimate"],
-            "error_percent": abs(last["price_estimate"] - body.price) / body.price * 100,
+            "model": {"name": scored["model_name"], "version": scored["model_version"]},
+            "price_estimate": scored["price_estimate"],
+            "error_percent": abs(scored["price_estimate"] - body.price) / body.price * 100,
         }
     return {
         "listing_id": body.listing_id,

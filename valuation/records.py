@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import sqlite3
 from dataclasses import dataclass
 
 import pandas as pd
+import sqlalchemy.exc
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -32,12 +34,13 @@ from sqlalchemy import (
     select,
 )
 
-from valuation.parsing import MAX_LISTING_ID_LENGTH
-from valuation.schema import FEATURES, LISTING_ID, PRICE, SOLD_AT
+from valuation.schema import FEATURES, LISTING_ID, MAX_LISTING_ID_LENGTH, PRICE, SOLD_AT
 
 log = logging.getLogger("valuation.records")
 
 _COLUMN_TYPES = {"count": BigInteger, "flag": Boolean, "text": Text}
+CHECKPOINT_COMMITS = 1_000
+"""A passive WAL checkpoint in a thread after this many commits on the event loop."""
 MAX_GROUP_WRITES = 1_000
 """A commit takes what is waiting, up to this many requests' rows."""
 INLINE_ROWS = 200
@@ -112,16 +115,32 @@ def _engine(url: str):
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # A server that stops answering must cost a request a 503, not a wait without end.
+    timeouts = {"connect_timeout": 5, "options": "-c statement_timeout=10000"}
+    return create_engine(
+        url, pool_pre_ping=True, connect_args=timeouts if url.startswith("postgresql") else {}
+    )
+
+
+class Busy(Exception):
+    """The SQLite file is locked by another writer right now."""
+
+
+def _bind(column: Column, dialect):
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
 
 
 class _SqliteInserts:
     """The event loop's own SQLite connection: a plain `executemany` per table, values converted
-    by SQLAlchemy's own bind processors (so rows read back exactly as the ORM-less Core writes
-    them). It commits a few rows in ~15 us where a Core `execute` takes ~100 us."""
+    by the dialect's own bind processors (so rows are stored exactly as Core stores them). It
+    commits a few rows in ~30 us where a Core `execute` takes ~100 us. It never waits: a locked
+    file (another process writing) is `Busy`, and the group goes to a thread that can wait; nor
+    does it checkpoint the WAL (`checkpoint`, in a thread, does)."""
 
     def __init__(self, engine):
         self.connection = engine.raw_connection()
+        self.connection.execute("PRAGMA busy_timeout=0")
+        self.connection.execute("PRAGMA wal_autocheckpoint=0")
         preparer = engine.dialect.identifier_preparer
         self.statements = {}
         for table in metadata.sorted_tables:
@@ -130,7 +149,7 @@ class _SqliteInserts:
             marks = ", ".join("?" for _ in columns)
             self.statements[table] = (
                 f"INSERT INTO {preparer.format_table(table)} ({names}) VALUES ({marks})",
-                [(column.name, column.type.bind_processor(engine.dialect)) for column in columns],
+                [(column.name, _bind(column, engine.dialect)) for column in columns],
             )
 
     def commit(self, by_table: dict[Table, list[dict]]) -> None:
@@ -149,6 +168,11 @@ class _SqliteInserts:
                 ]
                 cursor.executemany(sql, values)
             self.connection.commit()
+        except sqlite3.OperationalError as error:
+            self.connection.rollback()
+            if "locked" in str(error) or "busy" in str(error):
+                raise Busy from error
+            raise
         except Exception:
             self.connection.rollback()
             raise
@@ -163,7 +187,9 @@ class Record:
     """The open record. `write` (async) returns once its rows are committed; `write_now` commits
     on the caller's thread; the readers run on the caller's thread."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeout: float = 10.0):
+        self.timeout = timeout
+        """Seconds a write may wait for its commit before its request is answered 503."""
         self.engine = _engine(url)
         metadata.create_all(self.engine)
         # A SQLite commit of a few rows costs ~0.1 ms of CPU: cheaper on the event loop than the
@@ -175,6 +201,7 @@ class Record:
         self._pending: list[tuple[Table, list[dict], asyncio.Future]] = []
         self._flush_due = False
         self._in_thread: asyncio.Task | None = None
+        self._commits = 0
         self._closed = False
 
     # -- writing -------------------------------------------------------------------------------
@@ -190,7 +217,11 @@ class Record:
             # After the callbacks ready now: the requests of this turn of the loop join the group.
             self._flush_due = True
             loop.call_soon(self._flush)
-        await done
+        deadline = loop.call_later(self.timeout, _expire, done, self.timeout)
+        try:
+            await done
+        finally:
+            deadline.cancel()
 
     def write_now(self, table: Table, rows: list[dict]) -> None:
         """The same from a plain thread (tools, tests): a commit of its own."""
@@ -203,7 +234,11 @@ class Record:
     async def aclose(self) -> None:
         """Commits what is waiting, then closes."""
         self._closed = True
+        give_up = asyncio.get_running_loop().time() + self.timeout
         while self._pending or self._flush_due or self._in_thread is not None:
+            if asyncio.get_running_loop().time() > give_up:
+                log.error("closing the record with writes unfinished after %s s", self.timeout)
+                break
             await asyncio.sleep(0.001)
         self.close()
 
@@ -223,16 +258,42 @@ class Record:
             group = self._pending[:MAX_GROUP_WRITES]
             del self._pending[:MAX_GROUP_WRITES]
             if sum(len(rows) for _, rows, _ in group) <= self._inline_rows:
-                _settle(group, self._commit(group, self._inserts))
-            else:
-                self._in_thread = asyncio.get_running_loop().create_task(self._commit_apart(group))
+                try:
+                    _settle(group, self._commit(group, self._inserts))
+                    self._commits += 1
+                    if self._commits % CHECKPOINT_COMMITS == 0:
+                        asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+                    continue
+                except Busy:
+                    pass  # another process is writing: wait for it in a thread
+            self._in_thread = asyncio.get_running_loop().create_task(self._commit_apart(group))
 
     async def _commit_apart(self, group) -> None:
         try:
             _settle(group, await asyncio.to_thread(self._commit, group))
+        except BaseException:
+            _settle(group, [RecordUnavailable("the record could not be written")] * len(group))
+            raise
         finally:
             self._in_thread = None
-            self._flush()
+            if self._pending and not self._flush_due:
+                self._flush_due = True
+                asyncio.get_running_loop().call_soon(self._flush)
+
+    def _commit_alone(self, write, inserts) -> RecordUnavailable | None:
+        try:
+            [failure] = self._commit([write], inserts)
+        except Busy:  # locked halfway through a split: this one waits for the lock
+            [failure] = self._commit([write])
+        return failure
+
+    def _checkpoint(self) -> None:
+        """Moves the WAL into the database file without blocking writers, off the event loop."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # the next one will do; the WAL only grows meanwhile
+            log.exception("WAL checkpoint failed")
 
     def _commit(
         self, group, inserts: _SqliteInserts | None = None
@@ -248,12 +309,18 @@ class Record:
                 with self.engine.begin() as connection:
                     for table, rows in by_table.items():
                         connection.execute(table.insert(), rows)
-        except Exception as error:
+        except Busy:
+            raise
+        except _UNAVAILABLE:
+            # The database itself failed (down, locked too long): the whole group, at once.
+            log.exception("record unavailable for %d writes", len(group))
+            return [RecordUnavailable("the record is unavailable")] * len(group)
+        except Exception:
             if len(group) > 1:
                 # One request's rows must not sink the others': each is written on its own.
-                return [failure for write in group for failure in self._commit([write], inserts)]
-            log.exception("record write failed")
-            return [RecordUnavailable(f"the record could not be written: {error}")]
+                return [self._commit_alone(write, inserts) for write in group]
+            log.exception("record write refused: %s", _request_ids(group))
+            return [RecordUnavailable("the record refused this answer's rows")]
         return [None] * len(group)
 
     # -- reading -------------------------------------------------------------------------------
@@ -269,10 +336,11 @@ class Record:
         return dict(row) if row else None
 
     def recent_sales(self, n: int) -> list[LiveSale]:
-        """The last `n` reported sales that a quote of ours had priced beforehand."""
+        """The last `n` reported sales that a quote of ours had priced beforehand (a listing's
+        latest report only: a correction replaces what it corrects)."""
         query = (
             select(sales.c.model_version, sales.c.price, sales.c.price_estimate)
-            .where(sales.c.price_estimate.is_not(None))
+            .where(sales.c.price_estimate.is_not(None), sales.c.id.in_(_latest_reports()))
             .order_by(sales.c.id.desc())
             .limit(n)
         )
@@ -288,7 +356,7 @@ class Record:
     def sales_frame(self) -> pd.DataFrame:
         """Every reported sale with its listing, the latest report per listing winning (a report
         can correct an earlier one): the training table of `valuation train --from-records`."""
-        latest = select(func.max(sales.c.id)).group_by(sales.c.listing_id)
+        latest = _latest_reports()
         columns = [sales.c[f.name] for f in (LISTING_ID, *FEATURES, PRICE, SOLD_AT)]
         query = select(*columns).where(sales.c.id.in_(latest)).order_by(sales.c.id)
         with self.engine.connect() as connection:
@@ -300,6 +368,28 @@ class Record:
                 table.name: connection.execute(select(func.count()).select_from(table)).scalar()
                 for table in (quotes, sales)
             }
+
+
+_UNAVAILABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlite3.OperationalError,
+)
+
+
+def _request_ids(group) -> str:
+    return ", ".join(sorted({row.get("request_id", "?") for _, rows, _ in group for row in rows}))
+
+
+def _latest_reports():
+    return select(func.max(sales.c.id)).group_by(sales.c.listing_id)
+
+
+def _expire(done: asyncio.Future, seconds: float) -> None:
+    # Its rows may still be committed later: the record can hold a quote answered 503, never
+    # miss one answered 200.
+    if not done.done():
+        done.set_exception(RecordUnavailable(f"the record did not answer within {seconds:g} s"))
 
 
 def _settle(group, failures) -> None:

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """Where quotes and sales are recorded (SQLAlchemy URL, e.g. postgresql+psycopg://...);
     unset means the embedded SQLite file `records.db` in `home`."""
+    record_timeout: float = Field(default=10.0, gt=0)
+    """Seconds an answer may wait for its record's commit; then it is a 503, not a 200."""
     live_window: int = Field(default=500, ge=1)
     """Live accuracy is the MdAPE of the last this-many reported sales."""
     drift_window: int = Field(default=5000, ge=1)
