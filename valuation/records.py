@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import sqlite3
+from contextlib import suppress
 from dataclasses import dataclass
 
 import pandas as pd
@@ -217,6 +218,10 @@ class Record:
             # After the callbacks ready now: the requests of this turn of the loop join the group.
             self._flush_due = True
             loop.call_soon(self._flush)
+        if self._in_thread is None:
+            await done  # committed in this turn of the loop, or given a deadline in a thread
+            return
+        # Behind a commit in a thread (a server, a big batch, a locked file): bounded.
         deadline = loop.call_later(self.timeout, _expire, done, self.timeout)
         try:
             await done
@@ -269,11 +274,19 @@ class Record:
             self._in_thread = asyncio.get_running_loop().create_task(self._commit_apart(group))
 
     async def _commit_apart(self, group) -> None:
+        work = asyncio.ensure_future(asyncio.to_thread(self._commit, group))
         try:
-            _settle(group, await asyncio.to_thread(self._commit, group))
+            failures = await asyncio.wait_for(asyncio.shield(work), self.timeout)
+        except TimeoutError:
+            expired = RecordUnavailable(f"the record did not answer within {self.timeout:g} s")
+            _settle(group, [expired] * len(group))
+            with suppress(Exception):
+                await work  # one commit at a time: the next group waits for this one to end
         except BaseException:
             _settle(group, [RecordUnavailable("the record could not be written")] * len(group))
             raise
+        else:
+            _settle(group, failures)
         finally:
             self._in_thread = None
             if self._pending and not self._flush_due:
