@@ -80,7 +80,7 @@ async def reload(
     version: Annotated[
         str | None,
         Query(
-            pattern=r"^[0-9]{1,12}$",
+            pattern=r"^[1-9][0-9]{0,11}$",
             description="A registered version to serve (default: the one behind the alias).",
         ),
     ] = None,

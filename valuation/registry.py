@@ -40,7 +40,7 @@ def plain_version(version: str | int) -> str:
     """A registry version as MLflow numbers them; anything else (a path, a URI) is refused, so
     nothing but a number ever becomes part of a cache path or a `models:/` URI."""
     text = str(version)
-    if not re.fullmatch(r"[0-9]{1,12}", text):
+    if not re.fullmatch(r"[1-9][0-9]{0,11}", text):  # as MLflow writes it: no leading zero
         raise ValueError(f"{text!r} is not a registered model version (a number)")
     return text
 
