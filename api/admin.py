@@ -104,7 +104,7 @@ class ModelUpdates:
         self.app = app
         self.lock = asyncio.Lock()
         self.refused: set[str] = set()
-        """Versions refused: polling does not try them again (an admin reload may)."""
+        """Versions refused and not served since (for operators and tests to inspect)."""
 
     async def reload(self, version: str | None, by: str) -> ReloadOut:
         settings = self.app.state.settings
@@ -193,9 +193,9 @@ class ModelUpdates:
                 continue
             if champion is None or champion == seen:
                 continue
+            # Each move is tried once: a refused champion is logged, and tried again only when
+            # the champion moves back to it.
             seen = champion
-            if champion in self.refused:
-                continue  # refused before: logged then, not retried every few seconds
             with suppress(Refused):  # logged by reload; the served model stays
                 await self.reload(champion, "polling")
 

@@ -192,7 +192,7 @@ def test_an_unknown_or_malformed_version_is_refused(store):
         assert answer.json()["error"]["fields"][0]["field"] == "version"
 
 
-def test_polling_follows_the_champion_and_does_not_retry_a_refused_one(store, caplog):
+def test_polling_follows_the_champion_and_tries_each_move_once(store, caplog):
     champion(store, "2")
     with serving(store, reload_seconds=0.05) as client:
         promote(store, "1", "admin polling test")
@@ -204,8 +204,17 @@ def test_polling_follows_the_champion_and_does_not_retry_a_refused_one(store, ca
                 promote(store, "2", "admin polling test: a tampered champion")
                 assert wait_for(lambda: "2" in updates.refused)
                 time.sleep(0.5)  # ten more polls, none of which may try "2" again
-            refusals = [r for r in caplog.records if "refused" in r.getMessage()]
-            assert len(refusals) == 1
+                refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+                assert len(refusals) == 1
+                assert served_version(client) == "1"
+
+                # The champion moves away and back: the move back is tried (and refused) again.
+                promote(store, "1", "admin polling test: back")
+                time.sleep(0.3)
+                promote(store, "2", "admin polling test: the tampered one again")
+                assert wait_for(
+                    lambda: len([r for r in caplog.records if "refused" in r.getMessage()]) == 2
+                )
             assert served_version(client) == "1"
 
 
