@@ -158,7 +158,7 @@ async def quote(
     row = recording.quote_row(request, "quote", 0, listed, sent, body)
     await recording.record(request, records.quotes, [row])
     _count_quotes(request, "quote")
-    return body
+    return recording.as_given(row)
 
 
 @router.post(
@@ -252,7 +252,7 @@ async def appraisal(
     row = recording.quote_row(request, "appraisal", 0, listing, sent, quote_body, answer)
     await recording.record(request, records.quotes, [row])
     _count_quotes(request, "appraisal")
-    return answer
+    return recording.as_given(row)
 
 
 @router.post(
