@@ -15,16 +15,9 @@ import time
 
 from champion import train_champion  # benchmarks/champion.py, beside this script
 
-BODY = json.dumps(
-    {
-        "fans": "13.13W",
-        "violations": "有违规",
-        "live_permission": "未开通",
-        "verified": "已认证",
-        "category": "自媒体",
-    },
-    ensure_ascii=False,
-).encode()
+from api.schemas import EXAMPLE_LISTING
+
+BODY = json.dumps(EXAMPLE_LISTING, ensure_ascii=False).encode()
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 
 

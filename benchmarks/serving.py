@@ -26,13 +26,9 @@ import urllib.request
 
 from champion import BIN, Server, train_champion  # benchmarks/champion.py, beside this script
 
-LISTING = {
-    "fans": "13.13W",
-    "violations": "有违规",
-    "live_permission": "未开通",
-    "verified": "已认证",
-    "category": "自媒体",
-}
+from api.schemas import EXAMPLE_LISTING
+
+LISTING = EXAMPLE_LISTING  # the API's own documented example
 
 
 def main() -> None:

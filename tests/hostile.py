@@ -10,6 +10,8 @@ from fractions import Fraction
 import numpy as np
 from hypothesis import strategies as st
 
+from valuation.parsing import SpellingError, parse_fans
+
 NON_FINITE = [
     math.nan,
     math.inf,
@@ -174,3 +176,15 @@ json_hostile_value = st.one_of(
 )
 """What a JSON body can carry in place of a field's value, lone surrogates (as \\ud800 escapes)
 and NaN included."""
+
+
+def one_by_one(values) -> list:
+    """The scalar fans parser over `values`: (fans, None) or (None, reason) each, which the bulk
+    reader must answer alike."""
+    answers = []
+    for value in values:
+        try:
+            answers.append((parse_fans(value), None))
+        except SpellingError as error:
+            answers.append((None, error.reason))
+    return answers

@@ -11,16 +11,11 @@ import time
 import httpx
 from sqlalchemy import create_engine, func, select
 
+from api.schemas import EXAMPLE_LISTING
 from tests.api.server import start_server
 from valuation.records import quotes
 
-LISTING = {
-    "fans": "13.13W",
-    "violations": "有违规",
-    "live_permission": "未开通",
-    "verified": "已认证",
-    "category": "自媒体",
-}
+LISTING = EXAMPLE_LISTING  # the API's own documented example
 MIX = [
     ("/v1/quote", {**LISTING, "listing_id": "F-1"}, 1),
     ("/v1/appraisal", {"listing": LISTING, "asking_price": "¥3,800"}, 1),

@@ -13,17 +13,12 @@ from sqlalchemy import create_engine, select
 
 from api.main import create_app
 from api.recording import as_text
+from api.schemas import EXAMPLE_LISTING
 from data.simulator import generate
 from valuation.records import Record, quotes, sales
 from valuation.schema import FEATURES
 
-LISTING = {
-    "fans": "13.13W",
-    "violations": "有违规",
-    "live_permission": "未开通",
-    "verified": "已认证",
-    "category": "自媒体",
-}
+LISTING = EXAMPLE_LISTING  # the API's own documented example
 
 
 def app_with_record(settings, url: str) -> TestClient:

@@ -29,6 +29,7 @@ from tests.hostile import (
     ODD_CHARACTERS,
     hostile_value,
     odd_text,
+    one_by_one,
 )
 from valuation.listing import Listing, ListingError
 from valuation.loading import load_listings, parse_listings
@@ -310,16 +311,6 @@ def test_listing_id_reads_whole_numbers_as_text(value, listing_id) -> None:
 
 
 # --- the bulk fans reader answers as the scalar one ----------------------------------------------
-
-
-def one_by_one(values) -> list:
-    answers = []
-    for value in values:
-        try:
-            answers.append((parse_fans(value), None))
-        except SpellingError as error:
-            answers.append((None, error.reason))
-    return answers
 
 
 @HOSTILE

@@ -512,18 +512,8 @@ def test_sold_at_nat_is_none() -> None:
 
 # ------------------------------------------------------------------------ the bulk fans reader
 
+from tests.hostile import one_by_one  # noqa: E402
 from valuation.parsing import parse_fans_many  # noqa: E402
-
-
-def _one_by_one(values):
-    answers = []
-    for value in values:
-        try:
-            answers.append((parse_fans(value), None))
-        except SpellingError as error:
-            answers.append((None, error.reason))
-    return answers
-
 
 _SPELLED = st.builds(
     lambda whole, frac, unit, comma: (
@@ -540,4 +530,4 @@ _SPELLED = st.builds(
 def test_parse_fans_many_answers_as_parse_fans_does(values):
     values = np.array(values, dtype=object)
     parsed, reasons = parse_fans_many(values)
-    assert list(zip(parsed.tolist(), reasons.tolist(), strict=True)) == _one_by_one(values)
+    assert list(zip(parsed.tolist(), reasons.tolist(), strict=True)) == one_by_one(values)
