@@ -196,9 +196,8 @@ class Record:
         # A SQLite commit of a few rows costs ~0.1 ms of CPU: cheaper on the event loop than the
         # hop to a thread and back (measured: the hop alone cost a fifth of the quote rate). A
         # server's commit waits on the network, and a big group on SQLite takes long: a thread.
-        inline = self.engine.dialect.name == "sqlite"
-        self._inline_rows = INLINE_ROWS if inline else 0
-        self._inserts = _SqliteInserts(self.engine) if inline else None
+        sqlite = self.engine.dialect.name == "sqlite"
+        self._inserts = _SqliteInserts(self.engine) if sqlite else None
         self._pending: list[tuple[Table, list[dict], asyncio.Future]] = []
         self._flush_due = False
         self._in_thread: asyncio.Task | None = None
@@ -262,7 +261,8 @@ class Record:
         while self._pending and self._in_thread is None:
             group = self._pending[:MAX_GROUP_WRITES]
             del self._pending[:MAX_GROUP_WRITES]
-            if sum(len(rows) for _, rows, _ in group) <= self._inline_rows:
+            inline = self._inserts is not None
+            if inline and sum(len(rows) for _, rows, _ in group) <= INLINE_ROWS:
                 try:
                     _settle(group, self._commit(group, self._inserts))
                     self._commits += 1
