@@ -115,6 +115,40 @@ def test_concurrent_writes_share_commits_and_lose_nothing(record):
     assert sum(sizes) == 200 and len(sizes) < 10  # grouped: not one commit per write
 
 
+def test_writes_arriving_turn_after_turn_join_one_group(record):
+    """Requests are read one turn of the event loop after another: a group waits for them while
+    they keep coming (up to `GATHER_SECONDS`), and a lone write is still committed."""
+    sizes = counting_commits(record)
+
+    async def staggered(n: int):
+        writes = []
+        for i in range(n):
+            writes.append(asyncio.ensure_future(record.write(quotes, [quote_row(f"t{i}")])))
+            await asyncio.sleep(0)  # the next write comes a turn later
+        return await asyncio.gather(*writes)
+
+    assert asyncio.run(staggered(4)) == [None] * 4
+    assert sizes == [4]
+    assert asyncio.run(staggered(1)) == [None]
+    assert sizes == [4, 1]
+
+
+def test_a_group_stops_gathering_when_it_is_old_enough(record):
+    sizes = counting_commits(record)
+
+    async def steady_stream():
+        writes = []
+        for _ in range(300):  # a write every turn for at least 15 ms: 15 x GATHER_SECONDS
+            time.sleep(0.00005)  # the request's own work
+            writes.append(asyncio.ensure_future(record.write(quotes, [quote_row("s")])))
+            await asyncio.sleep(0)
+        return await asyncio.gather(*writes)
+
+    assert asyncio.run(steady_stream()) == [None] * 300
+    assert sum(sizes) == 300
+    assert len(sizes) > 1  # a write in every turn did not hold the first one back for good
+
+
 def test_big_groups_and_many_writes_all_land(record):
     outcomes = gather(
         *(record.write(quotes, [quote_row(f"b{i}")] * 5_000) for i in range(3)),
@@ -194,6 +228,18 @@ def test_sales_frame_keeps_the_latest_report_of_each_listing(record):
     assert frame["sold_at"].iloc[0] == dt.date(2026, 11, 24)
 
 
+def test_last_quote_of_a_listing_is_found_through_the_index(tmp_path):
+    # Quotes without a listing id stay out of the index; a lookup by id must still use it.
+    record = Record(f"sqlite:///{tmp_path / 'r.db'}")
+    query = select(quotes).where(quotes.c.listing_id == "L1").order_by(quotes.c.id.desc()).limit(1)
+    with record.engine.connect() as connection:
+        compiled = query.compile(connection)  # `?` marks: the plan of a bound listing id
+        values = tuple(compiled.params[name] for name in compiled.positiontup)
+        plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values)
+        assert "USING INDEX ix_quotes_listing_id" in " ".join(row[-1] for row in plan)
+    record.close()
+
+
 def test_sqlite_record_is_wal(tmp_path):
     record = Record(f"sqlite:///{tmp_path / 'r.db'}")
     with record.engine.connect() as connection:
@@ -206,16 +252,21 @@ def test_sqlite_record_is_wal(tmp_path):
     )
 
 
-def test_the_event_loops_fast_path_stores_exactly_what_core_stores(tmp_path):
+@pytest.mark.parametrize(
+    "table, row",
+    [
+        (sales, sale_row("same", 1234.5, reported_at=dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC))),
+        (quotes, quote_row("same", violations=True, served_at=dt.datetime(2026, 3, 1, 12))),
+        (quotes, {"request_id": "few", "item": 0, "endpoint": "quote", "served_at": now()}),
+    ],
+)
+def test_the_event_loops_fast_path_stores_exactly_what_core_stores(tmp_path, table, row):
     record = Record(f"sqlite:///{tmp_path / 'r.db'}")
-    row = sale_row("same", 1234.5, reported_at=dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC))
-    assert gather(record.write(sales, [row])) == [None]  # the raw connection on the loop
-    record.write_now(sales, [row])  # SQLAlchemy Core
+    assert gather(record.write(table, [row])) == [None]  # the raw connection on the loop
+    record.write_now(table, [row])  # SQLAlchemy Core
     record.close()
-    stored = sqlite3.connect(tmp_path / "r.db").execute(
-        "SELECT reported_at, sold_at, typeof(price), violations, quote_id FROM sales ORDER BY id"
-    )
-    fast, core = stored.fetchall()
+    columns = ", ".join(f"{c.name}, typeof({c.name})" for c in table.columns if c.name != "id")
+    fast, core = sqlite3.connect(tmp_path / "r.db").execute(f"SELECT {columns} FROM {table.name}")
     assert fast == core
 
 
