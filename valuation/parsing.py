@@ -81,7 +81,8 @@ def _text(value: object, what: str) -> str:
 
 def _plain(value: object, what: str) -> str:
     """A spelled number, flag or date: full-width forms folded to ASCII, and nothing else."""
-    return _str(value, what).translate(_FULL_WIDTH).strip()
+    text = _str(value, what)
+    return (text if text.isascii() else text.translate(_FULL_WIDTH)).strip()
 
 
 def _shown(value: object) -> str:

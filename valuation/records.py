@@ -148,8 +148,9 @@ def _bind(column: Column, dialect):
 
 class _Values:
     """A row (dict) as the tuple of its table's columns, a missing one as NULL, each value through
-    its column type's bind processor where the dialect has one (dates, flags): what Core binds.
-    Only those few columns are converted one by one; the rest are taken at once."""
+    its column type's bind processor where the dialect has one (dates): what Core binds. Only
+    those few columns are converted one by one; the rest are taken at once. Flags are left as
+    they are: sqlite3 binds True and False as 1 and 0 itself, which is what Core stores."""
 
     def __init__(self, columns: list[Column], dialect):
         self.names = [column.name for column in columns]
@@ -157,7 +158,8 @@ class _Values:
         self.converted = [
             (position, convert)
             for position, column in enumerate(columns)
-            if (convert := _bind(column, dialect)) is not None
+            if not isinstance(column.type, Boolean)
+            and (convert := _bind(column, dialect)) is not None
         ]
 
     def __call__(self, row: dict) -> list:
