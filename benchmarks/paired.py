@@ -1,0 +1,122 @@
+"""Single-quote cost of this checkout against an earlier commit, measured side by side.
+
+Both servers (one uvicorn worker each, same champion, same request) are pinned to the same CPU
+core and driven at the same time by two wrk processes (-t1 -c4) pinned to another core. The core's
+time is shared between them, so whatever slows the machine down slows both alike: the ratio of
+their rates is the ratio of their costs per quote, steadier than two runs one after the other on
+a shared, noisy machine. Medians over several rounds, each with fresh servers and an empty record.
+Needs wrk and taskset (Debian: apt-get install wrk util-linux) and two cores.
+
+    .venv/bin/python benchmarks/paired.py --base b62275c [--rounds 5] [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from champion import BIN, ROOT, Server, free_port, train_champion
+
+from api.schemas import EXAMPLE_LISTING
+
+SERVER_CORE, CLIENT_CORE = "1", "0"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", required=True, help="the commit to compare with")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=8, help="wrk duration per round")
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if not shutil.which(tool):
+            sys.exit(f"paired benchmark: {tool} is not installed")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        base = Path(scratch) / "base"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-q", str(base), args.base], cwd=ROOT, check=True
+        )
+        try:
+            env = train_champion(str(Path(scratch) / "home"))
+            body = Path(scratch) / "quote.lua"
+            body.write_text(_wrk_script(json.dumps(EXAMPLE_LISTING, ensure_ascii=False)))
+            rounds = [
+                _round(base, env, body, Path(scratch), args.seconds) for _ in range(args.rounds)
+            ]
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
+
+    print(
+        f"single quotes, both servers on core {SERVER_CORE} at once, wrk -t1 -c4 each on core "
+        f"{CLIENT_CORE}, {args.rounds} rounds of {args.seconds} s (simulated sample model)"
+    )
+    print(f"{'round':>5}{'this req/s':>12}{args.base[:10] + ' req/s':>18}{'ratio':>8}")
+    for number, (ours, theirs) in enumerate(rounds, 1):
+        print(f"{number:>5}{ours:>12.0f}{theirs:>18.0f}{ours / theirs:>8.3f}")
+    ratio = statistics.median(ours / theirs for ours, theirs in rounds)
+    print(
+        f"median ratio this / {args.base}: {ratio:.3f} (cost per quote {1 / ratio:.2f}x the base's)"
+    )
+
+
+def _round(base: Path, env: dict, script: Path, scratch: Path, seconds: int) -> tuple[float, ...]:
+    record = scratch / "records.db"
+    for leftover in scratch.glob("records.db*"):
+        leftover.unlink()
+    servers, urls = [], []
+    for checkout in (ROOT, base):
+        port = free_port()
+        command = [
+            "taskset", "-c", SERVER_CORE, BIN / "uvicorn", "api.main:app", "--app-dir", checkout,
+            "--port", str(port), "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        server_env = env | {"VALUATION_DATABASE_URL": f"sqlite:///{record}"}
+        servers.append(Server(command, server_env, f"http://127.0.0.1:{port}/readyz"))
+        urls.append(f"http://127.0.0.1:{port}/v1/quote")
+    with servers[0], servers[1]:
+        for url in urls:  # warm-up
+            _wrk(url, script, 1).wait()
+        runs = [_wrk(url, script, seconds) for url in urls]
+        return tuple(_rate(run.communicate()[0]) for run in runs)
+
+
+def _wrk(url: str, script: Path, seconds: int) -> subprocess.Popen:
+    command = [
+        "taskset",
+        "-c",
+        CLIENT_CORE,
+        "wrk",
+        "-t1",
+        "-c4",
+        f"-d{seconds}s",
+        "-s",
+        script,
+        url,
+    ]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def _rate(output: str) -> float:
+    if re.search(r"Non-2xx|Socket errors", output):
+        sys.exit(f"paired benchmark: errors under load\n{output}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+
+def _wrk_script(body: str) -> str:
+    return (
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body, ensure_ascii=False)}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
