@@ -176,9 +176,9 @@ class _Values:
 class _SqliteInserts:
     """The event loop's own SQLite connection: a plain `executemany` per table, values converted
     by the dialect's own bind processors (so rows are stored exactly as Core stores them), which
-    costs a fraction of a Core `execute`. It never waits: a locked
-    file (another process writing) is `Busy`, and the group goes to a thread that can wait; nor
-    does it checkpoint the WAL (`checkpoint`, in a thread, does)."""
+    costs a fraction of a Core `execute`. It never waits: a locked file (another process writing)
+    is `Busy`, and the group goes to a thread that can wait; nor does it checkpoint the WAL
+    (`checkpoint`, in a thread, does)."""
 
     def __init__(self, engine):
         self.connection = engine.raw_connection()
@@ -249,12 +249,12 @@ class Record:
         done = loop.create_future()
         self._pending.append((table, rows, done))
         if not self._flush_due:
-            # After the callbacks ready now: the requests of this turn of the loop join the group.
+            # After the callbacks ready now, and as long as writes keep joining (`_gathering`).
             self._flush_due = True
             self._first_write = loop.time()
             loop.call_soon(self._flush)
         if self._in_thread is None:
-            await done  # committed in this turn of the loop, or given a deadline in a thread
+            await done  # committed on the loop, or given a deadline once it goes to a thread
             return
         # Behind a commit in a thread (a server, a big batch, a locked file): bounded.
         deadline = loop.call_later(self.timeout, _expire, done, self.timeout)
@@ -318,7 +318,7 @@ class Record:
         """Whether the group should wait one more turn of the loop: writes joined it during the
         last one (more requests are being served right now) and it is young. Under four busy
         clients this makes groups of four instead of one to three (measured over HTTP), and a
-        commit of four rows costs well under twice one row's. An idle server commits a lone write
+        commit of four rows costs under twice one row's. An idle server commits a lone write
         a turn later."""
         joined = len(self._pending) > self._seen
         self._seen = len(self._pending)
