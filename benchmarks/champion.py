@@ -3,6 +3,7 @@ real server over it, for benchmarks that must not touch the real store."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -32,6 +33,15 @@ def train_champion(home: str) -> dict[str, str]:
         stderr=subprocess.DEVNULL,
     )
     return env
+
+
+def wrk_post_script(body: str) -> str:
+    """wrk's Lua for a POST of `body` as JSON on every request."""
+    return (
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body, ensure_ascii=False)}\n"
+    )
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from champion import BIN, ROOT, Server, free_port, train_champion
+from champion import BIN, ROOT, Server, free_port, train_champion, wrk_post_script
 
 from api.schemas import EXAMPLE_LISTING
 
@@ -47,7 +47,7 @@ def main() -> None:
         try:
             env = train_champion(str(Path(scratch) / "home"))
             body = Path(scratch) / "quote.lua"
-            body.write_text(_wrk_script(json.dumps(EXAMPLE_LISTING, ensure_ascii=False)))
+            body.write_text(wrk_post_script(json.dumps(EXAMPLE_LISTING, ensure_ascii=False)))
             rounds = [
                 _round(base, env, body, Path(scratch), args.seconds) for _ in range(args.rounds)
             ]
@@ -108,14 +108,6 @@ def _rate(output: str) -> float:
     if re.search(r"Non-2xx|Socket errors", output):
         sys.exit(f"paired benchmark: errors under load\n{output}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-
-
-def _wrk_script(body: str) -> str:
-    return (
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body, ensure_ascii=False)}\n"
-    )
 
 
 if __name__ == "__main__":

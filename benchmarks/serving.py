@@ -24,7 +24,12 @@ import tempfile
 import time
 import urllib.request
 
-from champion import BIN, Server, train_champion  # benchmarks/champion.py, beside this script
+from champion import (  # benchmarks/champion.py, beside this script
+    BIN,
+    Server,
+    train_champion,
+    wrk_post_script,
+)
 
 from api.schemas import EXAMPLE_LISTING
 
@@ -126,9 +131,7 @@ def _in_process(home: str) -> dict[str, float]:
 
 def _wrk(url: str, body: str, seconds: int, connections: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False, encoding="utf-8") as script:
-        script.write(
-            f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = {json.dumps(body, ensure_ascii=False)}\n'
-        )
+        script.write(wrk_post_script(body))
     subprocess.run(
         ["wrk", "-t1", f"-c{connections}", "-d2s", "-s", script.name, url],
         check=True,
