@@ -55,6 +55,16 @@ EXCLUDED = [
 ]
 
 
+def fuzzed_schema(document: dict):
+    """The document as schemathesis reads it, a 413 counted as refusing bad data: a body over the
+    size limit is refused, as documented, and schemathesis' own list of refusals lacks it (a batch
+    over the length limit whose random listings also passed 4 MiB failed the fuzz by chance)."""
+    schema = schemathesis.openapi.from_dict(document)
+    rejection = schema.config.checks.negative_data_rejection
+    rejection.expected_statuses = [*rejection.expected_statuses, "413"]
+    return schema
+
+
 @pytest.fixture(scope="module")
 def client(trained, settings, tmp_path_factory):
     """The session's champion, served with the admin endpoints on (a token is configured, so
@@ -70,7 +80,7 @@ def client(trained, settings, tmp_path_factory):
 @pytest.fixture(scope="module")
 def served_schema(client):
     """The document as the running app serves it."""
-    return schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+    return fuzzed_schema(client.get("/openapi.json").json())
 
 
 def send(client, case):
@@ -137,7 +147,7 @@ def modelless(tmp_path_factory):
 
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_without_a_model_every_answer_is_documented(modelless, label):
-    schema = schemathesis.openapi.from_dict(modelless.get("/openapi.json").json())
+    schema = fuzzed_schema(modelless.get("/openapi.json").json())
     # Without a model the documented answer is a 503, which the server-error check would flag
     # for being a 5xx: it is replaced by the assertion below (503 no_model, and no other 5xx).
     statuses = fuzz(
