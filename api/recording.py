@@ -67,17 +67,28 @@ def quote_row(
     }
 
 
+# Built once: `json.dumps` with any option builds an encoder per call, a third of its cost here.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
 def as_text(value) -> str:
     """JSON as the database can store it: Chinese kept readable, a lone surrogate (valid in a JSON
     escape, not in UTF-8) written as its escape instead of failing the commit."""
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _ENCODE(value).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def as_given(row: dict) -> Response:
     """The recorded answer is the answer: its JSON goes out as stored (it matches the route's
     response model, which the fuzz test checks), sparing a second serialisation."""
     return Response(row["answer"].encode("utf-8"), media_type="application/json")
+
+
+def batch_answer(head: dict, results: list[str]) -> Response:
+    """A batch's answer: `head`'s fields, then `results`, the JSON of each listing's entry (the
+    recorded answer of each one valued) in order. Put together from those texts, not serialised
+    again (for 10,000 listings, validating and dumping them once more cost 0.3 s)."""
+    text = f'{as_text(head)[:-1]},"results":[{",".join(results)}]}}'
+    return Response(text.encode("utf-8"), media_type="application/json")
 
 
 async def sent_body(request: Request) -> str:

@@ -173,45 +173,41 @@ async def quotes(
     body: schemas.QuotesIn, request: Request, valuer: CurrentValuer, level: Level = DEFAULT_LEVEL
 ):
     """Answers in order; a listing that cannot be read gets an error entry naming its fields."""
-    answer, rows = await run_in_threadpool(_value_batch, body, request, valuer, level)
+    head, results, rows = await run_in_threadpool(_value_batch, body, request, valuer, level)
     if rows:
         await recording.record(request, records.quotes, rows)
-    _count_quotes(request, "quotes", answer["quoted"])
-    return answer
+    _count_quotes(request, "quotes", head["quoted"])
+    return recording.batch_answer(head, results)
 
 
 def _value_batch(body: schemas.QuotesIn, request: Request, valuer: Valuer, level: float):
-    """The batch's answer and its rows for the record: in a worker thread (it can take a while)."""
+    """The batch's answer (its head and each entry's JSON) and its rows for the record: in a
+    worker thread (it can take a while)."""
     model = _model_ref(valuer)
     parsed, results = [], []
     for index, raw in enumerate(body.listings):
         try:
             listing_in = schemas.ListingIn.model_validate(raw)
         except ValidationError as error:
-            results.append(
-                {
-                    "index": index,
-                    "listing_id": _readable_id(raw.get("listing_id")),
-                    "error": "invalid_listing",
-                    "fields": field_problems(error.errors()),
-                }
-            )
+            failure = {
+                "index": index,
+                "listing_id": _readable_id(raw.get("listing_id")),
+                "error": "invalid_listing",
+                "fields": field_problems(error.errors()),
+            }
+            results.append(recording.as_text(failure))
             continue
         parsed.append((index, listing_in.listing_id, _listing(listing_in)))
         results.append(None)
     valuations = valuer.value_many([listing for _, _, listing in parsed], level)
     rows = []
     for (index, listing_id, listing), valuation in zip(parsed, valuations, strict=True):
-        results[index] = {"index": index, **_quote(valuation, model, listing_id)}
+        result = {"index": index, **_quote(valuation, model, listing_id)}
         sent = recording.as_text(body.listings[index])
-        rows.append(recording.quote_row(request, "quotes", index, listing, sent, results[index]))
-    answer = {
-        "model": model,
-        "quoted": len(parsed),
-        "failed": len(results) - len(parsed),
-        "results": results,
-    }
-    return answer, rows
+        rows.append(recording.quote_row(request, "quotes", index, listing, sent, result))
+        results[index] = rows[-1]["answer"]
+    head = {"model": model, "quoted": len(parsed), "failed": len(results) - len(parsed)}
+    return head, results, rows
 
 
 @router.post(

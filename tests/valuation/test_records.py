@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from valuation.records import Record, RecordUnavailable, now, quotes, sales
+from valuation.records import INLINE_ROWS, Record, RecordUnavailable, now, quotes, sales
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -252,6 +252,7 @@ def test_sqlite_record_is_wal(tmp_path):
     )
 
 
+@pytest.mark.parametrize("rows", [1, INLINE_ROWS + 1], ids=["on the loop", "in a thread"])
 @pytest.mark.parametrize(
     "table, row",
     [
@@ -260,14 +261,28 @@ def test_sqlite_record_is_wal(tmp_path):
         (quotes, {"request_id": "few", "item": 0, "endpoint": "quote", "served_at": now()}),
     ],
 )
-def test_the_event_loops_fast_path_stores_exactly_what_core_stores(tmp_path, table, row):
+def test_the_fast_paths_store_exactly_what_core_stores(tmp_path, table, row, rows):
+    # A small group goes through the event loop's raw connection, a big one through the thread's.
     record = Record(f"sqlite:///{tmp_path / 'r.db'}")
-    assert gather(record.write(table, [row])) == [None]  # the raw connection on the loop
+    assert gather(record.write(table, [row] * rows)) == [None]
     record.write_now(table, [row])  # SQLAlchemy Core
     record.close()
     columns = ", ".join(f"{c.name}, typeof({c.name})" for c in table.columns if c.name != "id")
-    fast, core = sqlite3.connect(tmp_path / "r.db").execute(f"SELECT {columns} FROM {table.name}")
-    assert fast == core
+    *fast, core = sqlite3.connect(tmp_path / "r.db").execute(f"SELECT {columns} FROM {table.name}")
+    assert fast == [core] * rows
+
+
+def test_big_groups_in_a_thread_keep_the_wal_checkpointed(tmp_path):
+    # The event loop's connection leaves checkpoints to a thread every 1,000 of its commits; a
+    # stream of big batches, committed in a thread, must not grow the WAL without end meanwhile.
+    path = tmp_path / "r.db"
+    record = Record(f"sqlite:///{path}")
+    batch = [quote_row("big", answer="x" * 2_000) for _ in range(1_000)]  # ~2 MB a commit
+    for _ in range(20):
+        assert gather(record.write(quotes, batch)) == [None]
+    wal = path.with_name("r.db-wal").stat().st_size
+    record.close()
+    assert wal < 12e6, f"the WAL holds {wal / 1e6:.0f} MB after 40 MB of batches"
 
 
 def hold_lock(path, seconds: float) -> threading.Thread:
