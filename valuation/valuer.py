@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import lightgbm as lgb
@@ -120,6 +121,9 @@ class Valuer:
         self._row_lock = threading.Lock()
         self._scorers = [RowScorer(boosters[name], self._row) for name in BOOSTERS]
         self._contributions = RowScorer(boosters["point"], self._row, contributions=True)
+        # A range level's tails per band, read off the grids once per level: levels come from
+        # requests (any float in range), so only the most recent few are kept.
+        self._tails = lru_cache(maxsize=64)(self._band_tails)
 
     def value(self, listing: Listing, level: float = DEFAULT_LEVEL) -> Valuation:
         """One listing, straight into the model's input row: no pandas on this path."""
@@ -156,11 +160,17 @@ class Valuer:
         scale = np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
         return self._prices(center, scale, level, fans_band(matrix[:, FEATURE_NAMES.index("fans")]))
 
+    def _band_tails(self, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """The standardized residuals below and above which each band's tails lie at `level`."""
+        tail = (1 - check_level(level)) / 2
+        below = np.array([grid.quantile(tail) for grid in self.grids])
+        above = np.array([grid.quantile(1 - tail) for grid in self.grids])
+        return below, above
+
     def _prices(self, center, scale, level, band):
         """Scalars (the quote path) or arrays (batches) alike; `band` picks each row's grid."""
-        tail = (1 - check_level(level)) / 2
-        below = np.array([grid.quantile(tail) for grid in self.grids])[band]
-        above = np.array([grid.quantile(1 - tail) for grid in self.grids])[band]
+        below, above = self._tails(level)
+        below, above = below[band], above[band]
         low, high = center + scale * below, center + scale * above
         low, high = np.minimum(low, center), np.maximum(high, center)
         # Whole yuan, rounded outwards, and never below 1 CNY: no account sells for nothing.
