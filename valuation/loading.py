@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterator
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +21,12 @@ import pandas as pd
 from valuation.parsing import BULK_PARSERS, PARSERS, SpellingError
 from valuation.schema import BY_NAME, FEATURES, OPTIONAL, TARGET, header_lookup, normalise_header
 
+log = logging.getLogger("valuation.loading")
+
 SUFFIXES = (".csv", ".parquet")
 REJECT_COLUMNS = ["line", "column", "reason"]
+LineNumbers = Callable[[np.ndarray], np.ndarray]
+"""Row positions in a table read from a file -> the file lines those rows start on."""
 
 
 class ExportError(ValueError):
@@ -50,9 +57,11 @@ def read_export(path: str | Path) -> pd.DataFrame:
     return next(read_export_chunks(path, rows=None))[0]
 
 
-def read_export_chunks(path: str | Path, rows: int | None) -> Iterator[tuple[pd.DataFrame, int]]:
-    """The raw table in chunks of `rows` (None: whole), each with the file line of its first row,
-    so a file of any size is read in bounded memory and rejects keep their true line numbers."""
+def read_export_chunks(
+    path: str | Path, rows: int | None
+) -> Iterator[tuple[pd.DataFrame, LineNumbers]]:
+    """The raw table in chunks of `rows` (None: whole), each with the file lines of its rows, so
+    a file of any size is read in bounded memory and rejects keep their true line numbers."""
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise ExportError(
@@ -66,18 +75,22 @@ def read_export_chunks(path: str | Path, rows: int | None) -> Iterator[tuple[pd.
         yield from _csv_chunks(path, rows)
 
 
+def _consecutive(first_line: int) -> LineNumbers:
+    return lambda positions: positions + first_line
+
+
 def _parquet_chunks(path: Path, rows: int | None):
     import pyarrow.parquet as pq
 
     try:
         file = pq.ParquetFile(path)
         if rows is None or file.metadata.num_rows == 0:
-            yield file.read().to_pandas(), 1
+            yield file.read().to_pandas(), _consecutive(1)
             return
         first = 1  # Parquet has no header line: rows are numbered from 1
         for batch in file.iter_batches(batch_size=rows):
             chunk = batch.to_pandas()
-            yield chunk, first
+            yield chunk, _consecutive(first)
             first += len(chunk)
     except (OSError, ValueError) as error:  # pyarrow's errors for a corrupt file derive from these
         raise ExportError(f"{path}: not a readable Parquet file ({error})") from error
@@ -87,14 +100,15 @@ def _csv_chunks(path: Path, rows: int | None):
     encoding = _text_encoding(path)
     _refuse_repeated_headers(path, encoding)
     options = {"dtype": str, "keep_default_na": False, "encoding": encoding}
+    lines = CsvLines(path, encoding)
     try:
         if rows is None:
-            yield pd.read_csv(path, **options), 2
+            yield pd.read_csv(path, **options), lines.of
             return
-        first = 2  # line 1 is the header
+        first = 0  # the chunk's first row, counted over the whole file
         with pd.read_csv(path, chunksize=rows, **options) as reader:
             for chunk in reader:
-                yield chunk.reset_index(drop=True), first
+                yield chunk.reset_index(drop=True), lines.after(first)
                 first += len(chunk)
     except pd.errors.EmptyDataError as error:
         raise ExportError(f"{path}: the file is empty") from error
@@ -102,6 +116,77 @@ def _csv_chunks(path: Path, rows: int | None):
         raise ExportError(f"{path}: not a readable CSV file ({error})") from error
     except UnicodeDecodeError as error:
         raise ExportError(f"{path}: text is not {encoding} throughout ({error.reason})") from error
+    finally:
+        lines.close()
+
+
+class CsvLines:
+    """The file line each row of a CSV export starts on. Row n is on line n + 2 only while every
+    row is one line: a quoted value may hold line breaks (a seller's note pasted with its
+    newlines), and pandas skips blank lines. This reads the file as pandas does: a line without a
+    quote is one row, or blank; from a line with one, Python's csv reader (which quotes as pandas
+    does) reads the row, over as many lines as it takes. It runs only when a reject asks for a
+    line, and only forward (chunks come in order): a file without rejects is never read twice."""
+
+    def __init__(self, path: Path, encoding: str):
+        self.path, self.encoding = path, encoding
+        self._file = None
+        self._starts: Iterator[int] | None = None  # the line each row starts on, header first
+        self._row = -1  # the last row read (0: the first after the header)
+        self._line = 1  # the line it starts on
+
+    def after(self, first: int) -> LineNumbers:
+        """The numbering of a chunk whose first row is the file's row `first`."""
+        return lambda positions: self.of(positions + first)
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """The lines of `rows` (ascending, and past any asked for before)."""
+        return np.array([self._line_of(int(row)) for row in rows], dtype=np.int64)
+
+    def _line_of(self, row: int) -> int:
+        if row < self._row:
+            raise ValueError(f"rows are numbered forward only: {row} after {self._row}")
+        if self._file is None:
+            self._file = open(self.path, encoding=self.encoding, newline="")
+            self._starts = _row_starts(self._file)
+            next(self._starts, None)  # the header
+        while self._row < row:
+            self._row += 1
+            start = next(self._starts, None)
+            # Past the end of what the file holds (never seen: pandas and the csv module split
+            # rows alike); a line number must not stop a whole file's pricing: one line a row.
+            if start is None:
+                log.warning("%s: rows after line %d numbered one line a row", self.path, self._line)
+                self._starts = iter(())
+                start = self._line + 1
+            self._line = start
+        return self._line
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _row_starts(file) -> Iterator[int]:
+    """The line each row of `file` (opened with newline="") starts on, as pandas reads rows."""
+    # A value of any length is a value (pandas reads it); the csv module's default limit of
+    # 128 KiB would end the count there.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    line_number = 0
+    for line in file:
+        line_number += 1
+        if '"' not in line:
+            if line.strip():  # unquoted spaces alone are a blank line, which pandas skips
+                yield line_number
+            continue
+        reader = csv.reader(itertools.chain((line,), file))  # reads no further than its row
+        try:
+            next(reader)
+        except csv.Error as error:
+            log.warning("%s: line %d cannot be read as CSV (%s)", file.name, line_number, error)
+            return
+        yield line_number
+        line_number += reader.line_num - 1
 
 
 def _text_encoding(path: Path, probe: int = 4 << 20) -> str:
@@ -148,8 +233,11 @@ def canonical_headers(columns, require_price: bool) -> dict[str, str]:
     return mapping
 
 
-def parse_listings(raw: pd.DataFrame, require_price: bool, first_line: int = 2) -> LoadedListings:
-    """Parses a raw table; `first_line` is the file line of its first row (2 after a CSV header)."""
+def parse_listings(
+    raw: pd.DataFrame, require_price: bool, first_line: int | LineNumbers = 2
+) -> LoadedListings:
+    """Parses a raw table; `first_line` is the file line of its first row (2 after a CSV header),
+    or the numbering of its rows as `read_export_chunks` gives it."""
     mapping = canonical_headers(raw.columns, require_price)
     # Training reads everything it learns from; pricing reads the features only, and ids and
     # dates pass through untouched (a catalogue's own ids are not ours to judge).
@@ -169,14 +257,17 @@ def parse_listings(raw: pd.DataFrame, require_price: bool, first_line: int = 2) 
     listings = pd.DataFrame({name: values[~bad] for name, values in parsed.items()})
     listings.index = np.flatnonzero(~bad)
     listings = _typed(listings)
-    rejects = _rejects(raw, mapping, problems, bad, first_line)
+    lines = _consecutive(first_line) if isinstance(first_line, int) else first_line
+    rejects = _rejects(raw, mapping, problems, bad, lines)
     return LoadedListings(listings=listings, rejects=rejects, raw=raw)
 
 
 def load_listings(path: str | Path, require_price: bool) -> LoadedListings:
     """The whole export, parsed; for files too large for memory, see `read_export_chunks`."""
-    raw, first_line = next(read_export_chunks(path, rows=None))
-    return parse_listings(raw, require_price, first_line)
+    chunks = read_export_chunks(path, rows=None)
+    with closing(chunks):  # parsed before the file its line numbers are read from is closed
+        raw, lines = next(chunks)
+        return parse_listings(raw, require_price, lines)
 
 
 def _parse_column(values: pd.Series, parse, bulk=None) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +313,7 @@ def _typed(listings: pd.DataFrame) -> pd.DataFrame:
     return listings
 
 
-def _rejects(raw, mapping, problems, bad, first_line) -> pd.DataFrame:
+def _rejects(raw, mapping, problems, bad, lines: LineNumbers) -> pd.DataFrame:
     rows = np.flatnonzero(bad)
     header_of = {name: column for column, name in mapping.items()}
     columns, reasons = [], []
@@ -232,7 +323,7 @@ def _rejects(raw, mapping, problems, bad, first_line) -> pd.DataFrame:
         reasons.append("; ".join(problems[name][row] for name in failed))
     rejects = pd.DataFrame(
         {
-            "line": rows + first_line,
+            "line": lines(rows),
             "column": pd.Series(columns, dtype=object),
             "reason": pd.Series(reasons, dtype=object),
         }

@@ -10,6 +10,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from valuation.loading import (
+    LineNumbers,
     TableWriter,
     parse_listings,
     read_export_chunks,
@@ -31,7 +32,10 @@ class BatchOutcome:
 
 
 def price_chunk(
-    valuer: Valuer, raw: pd.DataFrame, first_line: int, level: float = DEFAULT_LEVEL
+    valuer: Valuer,
+    raw: pd.DataFrame,
+    first_line: int | LineNumbers,
+    level: float = DEFAULT_LEVEL,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The readable rows as exported plus price_estimate, price_low, price_high, model_version;
     and the rejects with their line and reason. Every input row is in exactly one of the two."""

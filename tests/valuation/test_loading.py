@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from valuation.loading import (
+    CsvLines,
     ExportError,
     canonical_headers,
     load_listings,
     parse_listings,
+    read_export_chunks,
     rejects_path,
     write_rejects,
 )
@@ -141,6 +143,81 @@ def test_rejects_name_line_column_and_reason(tmp_path):
     assert loaded.listings.index.tolist() == [0, 2, 4]
     assert len(loaded.listings) + len(rejects) == loaded.total == 5
     assert loaded.reject_share == pytest.approx(2 / 5)
+
+
+NOTED_HEADERS = [*MARKET_HEADERS, "备注"]  # a seller's note: free text, not ours to read
+BAD_ROW = ["约10万", "无违规", "已开通", "未认证", "美食", "3500元"]
+
+
+def rejected_lines(path: Path, chunk_rows: int | None) -> list[int]:
+    """The reject lines of the export read whole (None) or in chunks of `chunk_rows` rows."""
+    if chunk_rows is None:
+        return load_listings(path, require_price=True).rejects["line"].tolist()
+    return [
+        line
+        for raw, lines in read_export_chunks(path, chunk_rows)
+        for line in parse_listings(raw, True, lines).rejects["line"]
+    ]
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 1, 2, 1_000])
+def test_reject_lines_count_line_breaks_in_values_and_blank_lines(tmp_path, chunk_rows):
+    def row(cells, note):
+        return ",".join([*map(_quoted, cells), '"' + note.replace('"', '""') + '"'])
+
+    text = "\n".join(
+        [
+            ",".join(NOTED_HEADERS),  # 1
+            row(GOOD_ROWS[1], "pasted\nover two lines"),  # 2-3
+            row(BAD_ROW, "bad"),  # 4
+            "",  # 5: skipped as blank
+            "   ",  # 6: skipped as blank
+            row(GOOD_ROWS[2], 'a "quoted" word,\r\nthen a Windows break'),  # 7-8
+            row(["800", "不详", "未开通", "未认证", "搞笑", "面议"], "bad"),  # 9
+            row(GOOD_ROWS[1], "one\n\ntwo"),  # 10-12
+            row(["52,000", "无违规", "已开通", "未认证", "", "3500元"], "no category"),  # 13
+        ]
+    )
+    path = tmp_path / "sales.csv"
+    path.write_text(text + "\n", encoding="utf-8-sig")  # with a BOM, as Excel saves it
+    assert rejected_lines(path, chunk_rows) == [4, 9, 13]
+
+
+@st.composite
+def noted_export(draw):
+    """An export's text, its rows' notes holding line breaks, quotes and commas, with blank
+    lines between rows; and the line each bad row starts on, counted as it was written."""
+    lines, bad_lines = [",".join(NOTED_HEADERS)], []
+    pieces = st.sampled_from(["a", "\n", "\r\n", '"', ",", " ", "美"])
+    note = st.lists(pieces, max_size=8).map("".join)
+    for _ in range(draw(st.integers(0, 15))):
+        lines.extend([""] * draw(st.integers(0, 2)))
+        bad = draw(st.booleans())
+        if bad:
+            bad_lines.append(sum(line.count("\n") + 1 for line in lines) + 1)
+        text = draw(note).replace('"', '""')
+        cells = map(_quoted, BAD_ROW if bad else GOOD_ROWS[1])
+        lines.append(",".join([*cells, f'"{text}"']))
+    return "\n".join(lines) + "\n", bad_lines
+
+
+@settings(max_examples=60, deadline=None)
+@given(noted_export(), st.sampled_from([None, 1, 3]))
+def test_each_reject_is_numbered_by_the_line_it_starts_on(tmp_path_factory, drawn, chunk_rows):
+    text, bad_lines = drawn
+    path = tmp_path_factory.mktemp("noted") / "sales.csv"
+    path.write_bytes(text.encode("utf-8"))
+    assert rejected_lines(path, chunk_rows) == bad_lines
+
+
+def test_line_numbers_past_what_the_csv_module_reads_go_on_one_a_row(tmp_path, caplog):
+    # Never seen (pandas and the csv module split rows alike), but a line number must not stop
+    # a whole file's pricing: past the csv module's end, one line a row, and the log says so.
+    path = write_csv(tmp_path / "sales.csv", MARKET_HEADERS, GOOD_ROWS[:2])
+    lines = CsvLines(path, "utf-8")
+    assert lines.of(np.array([1, 4, 6])).tolist() == [3, 6, 8]
+    lines.close()
+    assert "numbered one line a row" in caplog.text
 
 
 GOOD = {
