@@ -53,12 +53,16 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
     app.state.metrics.registry.register(LiveFigures(app.state))
     app.state.valuer = None
     errors.install(app)
-    app.include_router(routes.router)
-    app.include_router(pages.router)
-    app.include_router(admin.router)
+    for router in (routes.router, pages.router, admin.router):
+        app.include_router(router)
     # Added before the metrics, so it runs inside them: refused bodies are counted too.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    routers = (routes.router, pages.router, admin.router)  # included without prefixes
+    app.add_middleware(
+        MetricsMiddleware,
+        metrics=app.state.metrics,
+        routes=[route for router in routers for route in router.routes],
+    )
     app.add_middleware(RequestIds)
     return app
 

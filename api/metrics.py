@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.routing import BaseRoute, Match
 
 from valuation.monitoring import live_accuracy, stability
 
@@ -100,9 +102,13 @@ class LiveFigures:
 
 
 class MetricsMiddleware:
-    def __init__(self, app, metrics: Metrics):
+    """`routes`: the app's routes, to name a request answered before routing (a body over the
+    limit) by the route it was sent to rather than as unmatched."""
+
+    def __init__(self, app, metrics: Metrics, routes: Sequence[BaseRoute] = ()):
         self.app = app
         self.metrics = metrics
+        self.routes = routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -119,9 +125,17 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
+            endpoint = _endpoint(scope, self.routes)
             method = scope["method"]
             self.metrics.requests.labels(endpoint, method, str(status)).inc()
             seconds = time.perf_counter() - started
             self.metrics.latency.labels(endpoint, method, str(status)).observe(seconds)
+
+
+def _endpoint(scope, routes: Sequence[BaseRoute]) -> str:
+    """The route template that served the request, or that a request answered before routing
+    was sent to (looked up only then: 413s and 404s are rare); "unmatched" when none takes it."""
+    route = scope.get("route")
+    if route is None:
+        route = next((r for r in routes if r.matches(scope)[0] == Match.FULL), None)
+    return getattr(route, "path", None) or "unmatched"
