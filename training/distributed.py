@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from training import steps
-from valuation.dask_engine import read_partitions
+from valuation.dask_engine import partition_starts, read_partitions
 from valuation.encoding import CATEGORICAL, FEATURE_NAMES, Encoder
 from valuation.loading import canonical_headers, parse_listings
 from valuation.schema import CATEGORY, PRICE, SOLD_AT
@@ -49,8 +49,7 @@ def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
 
     frame, first_line = read_partitions(data)
     canonical_headers(frame.columns, require_price=True)
-    lengths = frame.map_partitions(len).compute().tolist()
-    starts = [first_line + sum(lengths[:i]) for i in range(len(lengths))]
+    lengths, starts = partition_starts(frame, first_line, data)
     parsed = [
         dask.delayed(parse_listings)(part, True, start)
         for part, start in zip(frame.to_delayed(), starts, strict=True)

@@ -53,6 +53,23 @@ def read_partitions(source: str | Path, blocksize: str = "64MB"):
     return frame, 2
 
 
+def partition_starts(frame, first_line: int, source: str | Path) -> tuple[list[int], list[int]]:
+    """Each partition's length and the line of its first row, counted one line a row. Dask cuts
+    a CSV at line breaks, so a quoted value holding one can be cut in two: pandas then finds a
+    value still open at a partition's end, which is refused here with what to do instead."""
+    import pandas as pd
+
+    try:
+        lengths = frame.map_partitions(len).compute().tolist()
+    except pd.errors.ParserError as error:
+        raise ExportError(
+            f"{source}: not readable in partitions ({error}): a quoted value holding a line "
+            "break was cut where Dask splits the file. Price it without --engine dask, or "
+            "write it as Parquet first (valuation batch reads both)"
+        ) from error
+    return lengths, [first_line + sum(lengths[:i]) for i in range(len(lengths))]
+
+
 def price_file_dask(
     valuer: Valuer,
     source: str | Path,
@@ -68,8 +85,7 @@ def price_file_dask(
 
     frame, first_line = read_partitions(source, blocksize)
     canonical_headers(frame.columns, require_price=False)  # fail early, on the client
-    lengths = frame.map_partitions(len).compute().tolist()
-    starts = [first_line + sum(lengths[:i]) for i in range(len(lengths))]
+    lengths, starts = partition_starts(frame, first_line, source)
     shared = client.scatter(valuer, broadcast=True)
     # Each partition is priced once on the cluster; its two halves (priced, rejects) stay there.
     done = client.compute(

@@ -10,7 +10,7 @@ from data.simulator import generate
 from training.pipeline import train
 from valuation import registry
 from valuation.dask_engine import cluster, price_file_dask
-from valuation.loading import write_table
+from valuation.loading import ExportError, write_table
 from valuation.pricing import price_file
 from valuation.settings import Settings
 
@@ -55,6 +55,19 @@ def test_the_catalogue_really_was_split(catalogue):
 
     frame, _ = read_partitions(catalogue, blocksize="100KB")
     assert frame.npartitions >= 3
+
+
+def test_a_quoted_line_break_cut_by_the_partitions_is_refused_with_what_to_do(
+    trained, settings, dask_client, tmp_path
+):
+    frame = generate(2000, seed=33, bad_share=0.0).drop(columns=["成交价"])
+    frame["备注"] = [f"seller's note {i}\npasted with its line break" for i in range(len(frame))]
+    notes = write_table(frame, tmp_path / "notes.csv")
+    valuer = registry.load_valuer(settings)
+    with pytest.raises(ExportError, match="cut where Dask splits the file.*Parquet"):
+        price_file_dask(valuer, notes, tmp_path / "out.csv", dask_client, blocksize="20KB")
+    single = price_file(valuer, notes, tmp_path / "single.csv", chunk_rows=500)
+    assert (single.priced, single.rejected) == (2000, 0)  # the default engine reads it
 
 
 def test_dask_batch_to_parquet(trained, settings, catalogue, dask_client, tmp_path):
