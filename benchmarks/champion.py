@@ -44,6 +44,25 @@ def wrk_post_script(body: str) -> str:
     )
 
 
+def batch_times(url: str, size: int, repeats: int = 5) -> list[float]:
+    """Seconds for each of `repeats` POSTs of a batch of `size` listings (the API's example with
+    varied fans) to `url`, a /v1/quotes, every listing checked to have been quoted."""
+    from api.schemas import EXAMPLE_LISTING
+
+    listings = [{**EXAMPLE_LISTING, "fans": 1000 + 37 * i} for i in range(size)]
+    body = json.dumps({"listings": listings}).encode()
+    times = []
+    for _ in range(repeats):
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json"}
+        )
+        started = time.perf_counter()
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+        times.append(time.perf_counter() - started)
+        assert answer["quoted"] == size, answer["failed"]
+    return times
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,9 +5,11 @@ core and driven at the same time by two wrk processes (-t1 -c4) pinned to anothe
 time is shared between them, so whatever slows the machine down slows both alike: the ratio of
 their rates is the ratio of their costs per quote, steadier than two runs one after the other on
 a shared, noisy machine. Medians over several rounds, each with fresh servers and an empty record.
-Needs wrk and taskset (Debian: apt-get install wrk util-linux) and two cores.
+With `--batch N`, batches of N listings instead, sent to the two servers in turn (one at a time,
+so each has the core to itself while it answers), five of each a round: the ratio of their
+median times. Needs wrk and taskset (Debian: apt-get install wrk util-linux) and two cores.
 
-    .venv/bin/python benchmarks/paired.py --base b62275c [--rounds 5] [--seconds 8]
+    .venv/bin/python benchmarks/paired.py --base b62275c [--rounds 5] [--seconds 8] [--batch N]
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
-from champion import BIN, ROOT, Server, free_port, train_champion, wrk_post_script
+from champion import BIN, ROOT, Server, batch_times, free_port, train_champion, wrk_post_script
 
 from api.schemas import EXAMPLE_LISTING
 
@@ -34,6 +37,7 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="the commit to compare with")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=8, help="wrk duration per round")
+    parser.add_argument("--batch", type=int, default=0, help="listings a batch (0: single quotes)")
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
@@ -48,12 +52,16 @@ def main() -> None:
             env = train_champion(str(Path(scratch) / "home"))
             body = Path(scratch) / "quote.lua"
             body.write_text(wrk_post_script(json.dumps(EXAMPLE_LISTING, ensure_ascii=False)))
-            rounds = [
-                _round(base, env, body, Path(scratch), args.seconds) for _ in range(args.rounds)
-            ]
+            measure = (
+                partial(_batches, size=args.batch) if args.batch else _quotes(body, args.seconds)
+            )
+            rounds = [_round(base, env, Path(scratch), measure) for _ in range(args.rounds)]
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
 
+    if args.batch:
+        _print_batches(args, rounds)
+        return
     print(
         f"single quotes, both servers on core {SERVER_CORE} at once, wrk -t1 -c4 each on core "
         f"{CLIENT_CORE}, {args.rounds} rounds of {args.seconds} s (simulated sample model)"
@@ -67,7 +75,43 @@ def main() -> None:
     )
 
 
-def _round(base: Path, env: dict, script: Path, scratch: Path, seconds: int) -> tuple[float, ...]:
+def _print_batches(args, rounds) -> None:
+    print(
+        f"batches of {args.batch:,} listings, both servers on core {SERVER_CORE}, sent to each in "
+        f"turn, 5 a round, {args.rounds} rounds (simulated sample model)"
+    )
+    print(f"{'round':>5}{'this s':>10}{args.base[:10] + ' s':>14}{'ratio':>8}")
+    for number, (ours, theirs) in enumerate(rounds, 1):
+        print(f"{number:>5}{ours:>10.3f}{theirs:>14.3f}{theirs / ours:>8.3f}")
+    ratio = statistics.median(theirs / ours for ours, theirs in rounds)
+    print(f"median speed ratio this / {args.base}: {ratio:.3f} (time per batch {1 / ratio:.2f}x)")
+
+
+def _quotes(script: Path, seconds: int):
+    """Both servers loaded at once by their own wrk: each one's rate."""
+
+    def measure(urls: list[str]) -> tuple[float, ...]:
+        for url in urls:  # warm-up
+            _wrk(url, script, 1).wait()
+        runs = [_wrk(url, script, seconds) for url in urls]
+        return tuple(_rate(run.communicate()[0]) for run in runs)
+
+    return measure
+
+
+def _batches(urls: list[str], size: int, repeats: int = 5) -> tuple[float, ...]:
+    """Each server's median seconds for a batch, the two sent batches in turn."""
+    batch_urls = [url.replace("/v1/quote", "/v1/quotes") for url in urls]
+    times: list[list[float]] = [[], []]
+    for url in batch_urls:  # warm-up
+        batch_times(url, size, repeats=1)
+    for _ in range(repeats):
+        for taken, url in zip(times, batch_urls, strict=True):
+            taken.extend(batch_times(url, size, repeats=1))
+    return tuple(statistics.median(taken) for taken in times)
+
+
+def _round(base: Path, env: dict, scratch: Path, measure) -> tuple[float, ...]:
     record = scratch / "records.db"
     for leftover in scratch.glob("records.db*"):
         leftover.unlink()
@@ -82,10 +126,7 @@ def _round(base: Path, env: dict, script: Path, scratch: Path, seconds: int) -> 
         servers.append(Server(command, server_env, f"http://127.0.0.1:{port}/readyz"))
         urls.append(f"http://127.0.0.1:{port}/v1/quote")
     with servers[0], servers[1]:
-        for url in urls:  # warm-up
-            _wrk(url, script, 1).wait()
-        runs = [_wrk(url, script, seconds) for url in urls]
-        return tuple(_rate(run.communicate()[0]) for run in runs)
+        return measure(urls)
 
 
 def _wrk(url: str, script: Path, seconds: int) -> subprocess.Popen:

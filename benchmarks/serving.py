@@ -22,11 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 from champion import (  # benchmarks/champion.py, beside this script
     BIN,
     Server,
+    batch_times,
     train_champion,
     wrk_post_script,
 )
@@ -62,7 +62,7 @@ def main() -> None:
             "http://127.0.0.1:8471/readyz",
         ):
             ours = _wrk("http://127.0.0.1:8471/v1/quote", body, args.seconds, args.connections)
-            batch = _batch("http://127.0.0.1:8471/v1/quotes", 10_000)
+            batch = batch_times("http://127.0.0.1:8471/v1/quotes", 10_000)
         mlflow_env = env | {"MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db"}
         mlflow_body = json.dumps({"dataframe_records": [LISTING]}, ensure_ascii=False)
         command = [
@@ -156,22 +156,6 @@ def _wrk(url: str, body: str, seconds: int, connections: int) -> dict[str, float
 def _ms(out: str, percentile: str) -> float:
     value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", out).groups()
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-
-def _batch(url: str, size: int, repeats: int = 5) -> list[float]:
-    body = json.dumps(
-        {"listings": [{**LISTING, "fans": 1000 + 37 * i} for i in range(size)]}
-    ).encode()
-    times = []
-    for _ in range(repeats):
-        request = urllib.request.Request(
-            url, data=body, headers={"Content-Type": "application/json"}
-        )
-        started = time.perf_counter()
-        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
-        times.append(time.perf_counter() - started)
-        assert answer["quoted"] == size, answer["failed"]
-    return times
 
 
 if __name__ == "__main__":
