@@ -53,11 +53,11 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
     app.state.metrics.registry.register(LiveFigures(app.state))
     app.state.valuer = None
     errors.install(app)
-    for router in (routes.router, pages.router, admin.router):
-        app.include_router(router)
+    routers = (routes.router, pages.router, admin.router)
+    for router in routers:
+        app.include_router(router)  # without a prefix: each route's path is the one served
     # Added before the metrics, so it runs inside them: refused bodies are counted too.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
-    routers = (routes.router, pages.router, admin.router)  # included without prefixes
     app.add_middleware(
         MetricsMiddleware,
         metrics=app.state.metrics,

@@ -157,8 +157,8 @@ class CsvLines:
             # rows alike); a line number must not stop a whole file's pricing: one line a row.
             if start is None:
                 log.warning("%s: rows after line %d numbered one line a row", self.path, self._line)
-                self._starts = iter(())
-                start = self._line + 1
+                self._starts = itertools.count(self._line + 1)
+                start = next(self._starts)
             self._line = start
         return self._line
 
