@@ -60,31 +60,31 @@ def main() -> None:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
 
     if args.batch:
-        _print_batches(args, rounds)
-        return
-    print(
-        f"single quotes, both servers on core {SERVER_CORE} at once, wrk -t1 -c4 each on core "
-        f"{CLIENT_CORE}, {args.rounds} rounds of {args.seconds} s (simulated sample model)"
-    )
-    print(f"{'round':>5}{'this req/s':>12}{args.base[:10] + ' req/s':>18}{'ratio':>8}")
-    for number, (ours, theirs) in enumerate(rounds, 1):
-        print(f"{number:>5}{ours:>12.0f}{theirs:>18.0f}{ours / theirs:>8.3f}")
-    ratio = statistics.median(ours / theirs for ours, theirs in rounds)
-    print(
-        f"median ratio this / {args.base}: {ratio:.3f} (cost per quote {1 / ratio:.2f}x the base's)"
-    )
+        title = (
+            f"batches of {args.batch:,} listings, both servers on core {SERVER_CORE}, sent to "
+            f"each in turn, 5 a round, {args.rounds} rounds (simulated sample model)"
+        )
+        _report(title, "s", rounds, args.base, speed=lambda ours, theirs: theirs / ours)
+    else:
+        title = (
+            f"single quotes, both servers on core {SERVER_CORE} at once, wrk -t1 -c4 each on "
+            f"core {CLIENT_CORE}, {args.rounds} rounds of {args.seconds} s (simulated sample model)"
+        )
+        _report(title, "req/s", rounds, args.base, speed=lambda ours, theirs: ours / theirs)
 
 
-def _print_batches(args, rounds) -> None:
-    print(
-        f"batches of {args.batch:,} listings, both servers on core {SERVER_CORE}, sent to each in "
-        f"turn, 5 a round, {args.rounds} rounds (simulated sample model)"
-    )
-    print(f"{'round':>5}{'this s':>10}{args.base[:10] + ' s':>14}{'ratio':>8}")
+def _report(title: str, unit: str, rounds, base: str, speed) -> None:
+    """Each round's figures and speed ratio (this / base: above 1, this is faster), then the
+    median ratio."""
+    print(title)
+    print(f"{'round':>5}{'this ' + unit:>12}{base[:10] + ' ' + unit:>18}{'ratio':>8}")
     for number, (ours, theirs) in enumerate(rounds, 1):
-        print(f"{number:>5}{ours:>10.3f}{theirs:>14.3f}{theirs / ours:>8.3f}")
-    ratio = statistics.median(theirs / ours for ours, theirs in rounds)
-    print(f"median speed ratio this / {args.base}: {ratio:.3f} (time per batch {1 / ratio:.2f}x)")
+        figures = (
+            f"{ours:>12.3f}{theirs:>18.3f}" if unit == "s" else f"{ours:>12.0f}{theirs:>18.0f}"
+        )
+        print(f"{number:>5}{figures}{speed(ours, theirs):>8.3f}")
+    ratio = statistics.median(speed(ours, theirs) for ours, theirs in rounds)
+    print(f"median speed ratio this / {base}: {ratio:.3f} (cost {1 / ratio:.2f}x the base's)")
 
 
 def _quotes(script: Path, seconds: int):
