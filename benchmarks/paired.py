@@ -90,7 +90,8 @@ def _report(title: str, unit: str, rounds, base: str, speed) -> None:
 def _quotes(script: Path, seconds: int):
     """Both servers loaded at once by their own wrk: each one's rate."""
 
-    def measure(urls: list[str]) -> tuple[float, ...]:
+    def measure(servers: list[str]) -> tuple[float, ...]:
+        urls = [f"{server}/v1/quote" for server in servers]
         for url in urls:  # warm-up
             _wrk(url, script, 1).wait()
         runs = [_wrk(url, script, seconds) for url in urls]
@@ -99,9 +100,9 @@ def _quotes(script: Path, seconds: int):
     return measure
 
 
-def _batches(urls: list[str], size: int, repeats: int = 5) -> tuple[float, ...]:
+def _batches(servers: list[str], size: int, repeats: int = 5) -> tuple[float, ...]:
     """Each server's median seconds for a batch, the two sent batches in turn."""
-    batch_urls = [url.replace("/v1/quote", "/v1/quotes") for url in urls]
+    batch_urls = [f"{server}/v1/quotes" for server in servers]
     times: list[list[float]] = [[], []]
     for url in batch_urls:  # warm-up
         batch_times(url, size, repeats=1)
@@ -124,7 +125,7 @@ def _round(base: Path, env: dict, scratch: Path, measure) -> tuple[float, ...]:
         ]  # fmt: skip
         server_env = env | {"VALUATION_DATABASE_URL": f"sqlite:///{record}"}
         servers.append(Server(command, server_env, f"http://127.0.0.1:{port}/readyz"))
-        urls.append(f"http://127.0.0.1:{port}/v1/quote")
+        urls.append(f"http://127.0.0.1:{port}")
     with servers[0], servers[1]:
         return measure(urls)
 
