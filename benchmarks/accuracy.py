@@ -6,6 +6,10 @@ baselines fitted on the same training sales, and the simulator's true conditiona
 All figures are on SIMULATED data (see data/README.md).
 
     .venv/bin/python benchmarks/accuracy.py [--train 20000] [--test 5000] [--coverage-rows 50000] [--seed 1]
+
+With --suite, the same questions on every market of `data/markets.py` (different shapes, sizes,
+noise, typos, categories, and a drifting one), each run as a user runs it: `valuation train
+--data export.csv` and `valuation batch` as processes, start-up included (see benchmarks/suite.py).
 """
 
 from __future__ import annotations
@@ -40,7 +44,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--coverage-rows", type=int, default=50_000)
+    parser.add_argument("--suite", action="store_true", help="every market of data/markets.py")
+    parser.add_argument("--markets", help="with --suite: a comma-separated subset")
     args = parser.parse_args()
+    if args.suite:
+        from suite import run_suite
+
+        run_suite(args.markets.split(",") if args.markets else None, args.seed)
+        return
 
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=home, tracking_uri=None, search_trials=args.trials, seed=args.seed)

@@ -40,6 +40,8 @@ class DistributedSales:
     rows_train: int
     rows_holdout: int
     vocabulary: Encoder
+    everything: object
+    """Every sale, training and holdout (persisted): the served model is fitted on it."""
 
 
 def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
@@ -90,6 +92,7 @@ def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
         rows_train=rows_train,
         rows_holdout=rows_holdout,
         vocabulary=Encoder.fit(counts.index.repeat(counts.to_numpy())),
+        everything=listings,
     )
 
 
@@ -98,13 +101,17 @@ def _sample(frame, rows: int, at_most: int, seed: int) -> pd.DataFrame:
     return sampled.compute().reset_index(drop=True)
 
 
-def fit(client, sales: DistributedSales, best: steps.Trial, seed: int, card: dict) -> Valuer:
-    """The point model on the cluster; the scale model and the calibration on a sample of the
-    sales it did not see."""
+def fit(
+    client, sales: DistributedSales, best: steps.Trial, seed: int, card: dict, everything=False
+) -> Valuer:
+    """The point model on the cluster (on the training sales, or with `everything` on all of
+    them); the scale model and the calibration on a sample of the sales it did not see, price
+    typos screened out as in `steps.fit`."""
     from lightgbm.dask import DaskLGBMRegressor
 
     encoder = sales.vocabulary
-    learn, calibration = sales.train.random_split(
+    frame = sales.everything if everything else sales.train
+    learn, calibration = frame.random_split(
         [1 - steps.CALIBRATION_SHARE, steps.CALIBRATION_SHARE], random_state=seed
     )
 
@@ -122,5 +129,11 @@ def fit(client, sales: DistributedSales, best: steps.Trial, seed: int, card: dic
     rows = int(calibration.shape[0].compute())
     held = _sample(calibration, rows, SAMPLE_ROWS, seed)
     residual = np.log(held[PRICE.name].to_numpy()) - point.predict(encoder.matrix(held))
-    card = {**card, "training_rows": sales.rows_train, "engine": "dask"}
-    return steps.with_distribution(point, held, residual, encoder, best, seed, card)
+    sale = np.abs(residual) <= steps.TYPO_LOG
+    shift = float(np.median(residual[sale]))
+    steps.shift_estimates(point, shift)
+    rows = sales.rows_train + (sales.rows_holdout if everything else 0)
+    card = {**card, "training_rows": rows, "engine": "dask", "center_shift": shift}
+    return steps.with_distribution(
+        point, held[sale], residual[sale] - shift, encoder, best, seed, card
+    )

@@ -1,8 +1,10 @@
 """Turns listings into the model's numeric input row, the same way at fit time and at quote time.
 
 Categories are coded through an explicit, stored vocabulary (not pandas' category dtype, whose codes
-depend on the data at hand); a category outside it is coded as missing, which LightGBM sends down
-the branch for categories it has not seen.
+depend on the data at hand). A category outside it gets the code after the vocabulary's last,
+`unknown_code`: the point model learns that code from a share of training sales whose category it
+is not shown (training.steps.UNKNOWN_CATEGORY_SHARE), so an unseen category is valued as the
+average sale's category, not sent down whichever branch LightGBM keeps for unseen values.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class Encoder:
     def __post_init__(self):
         object.__setattr__(self, "_codes", {name: i for i, name in enumerate(self.categories)})
 
+    @property
+    def unknown_code(self) -> int:
+        return len(self.categories)
+
     def knows(self, category: str) -> bool:
         return category in self._codes
 
@@ -52,8 +58,8 @@ class Encoder:
         """Writes one listing into a (1, n_features) buffer in place (the quote path)."""
         values = row[0]
         for j, name in enumerate(FEATURE_NAMES):
-            values[j] = getattr(listing, name) if j != _CATEGORY_COLUMN else np.nan
-        values[_CATEGORY_COLUMN] = self._codes.get(listing.category, np.nan)
+            values[j] = getattr(listing, name) if j != _CATEGORY_COLUMN else 0.0
+        values[_CATEGORY_COLUMN] = self._codes.get(listing.category, len(self.categories))
 
     def rows(self, listings: Sequence[Listing]) -> np.ndarray:
         """The model's input for a list of listings, without pandas (the batch quote path)."""
@@ -67,9 +73,10 @@ class Encoder:
         out = np.empty((len(listings), len(FEATURE_NAMES)), dtype=np.float64)
         for j, name in enumerate(FEATURE_NAMES):
             if j == _CATEGORY_COLUMN:
-                # The vocabulary's positions, vectorised; a category outside it is -1, then NaN.
+                # The vocabulary's positions, vectorised; a category outside it is -1, then
+                # the unknown code.
                 codes = pd.Categorical(listings[name], categories=self.categories).codes
-                out[:, j] = np.where(codes >= 0, codes, np.nan)
+                out[:, j] = np.where(codes >= 0, codes, self.unknown_code)
             else:
                 out[:, j] = listings[name].to_numpy(dtype=np.float64)
         return out

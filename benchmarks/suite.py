@@ -1,0 +1,131 @@
+"""The scenario suite: every market of `data/markets.py`, trained and priced as a user does it.
+
+For each market: its export (Chinese headers, mixed spellings, a few unreadable rows, dates only
+for the dated market) goes through `valuation train --data` in a fresh project folder, then 20,000
+new listings of the same market (valued at the market date, a share from an unseen category where
+the market has one) through `valuation batch`; both as processes, start-up included. Printed per
+market: MdAPE ratio to the simulator's true median (on real sales: typos are not sales), the 80%
+range's coverage overall and per fans band, its median width over the true 80% interval's, and
+the training time. All figures are on SIMULATED markets (see data/README.md).
+
+    .venv/bin/python benchmarks/accuracy.py --suite [--markets standard,large] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data.markets import BY_NAME, MARKETS
+from data.simulator import to_marketplace
+from training.evaluation import interval_coverage, price_errors
+from valuation.schema import PRICE, SOLD_AT
+from valuation.valuer import BAND_NAMES, fans_band
+
+TEST_ROWS = 20_000
+VALUATION = str(Path(sys.executable).with_name("valuation"))
+
+
+def run_market(market, seed: int, home: Path) -> dict:
+    export = market.export(seed)
+    data = home / f"{market.name}.csv"
+    export.to_csv(data, index=False)
+    env = {**os.environ, "VALUATION_HOME": str(home), "VALUATION_SEED": str(seed)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    started = time.perf_counter()
+    trained = subprocess.run(
+        [VALUATION, "train", "--data", str(data)], env=env, capture_output=True, text=True
+    )
+    train_seconds = time.perf_counter() - started
+    if trained.returncode:
+        raise RuntimeError(f"{market.name}: train failed\n{trained.stderr[-2000:]}")
+
+    test = market.sales(TEST_ROWS, seed + 1000, unseen=True, at_end=True)
+    test = test[test["fate"] != "typo"].reset_index(drop=True)
+    listings = to_marketplace(test, seed + 1000).drop(
+        columns=[PRICE.marketplace_header, SOLD_AT.marketplace_header]
+    )
+    source, priced_path = home / "listings.csv", home / "priced.csv"
+    listings.to_csv(source, index=False)
+    started = time.perf_counter()
+    batch = subprocess.run(
+        [VALUATION, "batch", "--input", str(source), "--output", str(priced_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    batch_seconds = time.perf_counter() - started
+    if batch.returncode:
+        raise RuntimeError(f"{market.name}: batch failed\n{batch.stderr[-2000:]}")
+    priced = pd.read_csv(priced_path)
+    if len(priced) != len(test):
+        raise RuntimeError(f"{market.name}: {len(test) - len(priced)} listings were not priced")
+
+    actual = test[PRICE.name].to_numpy()
+    truth = market.true_quantiles(test)
+    low, high = priced["price_low"].to_numpy(), priced["price_high"].to_numpy()
+    band = fans_band(test["fans"].to_numpy())
+    model = price_errors(actual, priced["price_estimate"])["mdape"]
+    best = price_errors(actual, truth[0.5])["mdape"]
+    return {
+        "market": market.name,
+        "purpose": market.purpose,
+        "rows": market.rows,
+        "ratio": model / best,
+        "coverage": interval_coverage(actual, low, high),
+        "bands": [
+            interval_coverage(actual[band == b], low[band == b], high[band == b])
+            if (band == b).sum() >= 200
+            else np.nan
+            for b in range(len(BAND_NAMES))
+        ],
+        "width": float(np.median(high - low) / np.median(truth[0.9] - truth[0.1])),
+        "train_s": train_seconds,
+        "batch_s": batch_seconds,
+    }
+
+
+def run_suite(names: list[str] | None, seed: int) -> list[dict]:
+    markets = [BY_NAME[name] for name in names] if names else list(MARKETS)
+    header = (
+        f"{'market':16}{'purpose':8}{'sales':>8}{'MdAPE/true':>11}{'cover':>7}  "
+        + " ".join(f"{name:>9}" for name in BAND_NAMES)
+        + f"{'width':>7}{'train s':>9}"
+    )
+    print("SIMULATED markets (data/markets.py); targets: MdAPE/true <= 1.03, cover 78-82%,")
+    print(
+        "each fans band 76-84% (bands with fewer than 200 test sales are left blank), width <= 1.10\n"
+    )
+    print(header, flush=True)
+    rows = []
+    for market in markets:
+        with tempfile.TemporaryDirectory() as home:
+            row = run_market(market, seed, Path(home))
+        rows.append(row)
+        print(_line(row), flush=True)
+    worst = max(rows, key=lambda row: row["ratio"])
+    print(f"\nworst MdAPE ratio: {worst['market']} {worst['ratio']:.3f}")
+    off = [
+        row["market"]
+        for row in rows
+        if not 0.78 <= row["coverage"] <= 0.82
+        or any(not 0.76 <= c <= 0.84 for c in row["bands"] if not np.isnan(c))
+        or row["width"] > 1.10
+    ]
+    print("ranges off target: " + (", ".join(off) if off else "none"))
+    return rows
+
+
+def _line(row: dict) -> str:
+    bands = " ".join("        -" if np.isnan(c) else f"{c:9.1%}" for c in row["bands"])
+    return (
+        f"{row['market']:16}{row['purpose']:8}{row['rows']:>8,}{row['ratio']:11.3f}"
+        f"{row['coverage']:7.1%}  {bands}{row['width']:7.2f}{row['train_s']:9.1f}"
+    )

@@ -1,0 +1,343 @@
+"""A family of simulated markets of different shapes, each with its true conditional quantiles.
+
+The pipeline's defaults are chosen on the markets marked `design` and reported on all of them, so
+a default is never fitted to the table that judges it. Every figure these markets produce is
+SIMULATED (see data/README.md): the shapes are assumptions a real market might take, not facts.
+
+A sale's price is log price = log typical(listing) + sigma(fans) * noise, where the noise has
+median 0 (normal, Student t with 3 degrees of freedom, or right-skewed), then:
+- `typo_share` of sales carry a price typo (x10 or x0.1, half each): NOT sales, data errors;
+- `bargain_share` are bargain sales at 45% of the price they would have fetched: real sales.
+The truth of a market is the distribution of its real sales (clean and bargain, no typos), so a
+range is judged by how much of the real sales it holds. A dated market drifts: each category's
+level moves at its own monthly rate, and one category takes a one-off shock; listings are valued
+at the market date (the last day of sales).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from data.simulator import (
+    BARGAIN_RATIO,
+    CATEGORY_PREMIUM,
+    CATEGORY_WEIGHT,
+    PERIOD_END,
+    _round_as_displayed,
+    to_marketplace,
+)
+from valuation.schema import (
+    CATEGORY,
+    FANS,
+    LISTING_ID,
+    LIVE_PERMISSION,
+    PRICE,
+    SOLD_AT,
+    VERIFIED,
+    VIOLATIONS,
+)
+
+MONTHS = 24
+SKEW_SHAPE = 4.0  # skew-normal's shape: a long right tail (a few sales far above the typical)
+
+
+@dataclass(frozen=True)
+class Market:
+    name: str
+    purpose: str
+    """"design": the defaults are chosen here; "report": only reported on."""
+    description: str
+    rows: int = 20_000
+    # Fans: "lognormal" (log10 mean, sd), "bimodal" (small and large accounts), "wide" (flat-ish).
+    fans_shape: str = "lognormal"
+    fans_log10: tuple[float, float] = (4.3, 0.85)
+    # The typical price: base + scale * (fans / 1万) ** exponent, bending to `top_exponent`
+    # above 10万 fans (concave at the top when smaller).
+    base: float = 30.0
+    price_scale: float = 520.0
+    exponent: float = 0.68
+    top_exponent: float | None = None
+    violation_discount: float = 0.60
+    verified_premium: float = 1.18
+    flag_growth: float = 0.0
+    """Flag effects grow with the account: each flag's log effect is multiplied by
+    1 + flag_growth * log10(fans / 1万) (clipped at 0.2 below)."""
+    category_slopes: float = 0.0
+    """Each category's price also bends with fans: (fans / 2万) ** (slope_c), slope_c spread by
+    this much across categories."""
+    rare_categories: int = 0
+    """Extra categories with a few dozen sales each in a 20,000-sale export."""
+    unseen_share: float = 0.0
+    """Share of the listings to value that come from a category no sale had (premium 1.2)."""
+    noise: str = "normal"
+    noise_scale: float = 1.0
+    typo_share: float = 0.015
+    bargain_share: float = 0.02
+    dated: bool = False
+    """Sales over MONTHS months with per-category drift and a one-off shock."""
+    monthly_rates: dict[str, float] = field(default_factory=dict)
+
+    def sized(self, rows: int) -> Market:
+        return replace(self, rows=rows)
+
+    # -- the market's shape ---------------------------------------------------------------------
+
+    def categories(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Names, weights and premiums of the categories sales come from."""
+        names = list(CATEGORY_PREMIUM)
+        weights = list(CATEGORY_WEIGHT)
+        premiums = list(CATEGORY_PREMIUM.values())
+        for i in range(self.rare_categories):
+            names.append(f"小众{i + 1}")
+            weights.append(0.2)  # ~40 sales in 20,000
+            premiums.append(0.8 + 0.12 * i)
+        return np.array(names), np.array(weights, float), np.array(premiums, float)
+
+    def _slope(self, category: np.ndarray) -> np.ndarray:
+        names = self.categories()[0]
+        spread = np.linspace(-1.0, 1.0, len(names)) * self.category_slopes
+        return pd.Series(category).map(dict(zip(names, spread))).fillna(0.0).to_numpy()
+
+    def log_typical(self, sales: pd.DataFrame, months: np.ndarray | float = MONTHS) -> np.ndarray:
+        """Log of the clean median price of each listing, at `months` into the period."""
+        fans = sales[FANS.name].to_numpy(dtype=float)
+        scaled = fans / 1e4
+        if self.top_exponent is None:
+            curve = scaled**self.exponent
+        else:
+            bend = 10.0  # 10万 fans
+            curve = np.where(
+                scaled <= bend,
+                scaled**self.exponent,
+                bend**self.exponent * (np.maximum(scaled, bend) / bend) ** self.top_exponent,
+            )
+        log_price = np.log(self.base + self.price_scale * curve)
+        size = 1.0 + self.flag_growth * np.log10(np.maximum(fans, 1.0) / 1e4)
+        size = np.maximum(size, 0.2)
+        live = np.log(
+            1.0 + np.clip(0.12 + 0.115 * np.log10(np.maximum(fans, 1.0) / 1e4), 0.02, 0.45)
+        )
+        flags = (
+            np.where(sales[VIOLATIONS.name], np.log(self.violation_discount), 0.0)
+            + np.where(sales[LIVE_PERMISSION.name], live, 0.0)
+            + np.where(sales[VERIFIED.name], np.log(self.verified_premium), 0.0)
+        )
+        log_price = log_price + flags * size
+        names, _, premiums = self.categories()
+        premium = pd.Series(sales[CATEGORY.name].to_numpy()).map(dict(zip(names, premiums)))
+        log_price = log_price + np.log(premium.fillna(1.2).to_numpy())
+        log_price = log_price + self._slope(sales[CATEGORY.name].to_numpy()) * np.log(
+            np.maximum(fans, 1.0) / 2e4
+        )
+        if self.dated:
+            log_price = log_price + self._drift(sales[CATEGORY.name].to_numpy(), months)
+        return log_price
+
+    def _drift(self, category: np.ndarray, months) -> np.ndarray:
+        rates = pd.Series(category).map(self.monthly_rates).fillna(0.0).to_numpy()
+        shock = np.where((category == "游戏") & (np.asarray(months) >= 16), np.log(0.8), 0.0)
+        return rates * months + shock
+
+    def sigma(self, fans) -> np.ndarray:
+        log_fans = np.log10(np.maximum(np.asarray(fans, dtype=float), 1.0))
+        return self.noise_scale * (0.16 + 0.26 * np.clip((5.0 - log_fans) / 3.0, 0.0, 1.0))
+
+    def _noise(self):
+        """The noise's distribution with median 0 and about unit spread."""
+        if self.noise == "t3":
+            return stats.t(3)
+        if self.noise == "skew":
+            base = stats.skewnorm(SKEW_SHAPE)
+            return stats.skewnorm(SKEW_SHAPE, loc=-base.median() / base.std(), scale=1 / base.std())
+        return stats.norm()
+
+    # -- drawing sales --------------------------------------------------------------------------
+
+    def _fans(self, rng, rows: int) -> np.ndarray:
+        mean, sd = self.fans_log10
+        if self.fans_shape == "bimodal":
+            small = rng.random(rows) < 0.6
+            log_fans = np.where(small, rng.normal(3.4, 0.45, rows), rng.normal(5.4, 0.5, rows))
+        elif self.fans_shape == "wide":
+            log_fans = rng.uniform(2.3, 6.9, rows)
+        else:
+            log_fans = rng.normal(mean, sd, rows)
+        log_fans = np.clip(log_fans, 2.0, 7.3)
+        return _round_as_displayed(np.round(10**log_fans).astype(np.int64)), log_fans
+
+    def listings(self, rows: int, seed: int, unseen: bool = False) -> pd.DataFrame:
+        """Listings drawn from the market; with `unseen`, `unseen_share` of them from a category
+        that no sale had."""
+        rng = np.random.default_rng(seed)
+        fans, log_fans = self._fans(rng, rows)
+        names, weights, _ = self.categories()
+        category = rng.choice(names, rows, p=weights / weights.sum())
+        if unseen and self.unseen_share:
+            category = np.where(rng.random(rows) < self.unseen_share, "新类目", category)
+        return pd.DataFrame(
+            {
+                FANS.name: fans,
+                VIOLATIONS.name: rng.random(rows) < 0.18,
+                LIVE_PERMISSION.name: rng.random(rows)
+                < np.clip(0.15 + 0.12 * (log_fans - 3), 0.1, 0.8),
+                VERIFIED.name: rng.random(rows) < np.clip(0.05 + 0.1 * (log_fans - 3), 0.03, 0.6),
+                CATEGORY.name: category,
+            }
+        )
+
+    def sales(self, rows: int, seed: int, unseen: bool = False, at_end: bool = False):
+        """Canonical, typed sales with their `fate` ("clean", "bargain" or "typo").
+
+        A dated market's sales are spread over MONTHS months, or all on the market date with
+        `at_end` (the listings a user values now)."""
+        sales = self.listings(rows, seed, unseen)
+        rng = np.random.default_rng(seed + 7)
+        if self.dated and not at_end:
+            days_before_end = rng.integers(0, MONTHS * 30, rows)
+        else:
+            days_before_end = np.zeros(rows, dtype=int)
+        months = MONTHS - days_before_end / 30.0
+        log_price = self.log_typical(sales, np.floor(months)) + self.sigma(
+            sales[FANS.name]
+        ) * self._noise().rvs(size=rows, random_state=rng)
+        fate = rng.random(rows)
+        typo = fate < self.typo_share
+        bargain = (fate >= self.typo_share) & (fate < self.typo_share + self.bargain_share)
+        log_price = log_price + np.where(
+            typo, np.where(rng.random(rows) < 0.5, np.log(10.0), np.log(0.1)), 0.0
+        )
+        log_price = log_price + np.where(bargain, np.log(BARGAIN_RATIO), 0.0)
+        sales[PRICE.name] = np.maximum(np.round(np.exp(log_price)), 1.0)
+        sales[LISTING_ID.name] = [f"{self.name[:4].upper()}{seed:04d}{i:08d}" for i in range(rows)]
+        sold_at = pd.Timestamp(PERIOD_END) - pd.to_timedelta(days_before_end, unit="D")
+        sales[SOLD_AT.name] = sold_at.date
+        sales["fate"] = np.select([typo, bargain], ["typo", "bargain"], "clean")
+        return sales
+
+    def export(self, seed: int, bad_share: float = 0.003) -> pd.DataFrame:
+        """A marketplace export of the market's `rows` sales: Chinese headers, mixed spellings,
+        a few unreadable values; a market without dates exports none."""
+        sales = self.sales(self.rows, seed)
+        export = to_marketplace(sales, seed, bad_share)
+        if not self.dated:
+            export = export.drop(columns=[SOLD_AT.marketplace_header])
+        return export
+
+    # -- the truth ------------------------------------------------------------------------------
+
+    def true_quantiles(self, listings: pd.DataFrame, levels=(0.1, 0.5, 0.9)) -> dict:
+        """Each listing's true price quantiles among real sales (clean and bargain) at the market
+        date: bisection on the mixture's CDF in log space."""
+        location = self.log_typical(listings, MONTHS)
+        sigma = self.sigma(listings[FANS.name])
+        # The noise's CDF tabulated once, from its density (skew-normal's own CDF costs ~1 ms a
+        # value); the t3 tail beyond the grid (under 1e-5) is put back at both ends.
+        grid = np.linspace(-40.0, 40.0, 160_001)
+        noise = self._noise()
+        density = noise.pdf(grid)
+        table = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(grid))])
+        table = noise.cdf(grid[0]) + table * (noise.sf(grid[0]) - noise.sf(grid[-1])) / table[-1]
+        real = 1.0 - self.typo_share
+        parts = [
+            ((1.0 - self.typo_share - self.bargain_share) / real, location),
+            (self.bargain_share / real, location + np.log(BARGAIN_RATIO)),
+        ]
+        result = {}
+        for level in levels:
+            a, b = location - 30 * sigma, location + 30 * sigma
+            for _ in range(60):
+                mid = (a + b) / 2
+                cdf = sum(w * np.interp((mid - loc) / sigma, grid, table) for w, loc in parts)
+                below = cdf < level
+                a, b = np.where(below, mid, a), np.where(below, b, mid)
+            result[level] = np.exp((a + b) / 2)
+        return result
+
+
+_RATES = {"美食": 0.012, "游戏": 0.008, "情感": -0.015, "汽车": 0.02, "三农": -0.008, "母婴": 0.005}
+
+MARKETS: tuple[Market, ...] = (
+    Market("standard", "design", "the sample's market: power curve, normal noise, 1.5% typos"),
+    Market(
+        "concave-t3",
+        "design",
+        "price per fan flattens above 10万; t3 noise; 1% typos",
+        top_exponent=0.45,
+        noise="t3",
+        noise_scale=0.8,
+        typo_share=0.01,
+    ),
+    Market(
+        "small-skew",
+        "design",
+        "a first export of 3,000 sales; right-skewed noise, 3% typos",
+        rows=3000,
+        noise="skew",
+        typo_share=0.03,
+    ),
+    Market(
+        "flag-growth",
+        "design",
+        "flag effects that grow with the account; wide fans spread",
+        flag_growth=0.5,
+        fans_shape="wide",
+    ),
+    Market(
+        "category-slopes",
+        "report",
+        "each category with its own price curve; rare categories; a category never sold",
+        category_slopes=0.12,
+        rare_categories=4,
+        unseen_share=0.03,
+        exponent=0.75,
+    ),
+    Market(
+        "bimodal-typos",
+        "report",
+        "small and large accounts, few in between; 3% typos, 4% bargains; t3 noise",
+        fans_shape="bimodal",
+        noise="t3",
+        noise_scale=0.7,
+        typo_share=0.03,
+        bargain_share=0.04,
+    ),
+    Market(
+        "small-concave",
+        "report",
+        "2,000 sales; concave top, skewed noise, 2% typos",
+        rows=2000,
+        top_exponent=0.5,
+        noise="skew",
+        noise_scale=0.9,
+        typo_share=0.02,
+        exponent=0.62,
+        price_scale=700.0,
+    ),
+    Market(
+        "large",
+        "report",
+        "200,000 sales; flag growth, category slopes, t3 noise",
+        rows=200_000,
+        flag_growth=0.3,
+        category_slopes=0.08,
+        noise="t3",
+        noise_scale=0.8,
+    ),
+    Market(
+        "drifting",
+        "report",
+        "24 months of dated sales; category levels drift monthly, 游戏 drops 20% in month 16",
+        dated=True,
+        monthly_rates=_RATES,
+    ),
+)
+BY_NAME = {market.name: market for market in MARKETS}
+
+
+def market_date() -> dt.date:
+    return PERIOD_END
