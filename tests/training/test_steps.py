@@ -118,7 +118,7 @@ def test_search_cross_fits_the_first_candidates_and_puts_the_chosen_one_first(ma
         assert 1 <= trial.rounds < steps.MAX_ROUNDS, "early stopping decides, not the cap"
         assert 0 < trial.cv_l1 < 1  # L1 on log price of a market with ~0.2-0.4 log noise
         assert trial.estimate.shape == (len(market),)
-    if not ranked[0] is seen[0]:
+    if ranked[0] is not seen[0]:
         # Another candidate displaced the default only by beating it clearly.
         assert ranked[0].cv_l1 < seen[0].cv_l1
 

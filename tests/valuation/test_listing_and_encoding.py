@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 
 import numpy as np
@@ -137,14 +136,15 @@ def test_matrix_of_loaded_listings_matches_row_of_parsed_listing():
         np.testing.assert_array_equal(matrix[i], encoder.row(Listing.parse(values))[0])
 
 
-def test_unknown_category_is_missing_and_not_known():
+def test_unknown_category_gets_the_code_after_the_vocabulary_and_is_not_known():
     encoder = Encoder(tuple(VOCABULARY))
     unknown = Listing(1000, False, False, False, "未知类目")
     assert not encoder.knows("未知类目")
-    assert math.isnan(encoder.row(unknown)[0, CATEGORY_COLUMN])
+    assert encoder.unknown_code == len(VOCABULARY)
+    assert encoder.row(unknown)[0, CATEGORY_COLUMN] == encoder.unknown_code
     for code, category in enumerate(VOCABULARY):
         assert encoder.knows(category)
         known = Listing(1000, False, False, False, category)
         assert encoder.row(known)[0, CATEGORY_COLUMN] == code
     frame = pd.DataFrame([asdict(unknown)])
-    assert math.isnan(encoder.matrix(frame)[0, CATEGORY_COLUMN])
+    assert encoder.matrix(frame)[0, CATEGORY_COLUMN] == encoder.unknown_code
