@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=20_000)
     parser.add_argument("--test", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--coverage-rows", type=int, default=50_000)
     parser.add_argument("--suite", action="store_true", help="every market of data/markets.py")
     parser.add_argument("--markets", help="with --suite: a comma-separated subset")

@@ -195,12 +195,9 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
 
         def track_trial(trial: steps.Trial) -> None:
             with mlflow.start_run(run_name="search-trial", nested=True):
-                mlflow.log_params({**trial.params, "rounds": trial.rounds, "chosen": trial.chosen})
+                mlflow.log_params({**trial.params, "rounds": trial.rounds})
                 mlflow.log_metric("cv_l1_log_price", trial.cv_l1)
-            mark = " (chosen)" if trial.chosen else ""
-            say(
-                f"candidate {trial.params} -> CV L1 {trial.cv_l1:.4f} at {trial.rounds} rounds{mark}"
-            )
+            say(f"candidate {trial.params} -> CV L1 {trial.cv_l1:.4f} at {trial.rounds} rounds")
 
         ranked = steps.search(
             split.train,
@@ -211,6 +208,8 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
             track_trial,
         )
         best = ranked[0]
+        default = "the default" if best.params == dict(steps.CANDIDATES[0]) else "beyond noise"
+        say(f"chosen ({default}): {best.params}")
         mlflow.log_params({f"best_{key}": value for key, value in best.params.items()})
         mlflow.log_param("best_rounds", best.rounds)
 

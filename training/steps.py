@@ -236,6 +236,7 @@ def search(
         trial = Trial(dict(params), float(error.mean()), rounds, estimate)
         errors.append(error)
         results.append(trial)
+        on_trial(trial)  # as each finishes: progress for whoever watches
     best = 0
     for i in range(1, len(results)):
         difference = errors[i] - errors[0]
@@ -243,8 +244,6 @@ def search(
         if difference.mean() < -SELECTION_SE * noise and results[i].cv_l1 < results[best].cv_l1:
             best = i
     results[best].chosen = True
-    for trial in results:
-        on_trial(trial)
     return [results[best], *(t for i, t in enumerate(results) if i != best)]
 
 
