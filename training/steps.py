@@ -270,9 +270,9 @@ def fit(
     Ranges at any level and appraisal percentiles are all read off that one distribution.
     """
     log_price = np.log(train[PRICE.name].to_numpy())
-    first = (
-        best.estimate if best.estimate is not None and len(best.estimate) == len(train) else None
-    )
+    first = screen_with
+    if first is None and best.estimate is not None and len(best.estimate) == len(train):
+        first = best.estimate
     if first is None:
         first, _ = cross_fit(train, encoder, best.params, folds, seed)
     sale = np.abs(log_price - first) <= TYPO_LOG
