@@ -129,11 +129,6 @@ def fit(
     rows = int(calibration.shape[0].compute())
     held = _sample(calibration, rows, SAMPLE_ROWS, seed)
     residual = np.log(held[PRICE.name].to_numpy()) - point.predict(encoder.matrix(held))
-    sale = np.abs(residual) <= steps.TYPO_LOG
-    shift = float(np.median(residual[sale]))
-    steps.shift_estimates(point, shift)
     rows = sales.rows_train + (sales.rows_holdout if everything else 0)
-    card = {**card, "training_rows": rows, "engine": "dask", "center_shift": shift}
-    return steps.with_distribution(
-        point, held[sale], residual[sale] - shift, encoder, best, seed, card
-    )
+    card = {**card, "training_rows": rows, "engine": "dask"}
+    return steps.with_distribution(point, held, residual, encoder, best, seed, card)

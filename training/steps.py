@@ -157,10 +157,12 @@ def split(sales: pd.DataFrame, holdout_share: float, seed: int) -> Split:
     return Split(train=sales[~is_holdout], holdout=sales[is_holdout], by=by)
 
 
-def _dataset(sales: pd.DataFrame, encoder: Encoder, label=None) -> lgb.Dataset:
+def learning_set(matrix: np.ndarray, label: np.ndarray) -> lgb.Dataset:
+    """The model's input rows and their target, kept (free_raw_data=False) so that cross-fitting
+    estimates from the same rows it learned from."""
     return lgb.Dataset(
-        encoder.matrix(sales),
-        label=np.log(sales[PRICE.name].to_numpy()) if label is None else label,
+        matrix,
+        label=label,
         feature_name=list(FEATURE_NAMES),
         categorical_feature=list(CATEGORICAL),
         free_raw_data=False,
@@ -169,13 +171,18 @@ def _dataset(sales: pd.DataFrame, encoder: Encoder, label=None) -> lgb.Dataset:
     )
 
 
+def is_sale(residual: np.ndarray) -> np.ndarray:
+    """False where log price is more than TYPO_LOG from an estimate that did not see the sale:
+    the shape of a price typo, not a sale."""
+    return np.abs(residual) <= TYPO_LOG
+
+
 def _folds(rows: int, folds: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed + 1).integers(0, folds, rows)
 
 
 def cross_fit(
-    sales: pd.DataFrame,
-    encoder: Encoder,
+    dataset: lgb.Dataset,
     params: dict,
     folds: int,
     seed: int,
@@ -184,13 +191,13 @@ def cross_fit(
     """Each sale's log estimate from a model that did not see it, and the number of rounds early
     stopping chose on those folds. With `learn`, the models learn only from the sales it marks
     (typos screened out), and estimate every sale."""
-    fold = _folds(len(sales), folds, seed)
-    learn = np.ones(len(sales), dtype=bool) if learn is None else learn
+    matrix = dataset.data  # the rows as given (kept: free_raw_data=False)
+    fold = _folds(len(matrix), folds, seed)
+    learn = np.ones(len(matrix), dtype=bool) if learn is None else learn
     pairs = [
         (np.flatnonzero((fold != k) & learn), np.flatnonzero((fold == k) & learn))
         for k in range(folds)
     ]
-    dataset = _dataset(sales, encoder)
     history = lgb.cv(
         {**FIXED_PARAMS, **params, "seed": seed, "metric": "l1"},
         dataset,
@@ -201,8 +208,7 @@ def cross_fit(
     )
     boosters = history["cvbooster"]
     rounds = int(boosters.best_iteration)
-    matrix = encoder.matrix(sales)
-    estimate = np.empty(len(sales))
+    estimate = np.empty(len(matrix))
     for k, booster in enumerate(boosters.boosters):
         rows = fold == k
         estimate[rows] = booster.predict(matrix[rows], num_iteration=rounds)
@@ -220,18 +226,19 @@ def search(
     """The first `trials` CANDIDATES, each cross-fitted on the same folds; the chosen one first.
 
     Every candidate's per-sale error |log price - out-of-fold estimate - median shift| (capped at
-    TYPO_LOG, so a typo counts as any other large miss) is compared with the default's on the same sales: a
-    candidate is chosen over the default only when the mean paired difference is below zero by
-    more than SELECTION_SE standard errors, and the best such candidate wins. Differences smaller
+    TYPO_LOG, so a typo counts as any other large miss) is compared with the default's on the
+    same sales: a candidate is chosen over the default only when the mean paired difference is
+    below zero by more than SELECTION_SE standard errors, and the best such candidate wins. Differences smaller
     than their noise keep the default, which was chosen on markets the report does not judge.
     """
     log_price = np.log(train[PRICE.name].to_numpy())
+    dataset = learning_set(encoder.matrix(train), log_price)
     results, errors = [], []
     for params in CANDIDATES[: max(1, trials)]:
-        estimate, rounds = cross_fit(train, encoder, params, folds, seed)
+        estimate, rounds = cross_fit(dataset, params, folds, seed)
         residual = log_price - estimate
         # Judged as `fit` serves it: shifted by the median residual of the sales (no typos).
-        residual -= np.median(residual[np.abs(residual) <= TYPO_LOG])
+        residual -= np.median(residual[is_sale(residual)])
         error = np.minimum(np.abs(residual), TYPO_LOG)
         trial = Trial(dict(params), float(error.mean()), rounds, estimate)
         errors.append(error)
@@ -263,48 +270,36 @@ def fit(
        out as a price typo;
     2. out-of-fold estimates again, from models that learn only from the screened sales, and the
        rounds early stopping chooses for them;
-    3. point: the model fitted on all screened sales, plus the median of their out-of-fold
-       residuals (a least-squares fit estimates the mean of log price; a quote is the median),
-       folded into the first tree so the booster alone gives the estimate;
-    4. scale and calibration on the screened sales' residuals (see `with_distribution`).
+    3. point: the model fitted on all screened sales;
+    4. `with_distribution`: the median shift, the scale and the calibration, from the screened
+       sales' out-of-fold residuals.
     Ranges at any level and appraisal percentiles are all read off that one distribution.
     """
     log_price = np.log(train[PRICE.name].to_numpy())
+    matrix = encoder.matrix(train)
+    dataset = learning_set(matrix, log_price)
     first = screen_with
     if first is None and best.estimate is not None and len(best.estimate) == len(train):
         first = best.estimate
     if first is None:
-        first, _ = cross_fit(train, encoder, best.params, folds, seed)
-    sale = np.abs(log_price - first) <= TYPO_LOG
-    estimate, rounds = cross_fit(train, encoder, best.params, folds, seed, learn=sale)
+        first, _ = cross_fit(dataset, best.params, folds, seed)
+    estimate, rounds = cross_fit(
+        dataset, best.params, folds, seed, learn=is_sale(log_price - first)
+    )
     residual = log_price - estimate
-    sale = np.abs(residual) <= TYPO_LOG
-    shift = float(np.median(residual[sale]))
-    matrix = encoder.matrix(train[sale])
+    sale = is_sale(residual)
     # Drawn per training sale, so screening one sale out leaves the others' draws as they were.
-    hidden = np.random.default_rng(seed + 2).random(len(train))[sale] < UNKNOWN_CATEGORY_SHARE
-    matrix[hidden, FEATURE_NAMES.index(CATEGORY.name)] = encoder.unknown_code
+    hidden = np.random.default_rng(seed + 2).random(len(train)) < UNKNOWN_CATEGORY_SHARE
+    shown = matrix.copy()
+    shown[hidden, FEATURE_NAMES.index(CATEGORY.name)] = encoder.unknown_code
     point = lgb.train(
         {**FIXED_PARAMS, **best.params, "seed": seed},
-        lgb.Dataset(
-            matrix,
-            label=log_price[sale],
-            feature_name=list(FEATURE_NAMES),
-            categorical_feature=list(CATEGORICAL),
-        ),
+        learning_set(shown[sale], log_price[sale]),
         num_boost_round=rounds,
     )
-    shift_estimates(point, shift)
-    card = {
-        **card,
-        "screened_typos": int((~sale).sum()),
-        "center_shift": shift,
-        "training_rows": card.get("training_rows", len(train)),
-    }
+    card = {**card, "training_rows": card.get("training_rows", len(train))}
     chosen = Trial(best.params, best.cv_l1, rounds)
-    return with_distribution(
-        point, train[sale], residual[sale] - shift, encoder, chosen, seed, card
-    )
+    return with_distribution(point, train, residual, encoder, chosen, seed, card)
 
 
 def shift_estimates(booster: lgb.Booster, shift: float) -> None:
@@ -324,12 +319,20 @@ def with_distribution(
     seed: int,
     card: dict,
 ) -> Valuer:
-    """The scale model and the calibrated residual quantiles, from sales and their out-of-sample
-    residuals (log price minus an estimate that did not see the sale).
+    """The served valuer, from the point model, sales and their out-of-sample residuals (log price
+    minus an estimate that did not see the sale).
 
-    Cross-fitted: each sale's standardized residual z = r / scale comes from a scale model fitted
+    Sales of a typo's shape (`is_sale`) are screened out. The median of the others' residuals is
+    added to every estimate (a least-squares fit estimates the mean of log price; a quote is the
+    median), folded into the point model's first tree so the booster alone gives the estimate.
+    Then the scale model and the calibrated residual quantiles, cross-fitted: each sale's standardized residual z = r / scale comes from a scale model fitted
     on the other SCALE_FOLDS - 1 folds, so every sale calibrates (a small export's bands keep
     enough sales); the served scale model is fitted on all of them."""
+    sale = is_sale(residual)
+    shift = float(np.median(residual[sale]))
+    shift_estimates(point, shift)
+    card = {**card, "screened_typos": int((~sale).sum()), "center_shift": shift}
+    sales, residual = sales[sale], residual[sale] - shift
     matrix = encoder.matrix(sales)
     target = np.abs(residual)
     fold = np.random.default_rng(seed).integers(0, SCALE_FOLDS, len(sales))
@@ -357,12 +360,7 @@ def with_distribution(
 
 
 def _scale_model(matrix: np.ndarray, target: np.ndarray, seed: int) -> lgb.Booster:
-    data = lgb.Dataset(
-        matrix,
-        label=target,
-        feature_name=list(FEATURE_NAMES),
-        categorical_feature=list(CATEGORICAL),
-    )
+    data = learning_set(matrix, target)
     return lgb.train({**SCALE_PARAMS, "seed": seed}, data, num_boost_round=SCALE_ROUNDS)
 
 
@@ -415,7 +413,7 @@ def evaluate(valuer: Valuer, split: Split) -> Evaluation:
 def _range_errors(actual: np.ndarray, priced: pd.DataFrame) -> dict[str, float]:
     """The range's coverage of the holdout's sales, those of a typo's shape set aside (more than
     TYPO_LOG from the estimate: not sales, as in training), and how many sales it counted."""
-    sale = np.abs(np.log(actual / priced["price_estimate"].to_numpy())) <= TYPO_LOG
+    sale = is_sale(np.log(actual / priced["price_estimate"].to_numpy()))
     return {
         "interval_coverage": interval_coverage(
             actual[sale],

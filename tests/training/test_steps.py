@@ -137,8 +137,9 @@ def test_search_keeps_the_default_when_the_others_are_not_clearly_better(market)
 
 def test_cross_fit_estimates_each_sale_from_models_that_did_not_see_it(market):
     encoder = steps.vocabulary(market)
-    estimate, rounds = steps.cross_fit(market, encoder, steps.CANDIDATES[0], 4, seed=0)
     log_price = np.log(market["price"].to_numpy())
+    dataset = steps.learning_set(encoder.matrix(market), log_price)
+    estimate, rounds = steps.cross_fit(dataset, steps.CANDIDATES[0], 4, seed=0)
     in_sample = steps.fit(market, encoder, FIXED_TRIAL, seed=0, card={}).boosters["point"]
     fitted = in_sample.predict(encoder.matrix(market))
     # Out of fold, the errors are larger than in sample: the sale itself was not learned.
