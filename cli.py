@@ -58,11 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     quote.add_argument("--explain", action="store_true", help="show each feature's contribution")
     quote.add_argument("--comparables", type=int, default=0, metavar="K", help="show K past sales")
     quote.add_argument("--json", action="store_true", help="print the valuation as JSON")
+    quote.add_argument("--as-of", type=_date, help=AS_OF_HELP)
 
     batch = commands.add_parser("batch", help="price every listing of a CSV or Parquet file")
     batch.add_argument("--input", type=Path, required=True)
     batch.add_argument("--output", type=Path, required=True, help="a .csv or .parquet path")
     batch.add_argument("--level", type=_level, default=0.8, help="range level, 0.5 to 0.95")
+    batch.add_argument("--as-of", type=_date, help=AS_OF_HELP)
     batch.add_argument(
         "--chunk-rows", type=_positive_int, default=200_000, help="rows read at a time (memory)"
     )
@@ -95,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+AS_OF_HELP = (
+    "value as of this date (YYYY-MM-DD), within the model's data; default: its market date "
+    "(the latest sale it learned from)"
+)
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import OperationalError
@@ -104,6 +112,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from valuation.bundles import BundleRejected
     from valuation.listing import ListingError
     from valuation.loading import ExportError
+    from valuation.market import DateOutsideMarket
     from valuation.registry import NoModel
 
     return (
@@ -113,6 +122,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         NoModel,
         NoSalesOnRecord,
         BundleRejected,
+        DateOutsideMarket,
         OSError,
         MlflowException,
         OperationalError,  # the record's database is unreachable
@@ -133,6 +143,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return value
+
+
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date like 2026-03-01: {text}") from None
 
 
 def _level(text: str) -> float:
@@ -199,12 +218,15 @@ def run_quote(args) -> int:
 
     listing = Listing.parse({field.name: getattr(args, field.name) for field in FEATURES})
     valuer = load_valuer(_settings())
-    valuation = valuer.value(listing, args.level)
+    valuation = valuer.value(listing, args.level, args.as_of)
+    valued_at = args.as_of or valuer.market_date
     reasons = explain(valuer, listing, valuation.price_estimate) if args.explain else None
     comparables = valuer.comparables.find(listing, args.comparables) if valuer.comparables else []
     if args.json:
         answer = {k: v for k, v in asdict(valuation).items() if k != "distribution"}
         answer["notes"] = valuation.notes
+        answer["market_date"] = valuer.market_date
+        answer["as_of"] = valued_at
         if reasons:
             answer["reasons"] = asdict(reasons)
         if args.comparables:
@@ -217,6 +239,8 @@ def run_quote(args) -> int:
         f"({valuation.interval:.0%} of sales)"
     )
     print(f"model     version {valuation.model_version}")
+    if valued_at:
+        print(f"as of     {valued_at} (market date {valuer.market_date})")
     for note in valuation.notes:
         print(f"note      {note}")
     if reasons:
@@ -248,9 +272,13 @@ def run_batch(args) -> int:
         from valuation.dask_engine import cluster, price_file_dask
 
         with cluster(args.scheduler) as client:
-            outcome = price_file_dask(valuer, args.input, args.output, client, args.level)
+            outcome = price_file_dask(
+                valuer, args.input, args.output, client, args.level, args.as_of
+            )
     else:
-        outcome = price_file(valuer, args.input, args.output, args.level, args.chunk_rows)
+        outcome = price_file(
+            valuer, args.input, args.output, args.level, args.chunk_rows, args.as_of
+        )
     print(f"priced {outcome.priced} of {outcome.rows} listings into {outcome.output}")
     if outcome.rejected:
         print(f"{outcome.rejected} rows could not be read: see {outcome.rejects}")

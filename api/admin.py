@@ -171,12 +171,7 @@ class ModelUpdates:
         return target, candidate
 
     def _gauge(self, old: Valuer | None, new: Valuer) -> None:
-        gauge = self.app.state.metrics.model
-        name = self.app.state.settings.model_name
-        if old is not None:
-            with suppress(KeyError):  # not every served model was on the gauge
-                gauge.remove(old.card.get("model_name", name), str(old.version))
-        gauge.labels(new.card.get("model_name", name), str(new.version)).set(1)
+        self.app.state.metrics.serving(new, self.app.state.settings.model_name, old)
 
     async def poll(self, seconds: float) -> None:
         """Reloads when the champion moves. Only a move counts (not a difference from the model

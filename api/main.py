@@ -34,8 +34,7 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
         app.state.settings = settings or get_settings()
         app.state.valuer = valuer or _load_champion(app.state.settings)
         if app.state.valuer is not None:
-            name = app.state.valuer.card.get("model_name", app.state.settings.model_name)
-            app.state.metrics.model.labels(name, str(app.state.valuer.version)).set(1)
+            app.state.metrics.serving(app.state.valuer, app.state.settings.model_name)
         app.state.record = Record(app.state.settings.records, app.state.settings.record_timeout)
         try:
             async with admin.model_updates(app):  # reloads, and polling when configured

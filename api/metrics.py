@@ -6,9 +6,11 @@ route template so that /nope/123 does not become a series of its own.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -47,6 +49,22 @@ class Metrics:
             ["name", "version"],
             registry=self.registry,
         )
+        self.market_date = Gauge(
+            "valuation_market_date_timestamp_seconds",
+            "The served model's market date (its latest training sale; quotes value listings as "
+            "of it), as Unix time at midnight UTC; 0 for a model trained without dates.",
+            registry=self.registry,
+        )
+
+    def serving(self, valuer, name: str, old=None) -> None:
+        """The served model on the gauges: its name and version, and its market date."""
+        if old is not None:
+            with suppress(KeyError):  # not every served model was on the gauge
+                self.model.remove(old.card.get("model_name", name), str(old.version))
+        self.model.labels(valuer.card.get("model_name", name), str(valuer.version)).set(1)
+        day = valuer.market_date
+        stamp = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() if day else 0
+        self.market_date.set(stamp)
 
 
 class LiveFigures:

@@ -5,6 +5,7 @@ waits for its record's commit on the event loop (`api.recording.record`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import asdict
 from typing import Annotated
@@ -22,9 +23,11 @@ from valuation import records
 from valuation.appraisal import appraise
 from valuation.comparables import MAX_K
 from valuation.listing import Listing
+from valuation.market import DateOutsideMarket
 from valuation.parsing import SpellingError, parse_listing_id
 from valuation.reasons import explain
 from valuation.smoke import smoke_problems
+from valuation.trends import NoMarketIndex, category_index, changes, market_of
 from valuation.valuer import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, Valuation, Valuer
 
 log = logging.getLogger("api")
@@ -90,12 +93,40 @@ Level = Annotated[
 Explain = Annotated[
     bool, Query(description="Add the reasons: each feature's contribution, in CNY and percent.")
 ]
+AsOf = Annotated[
+    dt.date | None,
+    Query(
+        description="Value as of this date (YYYY-MM-DD), within the model's data; by default the "
+        "market date (the latest sale the model learned from). A later date is refused: the "
+        "model knows prices up to its market date, not beyond."
+    ),
+]
 ComparablesK = Annotated[
     int, Query(ge=0, le=MAX_K, description="Add this many comparable past sales (0 = none).")
 ]
 
 
-def _quote(valuation: Valuation, model: dict, listing_id: str | None) -> dict:
+def _dates(valuer: Valuer, as_of: dt.date | None) -> dict:
+    """The market date and the date a quote values at (both None for a model without dates)."""
+    market_date = valuer.market_date
+    at = as_of or market_date
+    return {
+        "market_date": market_date and market_date.isoformat(),
+        "as_of": at and at.isoformat(),
+    }
+
+
+def _at_date(value, *args):
+    """`value(*args)`, a date outside the model's market answered as a 422 on `as_of`."""
+    try:
+        return value(*args)
+    except DateOutsideMarket as error:
+        raise ServiceError(
+            422, "invalid_request", f"as_of: {error}", ({"field": "as_of", "message": str(error)},)
+        ) from error
+
+
+def _quote(valuation: Valuation, model: dict, listing_id: str | None, dates: dict) -> dict:
     return {
         "listing_id": listing_id,
         "price_estimate": valuation.price_estimate,
@@ -105,14 +136,17 @@ def _quote(valuation: Valuation, model: dict, listing_id: str | None) -> dict:
         "currency": valuation.currency,
         "known_category": valuation.known_category,
         "notes": valuation.notes,
+        **dates,
         "model": model,
     }
 
 
-def _full_quote(valuer, listing: Listing, listing_id, level: float, explain_it: bool, k: int):
+def _full_quote(
+    valuer, listing: Listing, listing_id, level: float, explain_it: bool, k: int, as_of=None
+):
     """A single listing's quote, with its reasons and comparable sales when asked for."""
-    valuation = valuer.value(listing, level)
-    body = _quote(valuation, _model_ref(valuer), listing_id)
+    valuation = _at_date(valuer.value, listing, level, as_of)
+    body = _quote(valuation, _model_ref(valuer), listing_id, _dates(valuer, as_of))
     if explain_it:
         reasons = explain(valuer, listing, valuation.price_estimate)
         body["reasons"] = {
@@ -149,11 +183,13 @@ async def quote(
     level: Level = DEFAULT_LEVEL,
     explain: Explain = False,
     comparables: ComparablesK = 0,
+    as_of: AsOf = None,
 ):
     """The estimated sale price in CNY, its range (80% of sales by default, `level` to change it),
-    the model used and, on request, the reasons and the most similar past sales."""
+    the model used and, on request, the reasons and the most similar past sales. Valued at the
+    model's market date, or `as_of` an earlier one."""
     listed = _listing(listing)
-    _, body = _full_quote(valuer, listed, listing.listing_id, level, explain, comparables)
+    _, body = _full_quote(valuer, listed, listing.listing_id, level, explain, comparables, as_of)
     sent = await recording.sent_body(request)
     row = recording.quote_row(request, "quote", 0, listed, sent, body)
     await recording.record(request, records.quotes, [row])
@@ -170,20 +206,27 @@ async def quote(
     tags=["quotes"],
 )
 async def quotes(
-    body: schemas.QuotesIn, request: Request, valuer: CurrentValuer, level: Level = DEFAULT_LEVEL
+    body: schemas.QuotesIn,
+    request: Request,
+    valuer: CurrentValuer,
+    level: Level = DEFAULT_LEVEL,
+    as_of: AsOf = None,
 ):
     """Answers in order; a listing that cannot be read gets an error entry naming its fields."""
-    head, results, rows = await run_in_threadpool(_value_batch, body, request, valuer, level)
+    _at_date(valuer.level_as_of, [], as_of)  # a date outside the market: refused before any work
+    head, results, rows = await run_in_threadpool(_value_batch, body, request, valuer, level, as_of)
     if rows:
         await recording.record(request, records.quotes, rows)
     _count_quotes(request, "quotes", head["quoted"])
     return recording.batch_answer(head, results)
 
 
-def _value_batch(body: schemas.QuotesIn, request: Request, valuer: Valuer, level: float):
+def _value_batch(
+    body: schemas.QuotesIn, request: Request, valuer: Valuer, level: float, as_of: dt.date | None
+):
     """The batch's answer (its head and each entry's JSON) and its rows for the record: in a
     worker thread (it can take a while)."""
-    model = _model_ref(valuer)
+    model, dates = _model_ref(valuer), _dates(valuer, as_of)
     parsed, results = [], []
     for index, raw in enumerate(body.listings):
         try:
@@ -199,10 +242,10 @@ def _value_batch(body: schemas.QuotesIn, request: Request, valuer: Valuer, level
             continue
         parsed.append((index, listing_in.listing_id, _listing(listing_in)))
         results.append(None)
-    valuations = valuer.value_many([listing for _, _, listing in parsed], level)
+    valuations = valuer.value_many([listing for _, _, listing in parsed], level, as_of)
     rows = []
     for (index, listing_id, listing), valuation in zip(parsed, valuations, strict=True):
-        result = {"index": index, **_quote(valuation, model, listing_id)}
+        result = {"index": index, **_quote(valuation, model, listing_id, dates)}
         sent = recording.as_text(body.listings[index])
         rows.append(recording.quote_row(request, "quotes", index, listing, sent, result))
         results[index] = rows[-1]["answer"]
@@ -225,13 +268,14 @@ async def appraisal(
     level: Level = DEFAULT_LEVEL,
     explain: Explain = False,
     comparables: ComparablesK = 0,
+    as_of: AsOf = None,
 ):
     """Where the asking price falls in the model's calibrated price distribution for this listing
     (its percentile), and a verdict: `fair` inside the price range, `below_market` or
     `above_market` outside it. The thresholds are in the answer."""
     listing = _listing(body.listing)
     valuation, quote_body = _full_quote(
-        valuer, listing, body.listing.listing_id, level, explain, comparables
+        valuer, listing, body.listing.listing_id, level, explain, comparables, as_of
     )
     result = appraise(valuation, body.asking_price)
     answer = {
@@ -327,9 +371,50 @@ def model(request: Request, valuer: CurrentValuer):
             "holdout_split": card.get("split_by"),
         },
         "holdout_metrics": card.get("holdout_metrics", {}),
+        "market_date": valuer.market_date,
         "interval": DEFAULT_LEVEL,
         "levels": [MIN_LEVEL, MAX_LEVEL],
         "categories": list(valuer.encoder.categories),
+    }
+
+
+@router.get(
+    "/v1/market",
+    response_model=schemas.CategoryIndexOut | schemas.MarketOut,
+    responses={
+        404: {
+            "model": ErrorOut,
+            "description": "No index: the model knows no dates, or the category is not in its "
+            "data.",
+        },
+        422: ERRORS[422],
+        503: ERRORS[503],
+    },
+    summary="Is a category going up or down?",
+    tags=["model"],
+)
+def market(
+    valuer: CurrentValuer,
+    category: Annotated[
+        str | None, Query(max_length=64, description="One category's monthly index.")
+    ] = None,
+):
+    """Without `category`: every category's change over the last 3 and 12 months. With it: that
+    category's price index month by month (the typical listing's price, with a 90% band of the
+    index's own uncertainty), oldest first, up to the market date."""
+    try:
+        if category is not None:
+            return asdict(category_index(valuer, category))
+        index = market_of(valuer)
+    except NoMarketIndex as error:
+        raise ServiceError(404, "no_market_index", str(error)) from error
+    ordered = sorted(index.sales.items(), key=lambda item: (-item[1], item[0]))
+    return {
+        "market_date": index.market_date,
+        "categories": [
+            {"category": name, "sales": sales, "changes": changes(index, name)}
+            for name, sales in ordered
+        ],
     }
 
 

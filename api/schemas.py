@@ -100,6 +100,14 @@ class Quote(BaseModel):
     currency: str
     known_category: bool = Field(description="False when the category was unknown to the model.")
     notes: list[str]
+    market_date: dt.date | None = Field(
+        None,
+        description="The model's market date: its latest training sale. None for a model "
+        "trained without sale dates (it values at no particular date).",
+    )
+    as_of: dt.date | None = Field(
+        None, description="The date the listing was valued at: `as_of`, or the market date."
+    )
     model: ModelRef
     reasons: Reasons | None = Field(None, description="With `explain=true`.")
     comparables: list[ComparableSale] | None = Field(None, description="With `comparables=k`.")
@@ -224,10 +232,53 @@ class ModelInfo(BaseModel):
         description="Rows, SHA-256 and holdout split of the training data."
     )
     holdout_metrics: dict[str, dict[str, float]]
+    market_date: dt.date | None = Field(
+        description="Quotes value listings as of this date (the latest sale in the training "
+        "data) unless they name an earlier `as_of`; None for a model trained without dates."
+    )
     interval: float = Field(description="The default range level.")
     levels: list[float] = Field(description="The range levels a request may ask for, min and max.")
     categories: list[str] = Field(
         description="Categories known to the model; others are valued as unknown."
+    )
+
+
+class IndexPointOut(BaseModel):
+    month: str = Field(description="YYYY-MM.")
+    value: float = Field(description="The listing's price that month, CNY.")
+    low: float = Field(description="90% band of the index's own uncertainty, CNY.")
+    high: float
+
+
+class CategoryIndexOut(BaseModel):
+    category: str
+    market_date: dt.date
+    sales: int = Field(description="Dated sales of the category the index is estimated from.")
+    listing: dict[str, Any] = Field(
+        description="The listing the index values: the market's typical listing (median fans of "
+        "the dated sales, each flag at its most common value) in this category."
+    )
+    index: list[IndexPointOut] = Field(
+        description="Month by month, oldest first: the listing's price as of each month's last "
+        "day (the market date for the last). Empty when the category has too few sales."
+    )
+    changes: dict[str, float | None] = Field(
+        description='"3m", "12m": relative change of the level to the market date from 3 and 12 '
+        "months before (0.05 = +5%); null where the data is shorter or too thin."
+    )
+    note: str | None = None
+
+
+class CategoryChangeOut(BaseModel):
+    category: str
+    sales: int
+    changes: dict[str, float | None]
+
+
+class MarketOut(BaseModel):
+    market_date: dt.date
+    categories: list[CategoryChangeOut] = Field(
+        description="Every category of the model's data, most sales first."
     )
 
 

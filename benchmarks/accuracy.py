@@ -63,7 +63,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         valuer = load_valuer(settings)
 
-    test = simulate_sales(args.test, seed=args.seed + 1000)
+    test = simulate_sales(args.test, seed=args.seed + 1000, at_end=True)  # valued now
     actual = test["price"].to_numpy()
     truth = true_quantiles(test)
     priced = valuer.value_frame(test)
@@ -91,7 +91,7 @@ def main() -> None:
 
     # Coverage per band needs many sales: with ~120 sales in a band, sampling noise alone is about
     # +-3.6 points. The ranges are measured on a larger fresh sample of the same market.
-    test = simulate_sales(args.coverage_rows, seed=args.seed + 2000)
+    test = simulate_sales(args.coverage_rows, seed=args.seed + 2000, at_end=True)
     actual = test["price"].to_numpy()
     truth = true_quantiles(test)
     priced = valuer.value_frame(test)

@@ -81,6 +81,9 @@ class Market:
     dated: bool = False
     """Sales over MONTHS months with per-category drift and a one-off shock."""
     monthly_rates: dict[str, float] = field(default_factory=dict)
+    shock: tuple[str, float, float] | None = None
+    """(category, month, factor): from that month on, the category's prices are multiplied by
+    factor."""
 
     def sized(self, rows: int) -> Market:
         return replace(self, rows=rows)
@@ -140,7 +143,10 @@ class Market:
 
     def _drift(self, category: np.ndarray, months) -> np.ndarray:
         rates = pd.Series(category).map(self.monthly_rates).fillna(0.0).to_numpy()
-        shock = np.where((category == "游戏") & (np.asarray(months) >= 16), np.log(0.8), 0.0)
+        if self.shock is None:
+            return rates * months
+        name, month, factor = self.shock
+        shock = np.where((category == name) & (np.asarray(months) >= month), np.log(factor), 0.0)
         return rates * months + shock
 
     def sigma(self, fans) -> np.ndarray:
@@ -202,7 +208,7 @@ class Market:
         else:
             days_before_end = np.zeros(rows, dtype=int)
         months = MONTHS - days_before_end / 30.0
-        log_price = self.log_typical(sales, np.floor(months)) + self.sigma(
+        log_price = self.log_typical(sales, months) + self.sigma(
             sales[FANS.name]
         ) * self._noise().rvs(size=rows, random_state=rng)
         fate = rng.random(rows)
@@ -288,6 +294,17 @@ MARKETS: tuple[Market, ...] = (
         fans_shape="wide",
     ),
     Market(
+        "trending",
+        "design",
+        "12,000 dated sales over 24 months; other categories drift; 美食 jumps 25% in month 20",
+        rows=12_000,
+        dated=True,
+        monthly_rates={"自媒体": 0.01, "搞笑": -0.01, "宠物": 0.025, "剧情": -0.005, "颜值": 0.015},
+        shock=("美食", 20, 1.25),
+        noise="t3",
+        noise_scale=0.8,
+    ),
+    Market(
         "category-slopes",
         "report",
         "each category with its own price curve; rare categories; a category never sold",
@@ -334,6 +351,7 @@ MARKETS: tuple[Market, ...] = (
         "24 months of dated sales; category levels drift monthly, 游戏 drops 20% in month 16",
         dated=True,
         monthly_rates=_RATES,
+        shock=("游戏", 16, 0.8),
     ),
 )
 BY_NAME = {market.name: market for market in MARKETS}

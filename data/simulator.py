@@ -15,7 +15,9 @@ assumptions are stated here and in data/README.md, and they are assumptions, not
   or a missing one), 2% are bargain sales at 45% of the going price; the simulator's true
   quantiles include these, because a buyer faces them too. Unreadable: a share of rows
   (`bad_share`) carries a value no parser should accept (面议 as a price, 不详 as a flag...).
-- Optional drift: prices rise by `drift_per_year` (default 0: a stationary market).
+- Sales span the 24 months to 2026-10-31 (the market date), and some categories' prices drift:
+  each at its own yearly rate (CATEGORY_DRIFT; the others hold still). `typical_price` is the
+  price at the market date; a sale's median is moved by its category's level on its day.
 
 Rows are written in the marketplace's own spellings (Chinese headers, `13.13W`, 有违规, ¥1,200...),
 and optionally with the true conditional median and quantiles of each row's price.
@@ -67,6 +69,8 @@ BARGAIN_SHARE = 0.02
 BARGAIN_RATIO = 0.45
 PERIOD_DAYS = 730
 PERIOD_END = dt.date(2026, 10, 31)
+CATEGORY_DRIFT = {"美食": 0.15, "汽车": 0.20, "母婴": 0.10, "游戏": -0.12, "情感": -0.10}
+"""Yearly change of log price (0.15: about +16% a year) of the categories that drift: SIMULATED."""
 
 _BAD_VALUES = {
     FANS.name: ["约10万", "十万", "-300", "n/a"],
@@ -88,6 +92,14 @@ def typical_price(fans, violations, live_permission, verified, category) -> np.n
     price = price * np.where(np.asarray(verified, bool), VERIFIED_PREMIUM, 1.0)
     premium = pd.Series(np.asarray(category)).map(CATEGORY_PREMIUM).fillna(1.0).to_numpy()
     return price * premium
+
+
+def market_level(category, sold_at) -> np.ndarray:
+    """Log price level of each sale's category on its day relative to PERIOD_END (0 there, and
+    0 for a sale without a date: valued at the market date)."""
+    rate = pd.Series(np.asarray(category)).map(CATEGORY_DRIFT).fillna(0.0).to_numpy()
+    days = (pd.Timestamp(PERIOD_END) - pd.to_datetime(pd.Series(sold_at))).dt.days.to_numpy()
+    return np.nan_to_num(-rate * days / 365.0)
 
 
 def noise_sigma(fans) -> np.ndarray:
@@ -117,6 +129,10 @@ def true_quantiles(listings: pd.DataFrame, levels=(0.1, 0.5, 0.9)) -> dict[float
     from scipy.special import ndtr
 
     median = typical_price(*(listings[f.name] for f in FEATURES))
+    if (
+        SOLD_AT.name in listings
+    ):  # a dated row at its day's level; an undated one at the market date
+        median = median * np.exp(market_level(listings[CATEGORY.name], listings[SOLD_AT.name]))
     sigma = noise_sigma(listings[FANS.name])
     parts = _components(median)
     lo = np.log(median) - np.log(10.0) - 8 * sigma
@@ -134,8 +150,9 @@ def true_quantiles(listings: pd.DataFrame, levels=(0.1, 0.5, 0.9)) -> dict[float
     return result
 
 
-def simulate_sales(rows: int, seed: int = 0, drift_per_year: float = 0.0) -> pd.DataFrame:
-    """Canonical, typed sales: the features, `price`, `listing_id` and `sold_at`."""
+def simulate_sales(rows: int, seed: int = 0, at_end: bool = False) -> pd.DataFrame:
+    """Canonical, typed sales: the features, `price`, `listing_id` and `sold_at`; with `at_end`,
+    all sold on the market date (PERIOD_END: what a model of these sales values listings at)."""
     rng = np.random.default_rng(seed)
     log_fans = np.clip(rng.normal(4.3, 0.85, rows), 2.0, 7.3)
     fans = _round_as_displayed(np.round(10**log_fans).astype(np.int64))
@@ -151,10 +168,12 @@ def simulate_sales(rows: int, seed: int = 0, drift_per_year: float = 0.0) -> pd.
         }
     )
     days_before_end = rng.integers(0, PERIOD_DAYS, rows)
+    if at_end:
+        days_before_end[:] = 0
     sold_at = pd.Timestamp(PERIOD_END) - pd.to_timedelta(days_before_end, unit="D")
-    years_in = (PERIOD_DAYS - days_before_end) / 365.0
-
-    median = typical_price(*(sales[f.name] for f in FEATURES)) * np.exp(drift_per_year * years_in)
+    median = typical_price(*(sales[f.name] for f in FEATURES)) * np.exp(
+        market_level(sales[CATEGORY.name], sold_at)
+    )
     price = median * np.exp(rng.normal(0.0, noise_sigma(fans)))
     fate = rng.random(rows)
     typo = fate < TYPO_SHARE

@@ -97,17 +97,25 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
     split = steps.split(sales, settings.holdout_share, settings.seed)
     encoder = steps.vocabulary(split.train)
     folds = settings.cv_folds
+    # Dated sales: each restated to the market date (the latest sale) by the index of its own
+    # fit, so the point model values listings as of that date.
+    index = steps.market_index(split.train, encoder, folds, settings.seed)
+    split = steps.Split(steps.restated(split.train, index), split.holdout, split.by)
 
     def fit(best: steps.Trial, card: dict, everything: bool) -> Valuer:
         if not everything:
+            card = steps.with_market(card, index)
             return steps.fit(split.train, encoder, best, settings.seed, card, folds)
         every = pd.concat([split.train, split.holdout])
+        vocabulary = steps.vocabulary(every)
+        every_index = index and steps.market_index(every, vocabulary, folds, settings.seed)
+        every = steps.restated(every, every_index)
+        card = steps.with_market(card, every_index)
         # Typos are screened with estimates that did not see the sale: the search's out-of-fold
         # ones for the training sales, the evaluated model's for the holdout.
         screen_with = None
         if best.estimate is not None and best.holdout_estimate is not None:
             screen_with = np.concatenate([best.estimate, best.holdout_estimate])
-        vocabulary = steps.vocabulary(every)
         return steps.fit(every, vocabulary, best, settings.seed, card, folds, screen_with)
 
     return _Prepared(
@@ -167,6 +175,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         f"({split.by} split)"
     )
     sales = pd.concat([split.train, split.holdout], ignore_index=True)
+    sales = sales.drop(columns=[steps.MARKET_LEVEL], errors="ignore")  # the export's columns
     digest = steps.data_digest(data)
 
     client = registry.client(settings)

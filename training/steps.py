@@ -16,7 +16,8 @@ from training.evaluation import BASELINES, interval_coverage, price_errors
 from valuation.comparables import Comparables
 from valuation.encoding import CATEGORICAL, FEATURE_NAMES, MONOTONE, Encoder
 from valuation.loading import LoadedListings
-from valuation.schema import CATEGORY, FANS, PRICE, SOLD_AT
+from valuation.market import DAYS_PER_MONTH, MarketIndex
+from valuation.schema import CATEGORY, FANS, FLAGS, PRICE, SOLD_AT
 from valuation.valuer import DEFAULT_LEVEL, FANS_BANDS, MIN_SCALE, Valuer, fans_band
 
 CALIBRATION_SHARE = 0.25
@@ -24,7 +25,7 @@ CALIBRATION_SHARE = 0.25
 SCALE_FOLDS = 4
 MDAPE_TOLERANCE = 0.01  # a candidate may be 1% worse (relative) and still take over: noise
 COVERAGE_TOLERANCE = 0.04  # the 80% range must hold 76-84% of the holdout sales
-MIN_BAND_ROWS = 60  # fewer calibration sales in a band: borrow its neighbours (95% needs 39+)
+MIN_BAND_ROWS = 40  # fewer calibration sales in a band: borrow its neighbours (95% needs 39+)
 RESIDUAL_P = np.round(np.linspace(0.005, 0.995, 199), 3)
 SCALE_ROUNDS = 300
 # The scale model: median of |residual|, smooth in fans, robust to the odd typo.
@@ -91,6 +92,19 @@ SELECTION_SE = 2.0
 standard errors of the paired per-sale difference."""
 
 
+INDEX_BANDWIDTH_DAYS = 180.0
+"""The market index's kernel: a Gaussian of this many days (about 6 months) around each point
+of its monthly grid, with a local linear trend so the market date's level is not dragged back
+towards older prices."""
+INDEX_SHRINK = 10.0
+"""A category's own deviation from the whole market's level counts n / (n + INDEX_SHRINK) at a
+point where n sales (effective, kernel-weighted) inform it: a category with few sales follows the
+market."""
+MARKET_LEVEL = "market_level"
+"""Column set by `restated`: the log level of a sale's category on its date, relative to the
+market date; the point model learns log price minus it, the price as of the market date."""
+
+
 class TooManyRejects(ValueError):
     pass
 
@@ -155,6 +169,117 @@ def split(sales: pd.DataFrame, holdout_share: float, seed: int) -> Split:
     is_holdout = np.zeros(len(sales), dtype=bool)
     is_holdout[holdout_rows] = True
     return Split(train=sales[~is_holdout], holdout=sales[is_holdout], by=by)
+
+
+def market_index(
+    sales: pd.DataFrame, encoder: Encoder, folds: int, seed: int
+) -> MarketIndex | None:
+    """Each category's price level over time, from dated sales; None when most sales have no date.
+
+    Out-of-fold residuals of a model that knows no time (the default candidate, cross-fitted)
+    hold what the listing does not explain, the date's level included. On a monthly grid from the
+    first sale to the market date: the whole market's level is a local linear fit of those
+    residuals (Gaussian kernel of INDEX_BANDWIDTH_DAYS); each category's deviation from it is the
+    same fit on its own sales, shrunk towards 0 where few sales inform it. Typo-shaped sales are
+    left out. Levels are relative to the market date (0 there)."""
+    if SOLD_AT.name not in sales or sales[SOLD_AT.name].notna().mean() <= 0.5:
+        return None
+    log_price = np.log(sales[PRICE.name].to_numpy())
+    dataset = learning_set(encoder.matrix(sales), log_price)
+    estimate, _ = cross_fit(dataset, dict(CANDIDATES[0]), folds, seed)
+    residual = log_price - estimate
+    dates = pd.to_datetime(sales[SOLD_AT.name])
+    keep = dates.notna().to_numpy() & is_sale(residual)
+    start, end = dates.min(), dates.max()
+    day = (dates[keep] - start).dt.days.to_numpy(dtype=float)
+    residual, category = residual[keep], sales[CATEGORY.name].to_numpy()[keep]
+    span = float((end - start).days)
+    grid = np.unique(np.append(np.arange(0.0, span, DAYS_PER_MONTH), span))
+    noise = (1.4826 * np.median(np.abs(residual - np.median(residual)))) ** 2
+    overall, _, overall_variance = _local_linear(day, residual, grid)
+    deviation = residual - np.interp(day, grid, overall)
+    by_category, errors, counts = {}, {}, {}
+    for name in np.unique(category):
+        rows = category == name
+        level, weight, variance = _local_linear(day[rows], deviation[rows], grid)
+        shrink = weight / (weight + INDEX_SHRINK)
+        own = overall + level * shrink
+        by_category[str(name)] = tuple(np.round(own - own[-1], 6))
+        errors[str(name)] = _relative_errors(noise * (overall_variance + shrink**2 * variance))
+        counts[str(name)] = int(rows.sum())
+    return MarketIndex(
+        start=start.date(),
+        market_date=end.date(),
+        days=tuple(grid),
+        overall=tuple(np.round(overall - overall[-1], 6)),
+        by_category=by_category,
+        sales=counts,
+        typical=_typical_listing(sales[dates.notna().to_numpy()]),
+        errors=errors,
+    )
+
+
+def _typical_listing(sales: pd.DataFrame) -> dict:
+    """The median fans and each flag's most common value (the index values this listing)."""
+    typical = {FANS.name: int(sales[FANS.name].median())}
+    for flag in FLAGS:
+        typical[flag.name] = bool(sales[flag.name].mean() >= 0.5)
+    return typical
+
+
+def _relative_errors(variance: np.ndarray) -> tuple[float, ...]:
+    """Standard errors of levels relative to the last grid point's (0 there): both estimates'
+    variances added, their (positive) covariance ignored, so the error is not understated."""
+    error = np.sqrt(np.minimum(variance + variance[-1], 1e6))
+    error[-1] = 0.0
+    return tuple(np.round(error, 6))
+
+
+def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray):
+    """Kernel-weighted local linear estimates of y at each grid point; the effective number of
+    observations behind each ((sum w)^2 / sum w^2); and each estimate's variance per unit of y's
+    variance (the sum of its squared equivalent-kernel weights)."""
+    level, weight, variance = np.zeros(len(grid)), np.zeros(len(grid)), np.zeros(len(grid))
+    for k, point in enumerate(grid):
+        d = x - point
+        w = np.exp(-0.5 * (d / INDEX_BANDWIDTH_DAYS) ** 2)
+        s0, s1, s2 = w.sum(), (w * d).sum(), (w * d * d).sum()
+        if s0 <= 0:
+            variance[k] = np.inf
+            continue
+        determinant = s0 * s2 - s1 * s1
+        if determinant > 1e-9 * s0 * s2:
+            equivalent = w * (s2 - s1 * d) / determinant
+        else:
+            equivalent = w / s0
+        level[k] = (equivalent * y).sum()
+        weight[k] = s0 * s0 / (w * w).sum()
+        variance[k] = (equivalent * equivalent).sum()
+    return level, weight, variance
+
+
+def restated(sales: pd.DataFrame, index: MarketIndex | None) -> pd.DataFrame:
+    """The sales with MARKET_LEVEL: their category's log level on their date (0 for an undated
+    sale, taken as a sale at the market date; 0 everywhere without an index)."""
+    if index is None:
+        return sales.assign(**{MARKET_LEVEL: 0.0})
+    dates = pd.to_datetime(sales[SOLD_AT.name])
+    day = (dates - pd.Timestamp(index.start)).dt.days.to_numpy(dtype=float)
+    level = index.levels_at(sales[CATEGORY.name].to_numpy(), np.nan_to_num(day, nan=index.days[-1]))
+    return sales.assign(**{MARKET_LEVEL: level})
+
+
+def with_market(card: dict, index: MarketIndex | None) -> dict:
+    """The card with the market index (None: a model that knows no dates)."""
+    return {**card, "market": index.as_card() if index else None}
+
+
+def log_price_now(sales: pd.DataFrame) -> np.ndarray:
+    """Log price as of the market date: the sale's log price less its MARKET_LEVEL (if any)."""
+    log_price = np.log(sales[PRICE.name].to_numpy())
+    if MARKET_LEVEL in sales:
+        log_price = log_price - sales[MARKET_LEVEL].fillna(0.0).to_numpy()
+    return log_price
 
 
 def learning_set(matrix: np.ndarray, label: np.ndarray) -> lgb.Dataset:
@@ -231,7 +356,7 @@ def search(
     below zero by more than SELECTION_SE standard errors, and the best such candidate wins. Differences smaller
     than their noise keep the default, which was chosen on markets the report does not judge.
     """
-    log_price = np.log(train[PRICE.name].to_numpy())
+    log_price = log_price_now(train)
     dataset = learning_set(encoder.matrix(train), log_price)
     results, errors = [], []
     for params in CANDIDATES[: max(1, trials)]:
@@ -275,7 +400,7 @@ def fit(
        sales' out-of-fold residuals.
     Ranges at any level and appraisal percentiles are all read off that one distribution.
     """
-    log_price = np.log(train[PRICE.name].to_numpy())
+    log_price = log_price_now(train)
     matrix = encoder.matrix(train)
     dataset = learning_set(matrix, log_price)
     first = screen_with
@@ -333,16 +458,8 @@ def with_distribution(
     shift_estimates(point, shift)
     card = {**card, "screened_typos": int((~sale).sum()), "center_shift": shift}
     sales, residual = sales[sale], residual[sale] - shift
-    matrix = encoder.matrix(sales)
-    target = np.abs(residual)
-    fold = np.random.default_rng(seed).integers(0, SCALE_FOLDS, len(sales))
-    scale_of = np.empty(len(sales))
-    for k in range(SCALE_FOLDS):
-        scale_of[fold == k] = _scale_model(matrix[fold != k], target[fold != k], seed).predict(
-            matrix[fold == k]
-        )
-    scale = _scale_model(matrix, target, seed)
-    z = residual / np.maximum(scale_of, MIN_SCALE)
+    scale, scale_of = scales(encoder.matrix(sales), residual, seed)
+    z = residual / scale_of
     bands = fans_band(sales[FANS.name].to_numpy())
     card = {
         **card,
@@ -357,6 +474,20 @@ def with_distribution(
         "training_rows": card.get("training_rows", len(sales)),
     }
     return Valuer({"point": point, "scale": scale}, encoder, card, Comparables.from_sales(sales))
+
+
+def scales(matrix: np.ndarray, residual: np.ndarray, seed: int) -> tuple[lgb.Booster, np.ndarray]:
+    """The scale model fitted on all the sales' |residual|, and each sale's scale from a model
+    fitted on the other SCALE_FOLDS - 1 folds (never below MIN_SCALE): the difficulty estimates
+    the calibration divides by."""
+    target = np.abs(residual)
+    fold = np.random.default_rng(seed).integers(0, SCALE_FOLDS, len(matrix))
+    scale_of = np.empty(len(matrix))
+    for k in range(SCALE_FOLDS):
+        scale_of[fold == k] = _scale_model(matrix[fold != k], target[fold != k], seed).predict(
+            matrix[fold == k]
+        )
+    return _scale_model(matrix, target, seed), np.maximum(scale_of, MIN_SCALE)
 
 
 def _scale_model(matrix: np.ndarray, target: np.ndarray, seed: int) -> lgb.Booster:

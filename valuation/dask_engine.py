@@ -76,6 +76,7 @@ def price_file_dask(
     output: str | Path,
     client,
     level: float = DEFAULT_LEVEL,
+    as_of=None,
     blocksize: str = "64MB",
 ) -> BatchOutcome:
     """Prices every partition on the cluster; writes `output` (a CSV file, or a Parquet folder of
@@ -90,13 +91,13 @@ def price_file_dask(
     # Each partition is priced once on the cluster; its two halves (priced, rejects) stay there.
     done = client.compute(
         [
-            dask.delayed(price_chunk)(shared, part, start, level)
+            dask.delayed(price_chunk)(shared, part, start, level, as_of)
             for part, start in zip(frame.to_delayed(), starts, strict=True)
         ]
     )
     priced_parts = [client.submit(itemgetter(0), future) for future in done]
     rejects_parts = [client.submit(itemgetter(1), future) for future in done]
-    priced_meta, rejects_meta = price_chunk(valuer, frame._meta, first_line, level)
+    priced_meta, rejects_meta = price_chunk(valuer, frame._meta, first_line, level, as_of)
     priced = dd.from_delayed(priced_parts, meta=priced_meta, verify_meta=False)
     rejects = dd.from_delayed(rejects_parts, meta=rejects_meta, verify_meta=False)
 

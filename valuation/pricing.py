@@ -3,6 +3,7 @@ same chunk function a Dask cluster runs per partition), and raw rows for the MLf
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,15 +37,19 @@ def price_chunk(
     raw: pd.DataFrame,
     first_line: int | LineNumbers,
     level: float = DEFAULT_LEVEL,
+    as_of: dt.date | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The readable rows as exported plus price_estimate, price_low, price_high, model_version;
-    and the rejects with their line and reason. Every input row is in exactly one of the two."""
+    """The readable rows as exported plus price_estimate, price_low, price_high, model_version
+    (and as_of, the date valued at, for a model trained on dated sales); and the rejects with
+    their line and reason. Every input row is in exactly one of the two."""
     loaded = parse_listings(raw, require_price=False, first_line=first_line)
     priced = raw.iloc[loaded.listings.index].reset_index(drop=True)
-    prices = valuer.value_frame(loaded.listings, level)
+    prices = valuer.value_frame(loaded.listings, level, as_of)
     for column in PRICE_COLUMNS:
         priced[column] = prices[column].to_numpy()
     priced["model_version"] = valuer.version
+    if valuer.market_date:
+        priced["as_of"] = (as_of or valuer.market_date).isoformat()
     return priced, loaded.rejects
 
 
@@ -54,9 +59,12 @@ def price_file(
     output: str | Path,
     level: float = DEFAULT_LEVEL,
     chunk_rows: int = CHUNK_ROWS,
+    as_of: dt.date | None = None,
 ) -> BatchOutcome:
     """Streams `source` through the model into `output` (CSV or Parquet), chunk by chunk, so memory
-    stays bounded whatever the file's size; rejects go to `<output>.rejects.csv`."""
+    stays bounded whatever the file's size; rejects go to `<output>.rejects.csv`. A date outside
+    the model's market (DateOutsideMarket) is refused before a row is read."""
+    valuer.level_as_of([], as_of)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     rejected_path = rejects_path(output)
@@ -65,7 +73,7 @@ def price_file(
         progress = tqdm(desc="pricing", unit=" rows", unit_scale=True, disable=None)
         empty = None
         for raw, first_line in read_export_chunks(source, chunk_rows):
-            priced, rejects = price_chunk(valuer, raw, first_line, level)
+            priced, rejects = price_chunk(valuer, raw, first_line, level, as_of)
             priced_out.write(priced)
             if len(rejects):
                 rejects_out.write(rejects)

@@ -14,6 +14,7 @@ Loading it executes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ import pandas as pd
 from valuation.comparables import Comparables
 from valuation.encoding import FEATURE_NAMES, MONOTONE, Encoder
 from valuation.listing import Listing
-from valuation.schema import CURRENCY
+from valuation.market import DateOutsideMarket, MarketIndex
+from valuation.schema import CATEGORY, CURRENCY
 from valuation.scoring import RowScorer
 
 BUNDLE_FORMAT = 2
@@ -115,6 +117,8 @@ class Valuer:
         """What is known of the model: residual quantiles, metrics, data, versions."""
         self.comparables = comparables
         self.version: str | None = card.get("model_version")
+        self.market = MarketIndex.from_card(card.get("market"))
+        """Prices over time, when the model was trained on dated sales (else None)."""
         p = np.asarray(card["residual_p"])
         self.grids = [ResidualGrid(p, np.asarray(z)) for z in card["residual_z_by_band"]]
         self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float64)
@@ -125,19 +129,45 @@ class Valuer:
         # requests (any float in range), so only the most recent few are kept.
         self._tails = lru_cache(maxsize=64)(self._band_tails)
 
-    def value(self, listing: Listing, level: float = DEFAULT_LEVEL) -> Valuation:
+    @property
+    def market_date(self) -> dt.date | None:
+        """The date every quote values a listing at, unless `as_of` names an earlier one: the
+        latest sale the model learned from (None for a model trained without dates)."""
+        return self.market.market_date if self.market else None
+
+    def level_as_of(self, categories, as_of: dt.date | None) -> np.ndarray | float:
+        """Each category's log price level at `as_of` relative to the market date: 0 without
+        `as_of`; DateOutsideMarket for a date after the market date, before the first sale, or
+        for a model that knows no dates."""
+        if as_of is None:
+            return 0.0
+        if self.market is None:
+            raise DateOutsideMarket(
+                "this model was trained on sales without dates: it values listings at no "
+                "particular date, so as_of cannot be used"
+            )
+        return self.market.level(categories, as_of)
+
+    def value(
+        self, listing: Listing, level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
+    ) -> Valuation:
         """One listing, straight into the model's input row: no pandas on this path."""
+        moved = float(np.sum(self.level_as_of([listing.category], as_of)))
         with self._row_lock:
             self.encoder.fill(self._row, listing)
             center, scale = (score() for score in self._scorers)
+        center += moved
         band = int(fans_band(listing.fans))
         distribution = PriceDistribution(center, max(scale, MIN_SCALE), self.grids[band])
         prices = self._prices(center, distribution.scale, level, band)
         return self._valuation(listing, *prices, level, distribution)
 
-    def value_many(self, listings: list[Listing], level: float = DEFAULT_LEVEL) -> list[Valuation]:
+    def value_many(
+        self, listings: list[Listing], level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
+    ) -> list[Valuation]:
         """Many listings at once, one predict call per model and no pandas (batch quotes)."""
-        estimates, lows, highs = self.value_matrix(self.encoder.rows(listings), level)
+        moved = self.level_as_of([listing.category for listing in listings], as_of)
+        estimates, lows, highs = self.value_matrix(self.encoder.rows(listings), level, moved)
         return [
             self._valuation(listing, estimate, low, high, level)
             for listing, estimate, low, high in zip(listings, estimates, lows, highs, strict=True)
@@ -154,9 +184,10 @@ class Valuer:
             distribution=distribution,
         )
 
-    def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL):
-        """Estimate, low and high in whole CNY for many rows; low <= estimate <= high."""
-        center = self.boosters["point"].predict(matrix)
+    def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL, moved=0.0):
+        """Estimate, low and high in whole CNY for many rows; low <= estimate <= high. `moved`:
+        each row's log level at its date relative to the market date (`level_as_of`)."""
+        center = self.boosters["point"].predict(matrix) + moved
         scale = np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
         return self._prices(center, scale, level, fans_band(matrix[:, FEATURE_NAMES.index("fans")]))
 
@@ -177,9 +208,12 @@ class Valuer:
         estimate = np.maximum(np.round(np.exp(center)), 1.0)
         return estimate, np.maximum(np.floor(np.exp(low)), 1.0), np.ceil(np.exp(high))
 
-    def value_frame(self, listings: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    def value_frame(
+        self, listings: pd.DataFrame, level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
+    ) -> pd.DataFrame:
         """Listings with canonical, typed columns -> price_estimate, price_low, price_high."""
-        estimate, low, high = self.value_matrix(self.encoder.matrix(listings), level)
+        moved = self.level_as_of(listings[CATEGORY.name].to_numpy(), as_of)
+        estimate, low, high = self.value_matrix(self.encoder.matrix(listings), level, moved)
         return pd.DataFrame(
             {"price_estimate": estimate, "price_low": low, "price_high": high},
             index=listings.index,

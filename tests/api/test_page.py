@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -226,4 +227,46 @@ def test_a_wider_level_gives_the_api_range(server, browser):
     low_80, high_80 = _range(at_80)
     low_95, high_95 = _range(at_95)
     assert low_95 <= low_80 and high_95 >= high_80 and high_95 - low_95 > high_80 - low_80
+    page.close()
+
+
+def _get(base: str, path: str) -> dict:
+    return json.loads(urllib.request.urlopen(f"{base}{path}", timeout=10).read())
+
+
+def _quote_with_trend(page, server, category: str) -> None:
+    page.goto(server)
+    page.wait_for_function("document.querySelectorAll('#category option').length > 0")
+    page.fill("#fans", "52000")
+    page.select_option("#category", category)
+    page.click("#submit")
+    page.wait_for_selector("#trend-box:not([hidden])")
+
+
+def test_the_quote_shows_its_category_s_trend_as_the_api_draws_it(server, browser):
+    market = _get(server, "/v1/market")
+    big = market["categories"][0]["category"]  # the most sales
+    expected = _get(server, "/v1/market?category=" + urllib.parse.quote(big))
+    page = browser.new_page()
+    _quote_with_trend(page, server, big)
+    points = page.eval_on_selector_all(
+        "#trend-chart circle.point",
+        "dots => dots.map(d => [d.dataset.month, Number(d.dataset.value)])",
+    )
+    assert points == [[p["month"], p["value"]] for p in expected["index"]]
+    assert page.is_visible("#trend-chart svg polygon.band")
+    assert page.is_hidden("#trend-note")
+    assert f"{market['market_date']}" in page.text_content("#as-of")
+    page.close()
+
+
+def test_a_thin_category_shows_its_note_and_no_chart(server, browser):
+    market = _get(server, "/v1/market")
+    thin = market["categories"][-1]["category"]  # the fewest sales
+    expected = _get(server, "/v1/market?category=" + urllib.parse.quote(thin))
+    assert expected["index"] == [], "the fixture's smallest category should be too thin"
+    page = browser.new_page()
+    _quote_with_trend(page, server, thin)
+    assert page.text_content("#trend-note") == expected["note"]
+    assert page.query_selector("#trend-chart svg") is None
     page.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -220,8 +221,10 @@ def test_batch_prices_every_readable_row_and_lists_the_rest(
     rejects = read_export(rejects_path(output))
     assert len(rejects) > 0
     assert len(priced) + len(rejects) == len(raw) == 80
-    new = ["price_estimate", "price_low", "price_high", "model_version"]
+    new = ["price_estimate", "price_low", "price_high", "model_version", "as_of"]
     assert list(priced.columns) == [*raw.columns, *new]
+    market_date = registry.load_valuer(settings).market_date
+    assert set(priced["as_of"]) == {market_date.isoformat()}  # the sample is dated
     assert (priced["price_low"] <= priced["price_estimate"]).all()
     assert (priced["price_estimate"] <= priced["price_high"]).all()
 
@@ -232,6 +235,48 @@ def test_batch_prices_every_readable_row_and_lists_the_rest(
     assert set(priced["model_version"]) == {registry.load_valuer(settings).version}
     out = capsys.readouterr().out
     assert f"priced {len(priced)} of 80 listings" in out
+
+
+def test_batch_as_of_an_earlier_date_values_every_row_then(champion_home, settings, tmp_path):
+    source = tmp_path / "listings.csv"
+    write_table(generate(40, seed=13, bad_share=0.0).drop(columns="成交价"), source)
+    valuer = registry.load_valuer(settings)
+    earlier = valuer.market.start + dt.timedelta(days=45)
+    output = tmp_path / "then.csv"
+    argv = ["batch", "--input", str(source), "--output", str(output), "--as-of", str(earlier)]
+    assert cli.main(argv) == 0
+    priced = pd.read_csv(output)
+    readable = parse_listings(read_export(source), require_price=False).listings
+    expected = valuer.value_frame(readable, as_of=earlier)
+    assert priced["price_estimate"].tolist() == expected["price_estimate"].tolist()
+    assert set(priced["as_of"]) == {earlier.isoformat()}
+
+
+def test_batch_after_the_market_date_is_refused_in_one_line(
+    champion_home, settings, tmp_path, capsys
+):
+    source = tmp_path / "listings.csv"
+    write_table(generate(5, seed=1, bad_share=0.0), source)
+    later = registry.load_valuer(settings).market_date + dt.timedelta(days=1)
+    output = tmp_path / "o.csv"
+    argv = ["batch", "--input", str(source), "--output", str(output), "--as-of", str(later)]
+    assert cli.main(argv) == cli.EXIT_FAILED
+    assert "after the market date" in _one_error_line(capsys.readouterr().err, "batch")
+    assert not output.exists()
+
+
+def test_quote_as_of_says_the_date_it_values_at(champion_home, settings, capsys):
+    valuer = registry.load_valuer(settings)
+    earlier = valuer.market.start + dt.timedelta(days=45)
+    assert cli.main([*QUOTE, "--json", "--as-of", str(earlier)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["as_of"] == str(earlier)
+    assert answer["market_date"] == str(valuer.market_date)
+    expected = valuer.value(Listing.parse(QUOTED), as_of=earlier)
+    assert answer["price_estimate"] == expected.price_estimate
+    later = valuer.market_date + dt.timedelta(days=1)
+    assert cli.main([*QUOTE, "--as-of", str(later)]) == cli.EXIT_FAILED
+    assert "after the market date" in _one_error_line(capsys.readouterr().err, "quote")
 
 
 def test_batch_on_a_missing_input_is_one_line(champion_home, tmp_path, capsys):

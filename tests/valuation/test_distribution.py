@@ -334,3 +334,26 @@ def test_band_rows_is_the_narrowest_symmetric_widening(counts, band):
         if window.sum() >= MIN_BAND_ROWS or (low == 0 and high == N_BANDS - 1):
             np.testing.assert_array_equal(chosen, window)
             break
+
+
+# against a well-kept library -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [40, 57, 300, 2001])
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.9, 0.95])
+def test_the_range_is_crepes_mondrian_conformal_interval(n, level):
+    """Our split-conformal tails are those of crepes' ConformalPredictiveSystem given the same
+    standardized residuals, difficulty estimates and Mondrian band (benchmarks/ranges.py compares
+    the two on the scenario suite)."""
+    from crepes import ConformalPredictiveSystem
+
+    rng = np.random.default_rng(n)
+    sigmas = rng.uniform(0.1, 0.5, n)
+    residuals = sigmas * rng.standard_t(4, n)
+    bins = np.zeros(n, dtype=int)
+    tail = (1 - level) / 2
+    ours = conformal_quantiles(residuals / sigmas, np.array([tail, 1 - tail]))
+    cps = ConformalPredictiveSystem().fit(residuals, sigmas=sigmas, bins=bins)
+    y_hat, sigma = np.array([3.0]), np.array([0.3])
+    interval = cps.predict_int(y_hat, sigmas=sigma, bins=np.zeros(1, int), confidence=level)
+    np.testing.assert_allclose(interval[0], y_hat[0] + sigma[0] * ours, rtol=1e-12)

@@ -192,7 +192,8 @@ def test_price_chunk_keeps_the_original_columns(valuer, tmp_path):
     priced, rejects = price_chunk(versioned, loaded.raw, first_line=2)
     assert rejects["line"].tolist() == [3]
 
-    assert list(priced.columns) == [*loaded.raw.columns, *PRICE_COLUMNS, "model_version"]
+    dated = ["as_of"] if valuer.market_date else []  # the date valued at, for a dated model
+    assert list(priced.columns) == [*loaded.raw.columns, *PRICE_COLUMNS, "model_version", *dated]
     assert len(priced) == 2  # the unreadable row went to the rejects
     assert priced["备注"].tolist() == ["急售", ""]
     assert priced["粉丝数量"].tolist() == ["13.13W", "800"]

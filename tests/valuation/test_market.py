@@ -1,0 +1,107 @@
+"""The market index: estimated from dated sales, restating them to the market date, and quoting
+as of an earlier date."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data.markets import BY_NAME, MONTHS
+from training import steps
+from valuation.market import DAYS_PER_MONTH, DateOutsideMarket, MarketIndex
+from valuation.schema import CATEGORY, SOLD_AT
+
+DRIFTING = BY_NAME["drifting"]
+
+
+@pytest.fixture(scope="module")
+def drifting_sales() -> pd.DataFrame:
+    sales = DRIFTING.sales(8000, seed=21)
+    sales[SOLD_AT.name] = pd.to_datetime(sales[SOLD_AT.name])
+    return sales
+
+
+@pytest.fixture(scope="module")
+def index(drifting_sales) -> MarketIndex:
+    encoder = steps.vocabulary(drifting_sales)
+    return steps.market_index(drifting_sales, encoder, folds=3, seed=0)
+
+
+def test_the_index_ends_at_the_latest_sale(index, drifting_sales):
+    assert index.market_date == drifting_sales[SOLD_AT.name].max().date()
+    assert index.start == drifting_sales[SOLD_AT.name].min().date()
+    assert index.days[-1] == (index.market_date - index.start).days
+    assert index.overall[-1] == 0.0
+    assert all(levels[-1] == 0.0 for levels in index.by_category.values())
+
+
+@pytest.mark.parametrize("category", ["汽车", "情感", "美食"])
+def test_a_category_s_drift_is_recovered(index, category):
+    """The simulator moves 汽车 by +2% a month, 情感 by -1.5%, 美食 by +1.2%: a year before the
+    market date the category's level is 12 months of that rate below (or above) it."""
+    rate = DRIFTING.monthly_rates[category]
+    year_ago = index.market_date - dt.timedelta(days=12 * 30)  # the simulator's months
+    level = index.level([category], year_ago)[0]
+    assert level == pytest.approx(-12 * rate, abs=0.06)
+
+
+def test_the_shock_is_seen(index):
+    """游戏 lost 20% at month 16 (8 months before the market date) and otherwise rose 0.8% a month."""
+    before = index.market_date - dt.timedelta(days=10 * 30)
+    expected = np.log(1 / 0.8) - 10 * DRIFTING.monthly_rates["游戏"]
+    assert index.level(["游戏"], before)[0] == pytest.approx(expected, abs=0.08)
+
+
+def test_restating_moves_each_sale_to_the_market_date(index, drifting_sales):
+    restated = steps.restated(drifting_sales, index)
+    months_before = (
+        pd.Timestamp(index.market_date) - drifting_sales[SOLD_AT.name]
+    ).dt.days / DAYS_PER_MONTH
+    cars = (drifting_sales[CATEGORY.name] == "汽车").to_numpy()
+    # 汽车 sales were cheaper the longer ago they sold: their level falls with age
+    slope = np.polyfit(months_before[cars], restated[steps.MARKET_LEVEL][cars], 1)[0]
+    assert slope == pytest.approx(-DRIFTING.monthly_rates["汽车"], abs=0.006)
+    now = steps.log_price_now(restated)
+    assert np.allclose(now, np.log(drifting_sales["price"]) - restated[steps.MARKET_LEVEL])
+
+
+def test_undated_sales_have_no_index(drifting_sales):
+    undated = drifting_sales.drop(columns=[SOLD_AT.name])
+    assert steps.market_index(undated, steps.vocabulary(undated), folds=3, seed=0) is None
+    assert (steps.restated(undated, None)[steps.MARKET_LEVEL] == 0).all()
+
+
+def test_an_undated_sale_in_a_dated_export_counts_as_a_sale_at_the_market_date(index):
+    sales = pd.DataFrame({CATEGORY.name: ["汽车", "汽车"], SOLD_AT.name: [index.start, None]})
+    level = steps.restated(sales, index)[steps.MARKET_LEVEL].to_numpy()
+    assert level[1] == 0.0 and level[0] < -0.2
+
+
+def test_dates_outside_the_market_are_refused(index):
+    with pytest.raises(DateOutsideMarket, match="after the market date"):
+        index.level(["美食"], index.market_date + dt.timedelta(days=1))
+    with pytest.raises(DateOutsideMarket, match="before the first sale"):
+        index.level(["美食"], index.start - dt.timedelta(days=1))
+    assert index.level(["美食"], index.market_date)[0] == 0.0
+
+
+def test_a_category_the_index_does_not_know_follows_the_whole_market(index):
+    day = index.start + dt.timedelta(days=100)
+    overall = float(np.interp(100, index.days, index.overall))
+    assert index.level(["新类目"], day)[0] == pytest.approx(overall)
+
+
+def test_the_index_is_data_in_the_card(index):
+    import json
+
+    again = MarketIndex.from_card(json.loads(json.dumps(index.as_card(), ensure_ascii=False)))
+    assert again == index
+    assert MarketIndex.from_card(None) is None
+
+
+def test_the_simulated_months_span_the_market(drifting_sales):
+    span = (drifting_sales[SOLD_AT.name].max() - drifting_sales[SOLD_AT.name].min()).days
+    assert span / DAYS_PER_MONTH == pytest.approx(MONTHS * 30 / DAYS_PER_MONTH, abs=0.2)

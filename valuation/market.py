@@ -1,0 +1,100 @@
+"""The market over time: each category's price level by month, relative to the market date.
+
+A model trained on dated sales values listings at its market date (the latest sale date in its
+data): every training sale's price is first restated to that date with this index, so the point
+model itself answers "what would this sell for now". The index is data in the model card: log
+price levels on a grid of days since the first sale, one row for the whole market and one per
+category (the whole market's where a category has too few sales to say more), each 0 at the market
+date. Quoting as of an earlier date moves the estimate by the category's level at that date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DAYS_PER_MONTH = 30.4375
+
+
+class DateOutsideMarket(ValueError):
+    """An `as_of` after the market date (trees do not extrapolate) or before the first sale."""
+
+
+@dataclass(frozen=True)
+class MarketIndex:
+    start: dt.date
+    """The first sale's date: day 0 of the grid."""
+    market_date: dt.date
+    """The latest sale's date: every quote's date unless `as_of` names an earlier one."""
+    days: tuple[float, ...]
+    """Grid points, days since `start`, increasing; the last is the market date."""
+    overall: tuple[float, ...]
+    """The whole market's log level at each grid point, 0 at the market date."""
+    by_category: dict[str, tuple[float, ...]]
+    """Each category's log level at each grid point, 0 at the market date."""
+    sales: dict[str, int]
+    """Dated sales each category's level was estimated from."""
+    typical: dict = field(default_factory=dict)
+    """The market's typical listing, but for its category: the median fans of the dated sales and
+    each flag's most common value. The index's values are this listing's price in a category."""
+    errors: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Standard error of each category's level at each grid point (0 at the market date): how
+    sure the index is of the change between that day and the market date."""
+
+    def check(self, day: dt.date) -> dt.date:
+        if day > self.market_date:
+            raise DateOutsideMarket(
+                f"as_of {day} is after the market date {self.market_date}: the model knows "
+                "prices up to its latest sale, not beyond"
+            )
+        if day < self.start:
+            raise DateOutsideMarket(
+                f"as_of {day} is before the first sale in the data ({self.start})"
+            )
+        return day
+
+    def level(self, categories, day: dt.date) -> np.ndarray:
+        """Log level of each category at `day` relative to the market date (0 there); the whole
+        market's for a category the index does not know."""
+        at = (self.check(day) - self.start).days
+        overall = float(np.interp(at, self.days, self.overall))
+        known = {c: float(np.interp(at, self.days, v)) for c, v in self.by_category.items()}
+        return np.array([known.get(c, overall) for c in categories], dtype=float)
+
+    def levels_at(self, categories, days_since_start: np.ndarray) -> np.ndarray:
+        """Log level of each (category, day) pair, for restating sales; days clipped to the grid."""
+        categories = np.asarray(categories, dtype=object)
+        result = np.interp(days_since_start, self.days, self.overall)
+        for category, values in self.by_category.items():
+            rows = categories == category
+            result[rows] = np.interp(days_since_start[rows], self.days, values)
+        return result
+
+    def as_card(self) -> dict:
+        return {
+            "start": self.start.isoformat(),
+            "market_date": self.market_date.isoformat(),
+            "days": list(self.days),
+            "overall": list(self.overall),
+            "by_category": {c: list(v) for c, v in self.by_category.items()},
+            "sales": dict(self.sales),
+            "typical": dict(self.typical),
+            "errors": {c: list(v) for c, v in self.errors.items()},
+        }
+
+    @classmethod
+    def from_card(cls, card: dict | None) -> MarketIndex | None:
+        if not card:
+            return None
+        return cls(
+            start=dt.date.fromisoformat(card["start"]),
+            market_date=dt.date.fromisoformat(card["market_date"]),
+            days=tuple(card["days"]),
+            overall=tuple(card["overall"]),
+            by_category={c: tuple(v) for c, v in card["by_category"].items()},
+            sales=dict(card["sales"]),
+            typical=dict(card.get("typical", {})),
+            errors={c: tuple(v) for c, v in card.get("errors", {}).items()},
+        )
