@@ -220,7 +220,9 @@ def run_quote(args) -> int:
     valuer = load_valuer(_settings())
     valuation = valuer.value(listing, args.level, args.as_of)
     valued_at = args.as_of or valuer.market_date
-    reasons = explain(valuer, listing, valuation.price_estimate) if args.explain else None
+    reasons = (
+        explain(valuer, listing, valuation.price_estimate, args.as_of) if args.explain else None
+    )
     comparables = valuer.comparables.find(listing, args.comparables) if valuer.comparables else []
     if args.json:
         answer = {k: v for k, v in asdict(valuation).items() if k != "distribution"}

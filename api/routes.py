@@ -148,7 +148,7 @@ def _full_quote(
     valuation = _at_date(valuer.value, listing, level, as_of)
     body = _quote(valuation, _model_ref(valuer), listing_id, _dates(valuer, as_of))
     if explain_it:
-        reasons = explain(valuer, listing, valuation.price_estimate)
+        reasons = explain(valuer, listing, valuation.price_estimate, as_of)
         body["reasons"] = {
             "reference_price": reasons.reference_price,
             "steps": [step.__dict__ for step in reasons.steps],

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data.markets import BY_NAME, MARKETS
+from data.markets import BY_NAME, MARKETS, MONTHS
 from data.simulator import to_marketplace
 from training.evaluation import interval_coverage, price_errors
 from valuation.schema import PRICE, SOLD_AT
@@ -68,6 +68,8 @@ def run_market(market, seed: int, home: Path) -> dict:
     if len(priced) != len(test):
         raise RuntimeError(f"{market.name}: {len(test) - len(priced)} listings were not priced")
 
+    index_errors = _index_errors(market, env) if market.dated else {}
+
     actual = test[PRICE.name].to_numpy()
     truth = market.true_quantiles(test)
     low, high = priced["price_low"].to_numpy(), priced["price_high"].to_numpy()
@@ -89,7 +91,36 @@ def run_market(market, seed: int, home: Path) -> dict:
         "width": float(np.median(high - low) / np.median(truth[0.9] - truth[0.1])),
         "train_s": train_seconds,
         "batch_s": batch_seconds,
+        "index_errors": index_errors,
     }
+
+
+INDEX_MIN_SALES = 500
+
+
+def _index_errors(market, env: dict) -> dict[str, float]:
+    """Per category with INDEX_MIN_SALES+ sales: the served model's index change over the period
+    (first month's point to the market date, as GET /v1/market?category= answers it) over the
+    simulator's true change, minus 1 (0.05: the index says 5% more than the truth)."""
+    from valuation.registry import load_valuer
+    from valuation.settings import Settings
+    from valuation.trends import category_index
+
+    valuer = load_valuer(Settings(home=env["VALUATION_HOME"], tracking_uri=None))
+    errors = {}
+    for category, sales in valuer.market.sales.items():
+        if sales < INDEX_MIN_SALES:
+            continue
+        points = category_index(valuer, category).index
+        first = pd.Timestamp(points[0].month) + pd.offsets.MonthEnd(0)
+        months_then = MONTHS - (pd.Timestamp(valuer.market_date) - first).days / 30.0
+        names = np.array([category])
+        true_change = np.exp(
+            market._drift(names, np.array([MONTHS], float))[0]
+            - market._drift(names, np.array([months_then]))[0]
+        )
+        errors[category] = (points[-1].value / points[0].value) / true_change - 1
+    return errors
 
 
 def run_suite(names: list[str] | None, seed: int) -> list[dict]:
@@ -110,6 +141,15 @@ def run_suite(names: list[str] | None, seed: int) -> list[dict]:
             row = run_market(market, seed, Path(home))
         rows.append(row)
         print(_line(row), flush=True)
+    for row in rows:
+        if row["index_errors"]:
+            category, error = max(row["index_errors"].items(), key=lambda item: abs(item[1]))
+            within = sum(abs(e) <= 0.10 for e in row["index_errors"].values())
+            print(
+                f"{row['market']}: index change over the period vs the truth, {within} of "
+                f"{len(row['index_errors'])} categories ({INDEX_MIN_SALES}+ sales) within 10%; "
+                f"worst {category} {error:+.1%}"
+            )
     worst = max(rows, key=lambda row: row["ratio"])
     print(f"\nworst MdAPE ratio: {worst['market']} {worst['ratio']:.3f}")
     off = [

@@ -344,7 +344,12 @@ def _log_evaluation(evaluation: steps.Evaluation, valuer, subtitle: str) -> None
         evaluation.predictions.to_parquet(predictions, index=False)
         mlflow.log_artifact(str(predictions), "evaluation")
         page = write_report(
-            evaluation, _importance(valuer), Path(scratch) / "report", REPORT_TITLE, subtitle
+            evaluation,
+            _importance(valuer),
+            Path(scratch) / "report",
+            REPORT_TITLE,
+            subtitle,
+            valuer.market,
         )
         mlflow.log_artifacts(str(page.parent), "report")
 
@@ -379,7 +384,7 @@ def report(settings: Settings, out: Path, version: str | None = None) -> Path:
     valuer = registry.load_valuer(settings, version=version)
     evaluation = steps.Evaluation(metrics=valuer.card["holdout_metrics"], predictions=predictions)
     subtitle = f"{settings.model_name} version {version}, trained on {Path(run.data.params['data_path']).name}"
-    return write_report(evaluation, _importance(valuer), out, REPORT_TITLE, subtitle)
+    return write_report(evaluation, _importance(valuer), out, REPORT_TITLE, subtitle, valuer.market)
 
 
 def _champion_errors(settings: Settings, split: steps.Split, card: dict) -> dict[str, float] | None:

@@ -13,7 +13,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from training.steps import COVERAGE_TOLERANCE, Evaluation
+from valuation.market import MarketIndex
 from valuation.schema import FANS, PRICE
+from valuation.trends import MIN_INDEX_SALES, changes
 from valuation.valuer import BAND_NAMES, DEFAULT_LEVEL, FANS_BANDS, fans_band
 
 LABELS = {
@@ -66,10 +68,26 @@ FIGURES = {
 }
 
 
+MARKET_FIGURE = (
+    "market_index.png",
+    "Prices over time, by category",
+    "How each category's prices moved, as a share of their level on the market date (the latest "
+    "sale): -20% a year before means the same account sold for 20% less then. Estimated from the "
+    "dated sales (see the README's market date section); quotes value listings at the market "
+    f"date. Categories with fewer than {MIN_INDEX_SALES} dated sales are not drawn: ",
+)
+
+
 def write_report(
-    evaluation: Evaluation, importance: dict[str, float], out: Path, title: str, subtitle: str = ""
+    evaluation: Evaluation,
+    importance: dict[str, float],
+    out: Path,
+    title: str,
+    subtitle: str = "",
+    market: MarketIndex | None = None,
 ) -> Path:
-    """Writes out/index.html plus PNG figures beside it; returns the index.html path."""
+    """Writes out/index.html plus PNG figures beside it (the market index's too, for a model
+    trained on dated sales); returns the index.html path."""
     matplotlib.use("Agg")  # a training run is headless: never reach for a GUI backend
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,8 +99,18 @@ def write_report(
     _coverage_by_band(by_band).savefig(out / "coverage_by_band.png")
     _residuals_vs_fans(predictions).savefig(out / "residuals_vs_fans.png")
     _feature_importance(importance).savefig(out / "feature_importance.png")
+    figures = dict(FIGURES)
+    if market is not None:
+        figure, drawn, thin = _market_index(market)
+        figure.savefig(out / MARKET_FIGURE[0])
+        file, heading, text = MARKET_FIGURE
+        key = "; ".join(
+            f"{n} {c} ({_percent(changes(market, c)['12m'] or np.nan)} over 12 months)"
+            for n, c in enumerate(drawn, 1)
+        )
+        figures[file] = (heading, f"{text}{'、'.join(thin) or 'none'}. Lines: {key or 'none'}.")
     index = out / "index.html"
-    index.write_text(_page(evaluation, names, by_band, title, subtitle), encoding="utf-8")
+    index.write_text(_page(evaluation, names, by_band, title, subtitle, figures), encoding="utf-8")
     return index
 
 
@@ -207,6 +235,22 @@ def _feature_importance(importance: dict[str, float]) -> Figure:
     return figure
 
 
+def _market_index(market: MarketIndex) -> tuple[Figure, list[str], list[str]]:
+    figure, axes = _figure("Prices over time, by category", "Month", "Price vs the market date")
+    days = pd.Timestamp(market.start) + pd.to_timedelta(np.asarray(market.days), unit="D")
+    drawn = sorted(
+        (c for c, n in market.sales.items() if n >= MIN_INDEX_SALES),
+        key=lambda c: -market.sales[c],
+    )
+    for number, category in enumerate(drawn, 1):  # numbered: the figure's font may lack CJK
+        axes.plot(days, np.expm1(np.asarray(market.by_category[category])), label=str(number))
+    axes.axhline(0.0, color="#888", linewidth=0.8)
+    axes.yaxis.set_major_formatter(PercentFormatter(1.0))
+    if drawn:
+        figure.legend(loc="outside right center", fontsize=8, title="category")
+    return figure, drawn, sorted(c for c in market.sales if c not in drawn)
+
+
 def _percent(value: float) -> str:
     return "—" if np.isnan(value) else f"{value:.1%}"
 
@@ -248,14 +292,14 @@ border-bottom:1px solid #ddd;text-align:right}th[scope=row]{text-align:left}.not
 padding:.7rem 1rem;border-left:4px solid #4a7}img{max-width:100%}figure{margin:2rem 0}"""
 
 
-def _page(evaluation: Evaluation, names, by_band, title: str, subtitle: str) -> str:
+def _page(evaluation: Evaluation, names, by_band, title: str, subtitle: str, figures) -> str:
     sales = len(evaluation.predictions)
     coverage = evaluation.metrics["model"]["interval_coverage"]
     level = f"{DEFAULT_LEVEL:.0%}"
     figures = "".join(
         f'<figure><h3>{html.escape(heading)}</h3><img src="{file}" alt="{html.escape(heading)}">'
         f"<figcaption>{html.escape(text)}</figcaption></figure>"
-        for file, (heading, text) in FIGURES.items()
+        for file, (heading, text) in figures.items()
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

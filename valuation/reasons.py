@@ -8,6 +8,7 @@ value), the steps' CNY amounts add up to the estimate exactly.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 
@@ -43,22 +44,31 @@ class Reasons:
         return self.reference_price + sum(step.cny for step in self.steps) - self.price_estimate
 
 
-def explain(valuer: Valuer, listing: Listing, price_estimate: float) -> Reasons:
+def explain(
+    valuer: Valuer, listing: Listing, price_estimate: float, as_of: dt.date | None = None
+) -> Reasons:
     """The waterfall to `price_estimate` (the rounded estimate the quote shows).
 
-    The last step absorbs the rounding of the estimate to whole yuan (at most 0.5 CNY), so that
-    reference + steps = estimate holds exactly as shown.
+    Valued `as_of` an earlier date than the market date, one more step (feature "as_of") moves
+    the price by the category's level then. The last step absorbs the rounding of the estimate to
+    whole yuan (at most 0.5 CNY), so that reference + steps = estimate holds exactly as shown.
     """
     contributions = valuer.contributions(listing)
     reference = math.exp(contributions[-1])
+    factors = [
+        (name, getattr(listing, name), math.exp(contributions[FEATURE_NAMES.index(name)]))
+        for name in ORDER
+    ]
+    if as_of is not None:
+        moved = float(valuer.level_as_of([listing.category], as_of)[0])
+        factors.append(("as_of", as_of.isoformat(), math.exp(moved)))
     running, steps = reference, []
-    for name in ORDER:
-        factor = math.exp(contributions[FEATURE_NAMES.index(name)])
+    for name, value, factor in factors:
         after = running * factor
         steps.append(
             Step(
                 feature=name,
-                value=getattr(listing, name),
+                value=value,
                 factor=factor,
                 percent=(factor - 1) * 100,
                 cny=after - running,

@@ -152,7 +152,7 @@ class Valuer:
         self, listing: Listing, level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
     ) -> Valuation:
         """One listing, straight into the model's input row: no pandas on this path."""
-        moved = float(np.sum(self.level_as_of([listing.category], as_of)))
+        moved = 0.0 if as_of is None else float(self.level_as_of([listing.category], as_of)[0])
         with self._row_lock:
             self.encoder.fill(self._row, listing)
             center, scale = (score() for score in self._scorers)

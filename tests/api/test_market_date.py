@@ -86,3 +86,19 @@ def test_a_model_trained_without_dates_values_at_no_date(undated, valuer):
     refused = undated.post("/v1/quote", params={"as_of": "2025-06-01"}, json=LISTING)
     assert refused.status_code == 422
     assert "without dates" in refused.json()["error"]["message"]
+
+
+def test_reasons_as_of_an_earlier_date_end_with_the_market_s_move(client, valuer):
+    earlier = valuer.market.start + dt.timedelta(days=30)
+    answer = client.post(
+        "/v1/quote", params={"as_of": earlier.isoformat(), "explain": "true"}, json=LISTING
+    ).json()
+    reasons = answer["reasons"]
+    assert [s["feature"] for s in reasons["steps"]][-1] == "as_of"
+    last = reasons["steps"][-1]
+    assert last["value"] == earlier.isoformat()
+    assert last["factor"] == pytest.approx(np.exp(valuer.market.level(["美食"], earlier)[0]))
+    total = reasons["reference_price"] + sum(s["cny"] for s in reasons["steps"])
+    assert total == pytest.approx(answer["price_estimate"], abs=1e-6)
+    now = client.post("/v1/quote", params={"explain": "true"}, json=LISTING).json()
+    assert "as_of" not in [s["feature"] for s in now["reasons"]["steps"]]

@@ -77,6 +77,9 @@ def test_train_from_records_trains_on_the_reported_sales(
     assert run.data.params["data_path"] == str(snapshot)
     assert int(run.data.params["rows_total"]) == 300
     assert int(run.data.params["rows_rejected"]) == 0
+    # the sales' dates were kept: the model's market date is the latest of them
+    latest = pd.to_datetime(trained_on["sold_at"]).max().date()
+    assert registry.load_valuer(next_settings).market_date == latest
 
 
 def test_train_from_an_empty_record_says_how_sales_arrive(tmp_path, monkeypatch, capsys):

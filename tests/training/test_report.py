@@ -179,3 +179,30 @@ def test_a_second_run_without_pyplot_on_svg_writes_the_same_files(
     assert matplotlib.get_backend().lower() == "agg"
     for name in ["index.html", *FIGURES]:
         assert (again.parent / name).read_bytes() == (report.parent / name).read_bytes(), name
+
+
+def test_a_dated_model_s_report_draws_its_market_index(evaluation, tmp_path):
+    import datetime as dt
+
+    from valuation.market import MarketIndex
+
+    days = (0.0, 30.0, 60.0)
+    market = MarketIndex(
+        start=dt.date(2026, 1, 1),
+        market_date=dt.date(2026, 3, 2),
+        days=days,
+        overall=(-0.1, -0.05, 0.0),
+        by_category={"美食": (-0.2, -0.1, 0.0), "影视": (0.1, 0.05, 0.0)},
+        sales={"美食": 400, "影视": 12},
+    )
+    page = write_report(evaluation, IMPORTANCE, tmp_path, "t", market=market)
+    assert (tmp_path / "market_index.png").read_bytes().startswith(PNG_SIGNATURE)
+    text = page.read_text(encoding="utf-8")
+    assert 'src="market_index.png"' in text
+    assert "1 美食" in text  # the line's key, the figure itself numbered
+    assert "not drawn: 影视." in text  # too few dated sales to draw
+
+
+def test_an_undated_model_s_report_has_no_market_figure(report):
+    assert not (report.parent / "market_index.png").exists()
+    assert "market_index.png" not in report.read_text(encoding="utf-8")
