@@ -4,15 +4,24 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 SAMPLE := data/sample_sales.csv
 
-.PHONY: install browser postgres run train test lint sample bench clean
+.PHONY: install lock browser java postgres run train test lint sample bench clean
 
-$(BIN)/.installed: pyproject.toml
+# Installs exactly the versions in requirements.lock (every dependency, pinned), then the project.
+$(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e '.[dev]'
 	touch $@
 
 install: $(BIN)/.installed
+
+lock:  ## re-resolve pyproject.toml's dependencies (dev extra included) into requirements.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q -e '.[dev]'
+	.lock-venv/bin/python -m pip freeze --exclude-editable > requirements.lock
+	rm -rf .lock-venv
 
 train: install  ## train on the committed sample unless a champion is registered
 	$(BIN)/valuation train --data $(SAMPLE) --if-no-champion
@@ -24,11 +33,15 @@ browser:  ## Debian's chromium, for the quote page's browser tests
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+java:  ## a Java runtime, for the Spark interop test (Debian's default-jre-headless)
+	@command -v java >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }
+
 postgres:  ## the machine's PostgreSQL, which the quote record's tests use: started when it is down
 	@pg_isready -q -h 127.0.0.1 -p 5432 || \
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 
-test: install browser postgres
+test: lint browser java postgres
 	$(BIN)/python -m pytest
 
 lint: install
