@@ -108,12 +108,8 @@ ComparablesK = Annotated[
 
 def _dates(valuer: Valuer, as_of: dt.date | None) -> dict:
     """The market date and the date a quote values at (both None for a model without dates)."""
-    market_date = valuer.market_date
-    at = as_of or market_date
-    return {
-        "market_date": market_date and market_date.isoformat(),
-        "as_of": at and at.isoformat(),
-    }
+    market_date = valuer.market_date and valuer.market_date.isoformat()
+    return {"market_date": market_date, "as_of": as_of.isoformat() if as_of else market_date}
 
 
 def _at_date(value, *args):
@@ -145,7 +141,10 @@ def _full_quote(
     valuer, listing: Listing, listing_id, level: float, explain_it: bool, k: int, as_of=None
 ):
     """A single listing's quote, with its reasons and comparable sales when asked for."""
-    valuation = _at_date(valuer.value, listing, level, as_of)
+    if as_of is None:  # the quote path: no date to check
+        valuation = valuer.value(listing, level)
+    else:
+        valuation = _at_date(valuer.value, listing, level, as_of)
     body = _quote(valuation, _model_ref(valuer), listing_id, _dates(valuer, as_of))
     if explain_it:
         reasons = explain(valuer, listing, valuation.price_estimate, as_of)
