@@ -99,7 +99,8 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
     folds = settings.cv_folds
     # Dated sales: each restated to the market date (the latest sale) by the index of its own
     # fit, so the point model values listings as of that date.
-    index = steps.market_index(split.train, encoder, folds, settings.seed)
+    dated = split.by == "time"  # most of the export's sales have a date
+    index = steps.market_index(split.train, encoder, folds, settings.seed) if dated else None
     split = steps.Split(steps.restated(split.train, index), split.holdout, split.by)
 
     def fit(best: steps.Trial, card: dict, everything: bool) -> Valuer:
@@ -108,7 +109,7 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
             return steps.fit(split.train, encoder, best, settings.seed, card, folds)
         every = pd.concat([split.train, split.holdout])
         vocabulary = steps.vocabulary(every)
-        every_index = index and steps.market_index(every, vocabulary, folds, settings.seed)
+        every_index = steps.market_index(every, vocabulary, folds, settings.seed) if dated else None
         every = steps.restated(every, every_index)
         card = steps.with_market(card, every_index)
         # Typos are screened with estimates that did not see the sale: the search's out-of-fold

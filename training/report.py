@@ -105,7 +105,7 @@ def write_report(
         figure.savefig(out / MARKET_FIGURE[0])
         file, heading, text = MARKET_FIGURE
         key = "; ".join(
-            f"{n} {c} ({_percent(changes(market, c)['12m'] or np.nan)} over 12 months)"
+            f"{n} {c} ({_percent(_or_nan(changes(market, c)['12m']))} over 12 months)"
             for n, c in enumerate(drawn, 1)
         )
         figures[file] = (heading, f"{text}{'、'.join(thin) or 'none'}. Lines: {key or 'none'}.")
@@ -249,6 +249,10 @@ def _market_index(market: MarketIndex) -> tuple[Figure, list[str], list[str]]:
     if drawn:
         figure.legend(loc="outside right center", fontsize=8, title="category")
     return figure, drawn, sorted(c for c in market.sales if c not in drawn)
+
+
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value
 
 
 def _percent(value: float) -> str:

@@ -100,6 +100,11 @@ INDEX_SHRINK = 10.0
 """A category's own deviation from the whole market's level counts n / (n + INDEX_SHRINK) at a
 point where n sales (effective, kernel-weighted) inform it: a category with few sales follows the
 market."""
+MIN_KERNEL_SALES = 20.0
+"""Fewer kernel-weighted sales near a grid point: the index's level there is a local mean."""
+INDEX_START_QUANTILE = 0.005
+"""The index starts at this quantile of the sale dates: a few mistyped old dates do not stretch
+it (or `as_of`) over empty years; older sales take the first month's level."""
 MARKET_LEVEL = "market_level"
 """Column set by `restated`: the log level of a sale's category on its date, relative to the
 market date; the point model learns log price minus it, the price as of the market date."""
@@ -174,15 +179,19 @@ def split(sales: pd.DataFrame, holdout_share: float, seed: int) -> Split:
 def market_index(
     sales: pd.DataFrame, encoder: Encoder, folds: int, seed: int
 ) -> MarketIndex | None:
-    """Each category's price level over time, from dated sales; None when most sales have no date.
+    """Each category's price level over time, from the dated sales; None when none has a date
+    (whether an export counts as dated is the split's decision: most of its sales have a date).
 
     Out-of-fold residuals of a model that knows no time (the default candidate, cross-fitted)
     hold what the listing does not explain, the date's level included. On a monthly grid from the
-    first sale to the market date: the whole market's level is a local linear fit of those
-    residuals (Gaussian kernel of INDEX_BANDWIDTH_DAYS); each category's deviation from it is the
-    same fit on its own sales, shrunk towards 0 where few sales inform it. Typo-shaped sales are
-    left out. Levels are relative to the market date (0 there)."""
-    if SOLD_AT.name not in sales or sales[SOLD_AT.name].notna().mean() <= 0.5:
+    index's start (the 0.5th percentile of the sale dates, so a few mistyped old dates do not
+    stretch it over empty years) to the market date: the whole market's level is a local linear
+    fit of those residuals (Gaussian kernel of INDEX_BANDWIDTH_DAYS; a local mean where fewer than
+    MIN_KERNEL_SALES sales are near, so nothing is extrapolated); each category's deviation from
+    it is the same fit on its own sales, shrunk towards 0 by n / (n + INDEX_SHRINK), n the
+    kernel-weighted count of its sales near that point. Typo-shaped sales are left out. Levels
+    are relative to the market date (0 there)."""
+    if SOLD_AT.name not in sales or not sales[SOLD_AT.name].notna().any():
         return None
     log_price = np.log(sales[PRICE.name].to_numpy())
     dataset = learning_set(encoder.matrix(sales), log_price)
@@ -190,8 +199,8 @@ def market_index(
     residual = log_price - estimate
     dates = pd.to_datetime(sales[SOLD_AT.name])
     keep = dates.notna().to_numpy() & is_sale(residual)
-    start, end = dates.min(), dates.max()
-    day = (dates[keep] - start).dt.days.to_numpy(dtype=float)
+    start, end = dates[keep].quantile(INDEX_START_QUANTILE).floor("D"), dates.max()
+    day = np.maximum((dates[keep] - start).dt.days.to_numpy(dtype=float), 0.0)
     residual, category = residual[keep], sales[CATEGORY.name].to_numpy()[keep]
     span = float((end - start).days)
     grid = np.unique(np.append(np.arange(0.0, span, DAYS_PER_MONTH), span))
@@ -201,8 +210,8 @@ def market_index(
     by_category, errors, counts = {}, {}, {}
     for name in np.unique(category):
         rows = category == name
-        level, weight, variance = _local_linear(day[rows], deviation[rows], grid)
-        shrink = weight / (weight + INDEX_SHRINK)
+        level, near, variance = _local_linear(day[rows], deviation[rows], grid)
+        shrink = near / (near + INDEX_SHRINK)
         own = overall + level * shrink
         by_category[str(name)] = tuple(np.round(own - own[-1], 6))
         errors[str(name)] = _relative_errors(noise * (overall_variance + shrink**2 * variance))
@@ -219,12 +228,32 @@ def market_index(
     )
 
 
-def _typical_listing(sales: pd.DataFrame) -> dict:
-    """The median fans and each flag's most common value (the index values this listing)."""
-    typical = {FANS.name: int(sales[FANS.name].median())}
-    for flag in FLAGS:
-        typical[flag.name] = bool(sales[flag.name].mean() >= 0.5)
-    return typical
+def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray):
+    """Kernel-weighted local linear estimates of y at each grid point (a local mean where fewer
+    than MIN_KERNEL_SALES observations are near: a line through a handful of distant points
+    extrapolates noise); the kernel-weighted count of observations near each point (sum of the
+    weights); and each estimate's variance per unit of y's variance (the sum of its squared
+    equivalent-kernel weights). A point no observation reaches takes its nearest neighbour's."""
+    level, near, variance = np.zeros(len(grid)), np.zeros(len(grid)), np.full(len(grid), np.inf)
+    for k, point in enumerate(grid):
+        d = x - point
+        w = np.exp(-0.5 * (d / INDEX_BANDWIDTH_DAYS) ** 2)
+        s0, s1, s2 = w.sum(), (w * d).sum(), (w * d * d).sum()
+        if not s0 > 1e-12:
+            continue
+        determinant = s0 * s2 - s1 * s1
+        if s0 >= MIN_KERNEL_SALES and determinant > 1e-9 * s0 * s2:
+            equivalent = w * (s2 - s1 * d) / determinant
+        else:
+            equivalent = w / s0
+        level[k] = (equivalent * y).sum()
+        near[k] = s0
+        variance[k] = (equivalent * equivalent).sum()
+    reached = np.flatnonzero(np.isfinite(variance))
+    if len(reached) and len(reached) < len(grid):
+        nearest = reached[np.abs(grid[:, None] - grid[reached][None, :]).argmin(axis=1)]
+        level, variance = level[nearest], variance[nearest]
+    return level, near, variance
 
 
 def _relative_errors(variance: np.ndarray) -> tuple[float, ...]:
@@ -235,27 +264,12 @@ def _relative_errors(variance: np.ndarray) -> tuple[float, ...]:
     return tuple(np.round(error, 6))
 
 
-def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray):
-    """Kernel-weighted local linear estimates of y at each grid point; the effective number of
-    observations behind each ((sum w)^2 / sum w^2); and each estimate's variance per unit of y's
-    variance (the sum of its squared equivalent-kernel weights)."""
-    level, weight, variance = np.zeros(len(grid)), np.zeros(len(grid)), np.zeros(len(grid))
-    for k, point in enumerate(grid):
-        d = x - point
-        w = np.exp(-0.5 * (d / INDEX_BANDWIDTH_DAYS) ** 2)
-        s0, s1, s2 = w.sum(), (w * d).sum(), (w * d * d).sum()
-        if s0 <= 0:
-            variance[k] = np.inf
-            continue
-        determinant = s0 * s2 - s1 * s1
-        if determinant > 1e-9 * s0 * s2:
-            equivalent = w * (s2 - s1 * d) / determinant
-        else:
-            equivalent = w / s0
-        level[k] = (equivalent * y).sum()
-        weight[k] = s0 * s0 / (w * w).sum()
-        variance[k] = (equivalent * equivalent).sum()
-    return level, weight, variance
+def _typical_listing(sales: pd.DataFrame) -> dict:
+    """The median fans and each flag's most common value (the index values this listing)."""
+    typical = {FANS.name: int(sales[FANS.name].median())}
+    for flag in FLAGS:
+        typical[flag.name] = bool(sales[flag.name].mean() >= 0.5)
+    return typical
 
 
 def restated(sales: pd.DataFrame, index: MarketIndex | None) -> pd.DataFrame:

@@ -84,6 +84,7 @@ def price_file_dask(
     import dask
     import dask.dataframe as dd
 
+    valuer.level_as_of([], as_of)  # a date outside the model's market: refused before any work
     frame, first_line = read_partitions(source, blocksize)
     canonical_headers(frame.columns, require_price=False)  # fail early, on the client
     lengths, starts = partition_starts(frame, first_line, source)

@@ -25,7 +25,7 @@ class DateOutsideMarket(ValueError):
 @dataclass(frozen=True)
 class MarketIndex:
     start: dt.date
-    """The first sale's date: day 0 of the grid."""
+    """Day 0 of the grid: the 0.5th percentile of the sale dates (older sales take its level)."""
     market_date: dt.date
     """The latest sale's date: every quote's date unless `as_of` names an earlier one."""
     days: tuple[float, ...]
@@ -44,6 +44,8 @@ class MarketIndex:
     sure the index is of the change between that day and the market date."""
 
     def check(self, day: dt.date) -> dt.date:
+        if isinstance(day, dt.datetime):  # a timestamp (pandas' too): its day
+            day = day.date()
         if day > self.market_date:
             raise DateOutsideMarket(
                 f"as_of {day} is after the market date {self.market_date}: the model knows "
@@ -51,7 +53,7 @@ class MarketIndex:
             )
         if day < self.start:
             raise DateOutsideMarket(
-                f"as_of {day} is before the first sale in the data ({self.start})"
+                f"as_of {day} is before the market index's first day ({self.start})"
             )
         return day
 

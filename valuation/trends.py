@@ -18,11 +18,13 @@ import numpy as np
 
 from valuation.listing import Listing
 from valuation.market import MarketIndex
+from valuation.parsing import SpellingError, parse_category
 from valuation.valuer import Valuer
 
 MIN_INDEX_SALES = 100
 BAND_Z = 1.645  # 90% of a normal's mass within it
 CHANGE_MONTHS = (3, 12)
+MAX_SPREAD = 5.0  # a band beyond x148 either way says "unknown" as well, and stays finite in JSON
 
 
 class NoMarketIndex(LookupError):
@@ -60,6 +62,10 @@ def market_of(valuer: Valuer) -> MarketIndex:
 
 def category_index(valuer: Valuer, category: str) -> CategoryIndex:
     market = market_of(valuer)
+    try:
+        category = parse_category(category)  # spelled as a quote reads it
+    except SpellingError as error:
+        raise NoMarketIndex(str(error)) from error
     if category not in market.sales:
         known = "、".join(sorted(market.sales))
         raise NoMarketIndex(f"no dated sales of category {category!r} (the index has: {known})")
@@ -77,7 +83,7 @@ def category_index(valuer: Valuer, category: str) -> CategoryIndex:
     for day in month_ends(market.start, market.market_date):
         at = (day - market.start).days
         level = market.level([category], day)[0]
-        spread = BAND_Z * float(np.interp(at, market.days, errors))
+        spread = min(BAND_Z * float(np.interp(at, market.days, errors)), MAX_SPREAD)
         value = now * np.exp(level)
         points.append(
             IndexPoint(

@@ -107,3 +107,11 @@ def test_metrics_expose_the_served_model_s_market_date(client, valuer):
     (sample,) = families["valuation_market_date_timestamp_seconds"].samples
     day = valuer.market_date
     assert sample.value == dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
+
+
+def test_a_category_is_read_as_a_quote_reads_it(client, valuer):
+    big, _ = _big_and_thin(valuer)
+    plain = client.get("/v1/market", params={"category": big}).json()
+    padded = client.get("/v1/market", params={"category": f"  {big} "})
+    assert padded.status_code == 200
+    assert padded.json()["index"] == plain["index"]

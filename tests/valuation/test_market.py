@@ -32,7 +32,8 @@ def index(drifting_sales) -> MarketIndex:
 
 def test_the_index_ends_at_the_latest_sale(index, drifting_sales):
     assert index.market_date == drifting_sales[SOLD_AT.name].max().date()
-    assert index.start == drifting_sales[SOLD_AT.name].min().date()
+    first = drifting_sales[SOLD_AT.name].min().date()
+    assert first <= index.start <= first + dt.timedelta(days=10)  # its 0.5th percentile
     assert index.days[-1] == (index.market_date - index.start).days
     assert index.overall[-1] == 0.0
     assert all(levels[-1] == 0.0 for levels in index.by_category.values())
@@ -83,7 +84,7 @@ def test_an_undated_sale_in_a_dated_export_counts_as_a_sale_at_the_market_date(i
 def test_dates_outside_the_market_are_refused(index):
     with pytest.raises(DateOutsideMarket, match="after the market date"):
         index.level(["美食"], index.market_date + dt.timedelta(days=1))
-    with pytest.raises(DateOutsideMarket, match="before the first sale"):
+    with pytest.raises(DateOutsideMarket, match="before the market index's first day"):
         index.level(["美食"], index.start - dt.timedelta(days=1))
     assert index.level(["美食"], index.market_date)[0] == 0.0
 
@@ -105,3 +106,35 @@ def test_the_index_is_data_in_the_card(index):
 def test_the_simulated_months_span_the_market(drifting_sales):
     span = (drifting_sales[SOLD_AT.name].max() - drifting_sales[SOLD_AT.name].min()).days
     assert span / DAYS_PER_MONTH == pytest.approx(MONTHS * 30 / DAYS_PER_MONTH, abs=0.2)
+
+
+def test_a_few_mistyped_old_dates_do_not_stretch_the_index(drifting_sales, index):
+    """Three sales typed as 2013 (parsing accepts dates from 2011): the index still starts with
+    the market's real sales, and its levels stay those of the clean data."""
+    typos = drifting_sales.copy()
+    typos.loc[typos.index[:3], SOLD_AT.name] = pd.Timestamp("2013-03-01")
+    stretched = steps.market_index(typos, steps.vocabulary(typos), folds=3, seed=0)
+    assert stretched.start >= index.start - dt.timedelta(days=5)
+    assert len(stretched.days) == len(index.days)
+    for category, levels in stretched.by_category.items():
+        assert np.all(np.isfinite(levels)) and np.max(np.abs(levels)) < 1.0, category
+
+
+def test_a_category_sold_only_lately_follows_the_market_where_it_has_no_sales(drifting_sales):
+    """30 sales of a new category, all in the last month: two years before, nothing informs its
+    own level, so it is the whole market's (no line drawn back through the gap)."""
+    late = drifting_sales.copy()
+    rows = late.index[:30]
+    late.loc[rows, CATEGORY.name] = "新类目"
+    late.loc[rows, SOLD_AT.name] = late[SOLD_AT.name].max() - pd.Timedelta(days=10)
+    index = steps.market_index(late, steps.vocabulary(late), folds=3, seed=0)
+    early = index.start + dt.timedelta(days=30)
+    at = (early - index.start).days
+    overall = float(np.interp(at, index.days, index.overall))
+    assert index.level(["新类目"], early)[0] == pytest.approx(overall, abs=0.02)
+
+
+def test_a_timestamp_is_read_as_its_day(index):
+    day = index.market_date
+    stamp = pd.Timestamp(day) + pd.Timedelta(hours=15)
+    assert index.level(["美食"], stamp)[0] == index.level(["美食"], day)[0]
