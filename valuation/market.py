@@ -61,12 +61,11 @@ class MarketIndex:
         """Log level of each category at `day` relative to the market date (0 there); the whole
         market's for a category the index does not know."""
         at = (self.check(day) - self.start).days
-        overall = float(np.interp(at, self.days, self.overall))
-        known = {c: float(np.interp(at, self.days, v)) for c, v in self.by_category.items()}
-        return np.array([known.get(c, overall) for c in categories], dtype=float)
+        return self.levels_at(categories, np.full(len(categories), float(at)))
 
     def levels_at(self, categories, days_since_start: np.ndarray) -> np.ndarray:
-        """Log level of each (category, day) pair, for restating sales; days clipped to the grid."""
+        """Log level of each (category, day) pair (the whole market's for a category the index
+        does not know); days clipped to the grid."""
         categories = np.asarray(categories, dtype=object)
         result = np.interp(days_since_start, self.days, self.overall)
         for category, values in self.by_category.items():
