@@ -148,7 +148,9 @@ def test_the_additive_candidate_prices_each_feature_on_its_own_curve(market):
     def features(node):
         if "split_feature" not in node:
             return set()
-        return {node["split_feature"]} | features(node["left_child"]) | features(node["right_child"])
+        return (
+            {node["split_feature"]} | features(node["left_child"]) | features(node["right_child"])
+        )
 
     assert all(len(features(tree["tree_structure"])) <= 1 for tree in trees)
     listings = market.head(50).copy()
