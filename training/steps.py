@@ -140,11 +140,13 @@ class Split:
 class Trial:
     params: dict
     cv_l1: float
-    """Mean absolute out-of-fold error in log price, each sale's error capped at TYPO_LOG."""
+    """Mean absolute out-of-fold error in log price over the screened sales (capped at TYPO_LOG)."""
     rounds: int
     """Boosting rounds, chosen by early stopping on the cross-validation folds."""
     estimate: np.ndarray | None = field(default=None, repr=False, compare=False)
-    """Each training sale's out-of-fold log estimate."""
+    """Each training sale's out-of-fold log estimate, from models that learned only from `learn`."""
+    learn: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The training sales the models learned from: those not screened out as price typos."""
     holdout_estimate: np.ndarray | None = field(default=None, repr=False, compare=False)
     """Each holdout sale's log estimate by the model fitted on the training sales."""
     chosen: bool = False
@@ -378,22 +380,28 @@ def search(
 ) -> list[Trial]:
     """The first `trials` CANDIDATES, each cross-fitted on the same folds; the chosen one first.
 
-    Every candidate's per-sale error |log price - out-of-fold estimate - median shift| (capped at
-    TYPO_LOG, so a typo counts as any other large miss) is compared with the default's on the
-    same sales: a candidate is chosen over the default only when the mean paired difference is
-    below zero by more than SELECTION_SE standard errors, and the best such candidate wins. Differences smaller
-    than their noise keep the default, which was chosen on markets the report does not judge.
+    Each is judged as `fit` serves it: learning only from the sales left once price typos are
+    screened out (by the default's out-of-fold estimates; a model that learned from the typos
+    would favour the losses that shrug them off, which the served model, learning without them,
+    does not need). Every candidate's per-sale error |log price - out-of-fold estimate - median
+    shift| on the screened sales (capped at TYPO_LOG) is compared with the default's on the same
+    sales: a candidate is chosen over the default only when the mean paired difference is below
+    zero by more than SELECTION_SE standard errors, and the best such candidate wins. Differences
+    smaller than their noise keep the default, which was chosen on markets the report does not
+    judge.
     """
     log_price = log_price_now(train)
     dataset = learning_set(encoder.matrix(train), log_price)
+    screen, _ = cross_fit(dataset, CANDIDATES[0], folds, seed)
+    learn = is_sale(log_price - screen)
     results, errors = [], []
     for params in CANDIDATES[: max(1, trials)]:
-        estimate, rounds = cross_fit(dataset, params, folds, seed)
+        estimate, rounds = cross_fit(dataset, params, folds, seed, learn=learn)
         residual = log_price - estimate
         # Judged as `fit` serves it: shifted by the median residual of the sales (no typos).
         residual -= np.median(residual[is_sale(residual)])
-        error = np.minimum(np.abs(residual), TYPO_LOG)
-        trial = Trial(dict(params), float(error.mean()), rounds, estimate)
+        error = np.minimum(np.abs(residual), TYPO_LOG)[learn]
+        trial = Trial(dict(params), float(error.mean()), rounds, estimate, learn=learn)
         errors.append(error)
         results.append(trial)
         on_trial(trial)  # as each finishes: progress for whoever watches
@@ -418,11 +426,11 @@ def fit(
 ) -> Valuer:
     """The point model, the scale model and the conformal residual distribution.
 
-    1. out-of-sample log estimates (`screen_with`, or the search's when it cross-fitted these very
-       sales, or cross-fitted here); a sale more than TYPO_LOG away from its estimate is screened
-       out as a price typo;
+    1. out-of-sample log estimates (`screen_with`, or cross-fitted here); a sale more than
+       TYPO_LOG away from its estimate is screened out as a price typo;
     2. out-of-fold estimates again, from models that learn only from the screened sales, and the
-       rounds early stopping chooses for them;
+       rounds early stopping chooses for them (the search's own, when it cross-fitted these very
+       sales, screened);
     3. point: the model fitted on all screened sales;
     4. `with_distribution`: the median shift, the scale and the calibration, from the screened
        sales' out-of-fold residuals.
@@ -431,14 +439,17 @@ def fit(
     log_price = log_price_now(train)
     matrix = encoder.matrix(train)
     dataset = learning_set(matrix, log_price)
-    first = screen_with
-    if first is None and best.estimate is not None and len(best.estimate) == len(train):
-        first = best.estimate
-    if first is None:
-        first, _ = cross_fit(dataset, best.params, folds, seed)
-    estimate, rounds = cross_fit(
-        dataset, best.params, folds, seed, learn=is_sale(log_price - first)
-    )
+    searched = best.learn is not None and len(best.learn) == len(train)
+    if screen_with is None and searched:
+        estimate, rounds = best.estimate, best.rounds
+    else:
+        first = (
+            screen_with
+            if screen_with is not None
+            else cross_fit(dataset, best.params, folds, seed)[0]
+        )
+        learn = is_sale(log_price - first)
+        estimate, rounds = cross_fit(dataset, best.params, folds, seed, learn=learn)
     residual = log_price - estimate
     sale = is_sale(residual)
     # Drawn per training sale, so screening one sale out leaves the others' draws as they were.

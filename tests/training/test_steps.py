@@ -123,6 +123,30 @@ def test_search_cross_fits_the_first_candidates_and_puts_the_chosen_one_first(ma
         assert ranked[0].cv_l1 < seen[0].cv_l1
 
 
+def test_search_judges_candidates_learning_without_the_price_typos(market):
+    """Each candidate's models learn only from the screened sales, as the served model does: its
+    estimates are those of a cross-fit that never saw the typos (a model trained with them would
+    favour losses that shrug them off)."""
+    sales = market.copy()
+    typos = np.zeros(len(sales), dtype=bool)
+    typos[::25] = True  # 4% of the sales, priced with an extra zero
+    sales.loc[typos, "price"] *= 10
+    encoder = steps.vocabulary(sales)
+    ranked = steps.search(sales, encoder, trials=2, folds=3, seed=0)
+    learn = ranked[0].learn
+    assert not learn[typos].any() and learn.mean() > 0.9  # every injected typo screened out
+    assert all(np.array_equal(trial.learn, learn) for trial in ranked)
+    dataset = steps.learning_set(encoder.matrix(sales), np.log(sales["price"].to_numpy()))
+    for trial in ranked:
+        clean, rounds = steps.cross_fit(dataset, trial.params, 3, seed=0, learn=learn)
+        np.testing.assert_allclose(trial.estimate, clean)
+        assert trial.rounds == rounds
+    # `fit` serves the chosen one from that very cross-fit: no typo in what its models learned.
+    valuer = steps.fit(sales, encoder, ranked[0], seed=0, card={}, folds=3)
+    assert valuer.card["screened_typos"] >= typos.sum()
+    assert valuer.card["params"]["rounds"] == ranked[0].rounds
+
+
 def test_search_keeps_the_default_when_the_others_are_not_clearly_better(market):
     """A second configuration that differs by a hair: its differences are noise, not a win."""
     twice = (steps.CANDIDATES[0], {**steps.CANDIDATES[0], "lambda_l2": 1.1})
