@@ -23,7 +23,7 @@ from valuation.dask_engine import partition_starts, read_partitions
 from valuation.encoding import CATEGORICAL, FEATURE_NAMES, Encoder
 from valuation.loading import canonical_headers, parse_listings
 from valuation.schema import CATEGORY, PRICE, SOLD_AT
-from valuation.valuer import Valuer
+from valuation.valuer import FANS_COLUMN, Valuer
 
 SAMPLE_ROWS = 200_000
 HOLDOUT_ROWS = 1_000_000  # the holdout evaluated on the client, sampled beyond this
@@ -121,14 +121,20 @@ def fit(
     meta = design(sales.split.train.iloc[:0])
     features = learn.map_partitions(design, meta=meta).to_dask_array(lengths=True)
     label = np.log(learn[PRICE.name]).to_dask_array(lengths=True)
-    params = {**steps.FIXED_PARAMS, **best.params}
-    model = DaskLGBMRegressor(client=client, n_estimators=best.rounds, random_state=seed, **params)
-    model.fit(features, label, categorical_feature=list(CATEGORICAL))
+    params = steps.booster_params(best.params, seed)
+    model = DaskLGBMRegressor(client=client, n_estimators=best.rounds, **params)
+    curve = best.curve  # the search's, fitted on its sample: the booster starts from it too
+    start = None
+    if curve is not None:
+        start = features[:, FANS_COLUMN].map_blocks(curve, dtype=np.float64)
+    model.fit(features, label, init_score=start, categorical_feature=list(CATEGORICAL))
     point = model.booster_
 
     rows = int(calibration.shape[0].compute())
     held = _sample(calibration, rows, SAMPLE_ROWS, seed)
-    residual = np.log(held[PRICE.name].to_numpy()) - point.predict(encoder.matrix(held))
+    matrix = encoder.matrix(held)
+    estimate = point.predict(matrix) + (0.0 if curve is None else curve(matrix[:, FANS_COLUMN]))
+    residual = np.log(held[PRICE.name].to_numpy()) - estimate
     rows = sales.rows_train + (sales.rows_holdout if everything else 0)
     card = {**card, "training_rows": rows, "engine": "dask"}
     return steps.with_distribution(point, held, residual, encoder, best, seed, card)

@@ -26,13 +26,18 @@ import numpy as np
 import pandas as pd
 
 from valuation.comparables import Comparables
+from valuation.curve import FansCurve
 from valuation.encoding import FEATURE_NAMES, MONOTONE, Encoder
 from valuation.listing import Listing
 from valuation.market import DateOutsideMarket, MarketIndex
-from valuation.schema import CATEGORY, CURRENCY
+from valuation.schema import CATEGORY, CURRENCY, FANS
 from valuation.scoring import RowScorer
 
-BUNDLE_FORMAT = 2
+BUNDLE_FORMAT = 3
+"""3: the point model may start from a fans curve (`fans_curve` on the card); code that reads
+format 2 only would price without it, so it refuses a 3. Format 2 bundles (no curve) still load."""
+READS_FORMATS = (2, 3)
+FANS_COLUMN = FEATURE_NAMES.index(FANS.name)
 BOOSTERS = ("point", "scale")
 DEFAULT_LEVEL = 0.80
 MIN_LEVEL, MAX_LEVEL = 0.50, 0.95
@@ -119,6 +124,8 @@ class Valuer:
         self.version: str | None = card.get("model_version")
         self.market = MarketIndex.from_card(card.get("market"))
         """Prices over time, when the model was trained on dated sales (else None)."""
+        self.curve = FansCurve.from_card(card.get("fans_curve"))
+        """The smooth curve in fans the point model starts from (None: the booster alone)."""
         p = np.asarray(card["residual_p"])
         self.grids = [ResidualGrid(p, np.asarray(z)) for z in card["residual_z_by_band"]]
         self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float64)
@@ -157,6 +164,8 @@ class Valuer:
             self.encoder.fill(self._row, listing)
             center, scale = (score() for score in self._scorers)
         center += moved
+        if self.curve is not None:
+            center += float(self.curve(listing.fans))
         band = int(fans_band(listing.fans))
         distribution = PriceDistribution(center, max(scale, MIN_SCALE), self.grids[band])
         prices = self._prices(center, distribution.scale, level, band)
@@ -187,9 +196,12 @@ class Valuer:
     def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL, moved=0.0):
         """Estimate, low and high in whole CNY for many rows; low <= estimate <= high. `moved`:
         each row's log level at its date relative to the market date (`level_as_of`)."""
+        fans = matrix[:, FANS_COLUMN]
         center = self.boosters["point"].predict(matrix) + moved
+        if self.curve is not None:
+            center += self.curve(fans)
         scale = np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
-        return self._prices(center, scale, level, fans_band(matrix[:, FEATURE_NAMES.index("fans")]))
+        return self._prices(center, scale, level, fans_band(fans))
 
     def _band_tails(self, level: float) -> tuple[np.ndarray, np.ndarray]:
         """The standardized residuals below and above which each band's tails lie at `level`."""
@@ -221,10 +233,15 @@ class Valuer:
 
     def contributions(self, listing: Listing) -> np.ndarray:
         """LightGBM's exact per-feature contributions to the log estimate, then the base value:
-        they sum to the log of the estimate."""
+        they sum to the log of the estimate. The fans curve's part goes to fans (its distance
+        from the curve's mean over the training sales, which joins the base value)."""
         with self._row_lock:
             self.encoder.fill(self._row, listing)
-            return self._contributions.all()
+            contributions = self._contributions.all()
+        if self.curve is not None:
+            contributions[FANS_COLUMN] += float(self.curve(listing.fans)) - self.curve.reference
+            contributions[-1] += self.curve.reference
+        return contributions
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -254,7 +271,7 @@ class Valuer:
     def load(cls, directory: str | Path) -> Valuer:
         directory = Path(directory)
         card = json.loads((directory / "bundle.json").read_text())
-        if card.get("format") != BUNDLE_FORMAT or card.get("features") != list(FEATURE_NAMES):
+        if card.get("format") not in READS_FORMATS or card.get("features") != list(FEATURE_NAMES):
             raise ValueError(
                 f"{directory}: bundle format {card.get('format')} with features "
                 f"{card.get('features')} does not match this code ({list(FEATURE_NAMES)})"

@@ -94,6 +94,8 @@ def test_contributions_sum_to_the_point_models_raw_prediction(valuer, listing):
     contributions = valuer.contributions(listing)
     assert contributions.shape == (len(FEATURE_NAMES) + 1,)
     raw = valuer.boosters["point"].predict(valuer.encoder.row(listing))[0]
+    if valuer.curve is not None:  # the point model's trees start from the fans curve
+        raw += float(valuer.curve(listing.fans))
     assert contributions.sum() == pytest.approx(raw, abs=1e-9)
     valuation = valuer.value(listing)
     assert valuation.distribution.center == pytest.approx(raw, abs=1e-9)
@@ -103,8 +105,11 @@ def test_contributions_sum_to_the_point_models_raw_prediction(valuer, listing):
 @EXAMPLES
 @given(listings)
 def test_fast_path_contributions_equal_pred_contrib(valuer, listing):
-    expected = valuer.boosters["point"].predict(valuer.encoder.row(listing), pred_contrib=True)
-    np.testing.assert_allclose(valuer.contributions(listing), expected[0], rtol=0, atol=1e-12)
+    expected = valuer.boosters["point"].predict(valuer.encoder.row(listing), pred_contrib=True)[0]
+    if valuer.curve is not None:  # the curve's part: fans' distance from its mean, and the mean
+        expected[FEATURE_NAMES.index("fans")] += valuer.curve(listing.fans) - valuer.curve.reference
+        expected[-1] += valuer.curve.reference
+    np.testing.assert_allclose(valuer.contributions(listing), expected, rtol=0, atol=1e-12)
 
 
 def test_contributions_are_a_copy_not_the_scoring_buffer(valuer):

@@ -81,6 +81,38 @@ def test_load_refuses_a_bundle_for_other_features(trained, tmp_path, change):
         Valuer.load(bundle)
 
 
+def test_the_session_model_starts_from_a_fans_curve(valuer):
+    """The default candidate: its trees start from a smooth curve in fans, which the bundle keeps
+    as data (a grid of log10 fans and non-decreasing levels)."""
+    curve = valuer.curve
+    assert curve is not None and valuer.card["fans_curve"] == curve.as_card()
+    assert len(curve.log10_fans) == len(curve.level) > 2
+    assert np.all(np.diff(curve.log10_fans) > 0) and np.all(np.diff(curve.level) >= 0)
+    assert curve.level[-1] > curve.level[0]  # more fans, a higher price
+    low, high = 10 ** curve.log10_fans[0], 10 ** curve.log10_fans[-1]
+    # Flat beyond the fans it was fitted on: like the trees, it does not extrapolate.
+    assert curve(low / 10) == curve(low) and curve(high * 10) == curve(high)
+
+
+def test_a_format_2_bundle_prices_with_its_booster_alone(valuer, tmp_path):
+    """Bundles written before the fans curve (format 2, no curve) still load, and price as they
+    did: the booster's score is the whole estimate."""
+    bundle = valuer.save(tmp_path / "old")
+    card = json.loads((bundle / "bundle.json").read_text())
+    card["format"] = 2
+    del card["fans_curve"]
+    (bundle / "bundle.json").write_text(json.dumps(card, ensure_ascii=False))
+    old = Valuer.load(bundle)
+    assert old.curve is None
+    frame = frame_of(*SAMPLE)
+    raw = old.boosters["point"].predict(old.encoder.matrix(frame))
+    np.testing.assert_array_equal(
+        old.value_frame(frame)["price_estimate"], np.maximum(np.round(np.exp(raw)), 1.0)
+    )
+    # The curve is part of the estimate: dropped, the prices move.
+    assert not old.value_frame(frame).equals(valuer.value_frame(frame))
+
+
 @MARKET_LOGIC
 @given(listings)
 def test_range_holds_the_estimate(valuer, listing):
