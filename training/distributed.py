@@ -23,7 +23,7 @@ from valuation.dask_engine import partition_starts, read_partitions
 from valuation.encoding import CATEGORICAL, FEATURE_NAMES, Encoder
 from valuation.loading import canonical_headers, parse_listings
 from valuation.schema import CATEGORY, PRICE, SOLD_AT
-from valuation.valuer import FANS_COLUMN, Valuer
+from valuation.valuer import Valuer
 
 SAMPLE_ROWS = 200_000
 HOLDOUT_ROWS = 1_000_000  # the holdout evaluated on the client, sampled beyond this
@@ -126,14 +126,14 @@ def fit(
     curve = best.curve  # the search's, fitted on its sample: the booster starts from it too
     start = None
     if curve is not None:
-        start = features[:, FANS_COLUMN].map_blocks(curve, dtype=np.float64)
+        start = features.map_blocks(curve, drop_axis=1, dtype=np.float64)
     model.fit(features, label, init_score=start, categorical_feature=list(CATEGORICAL))
     point = model.booster_
 
     rows = int(calibration.shape[0].compute())
     held = _sample(calibration, rows, SAMPLE_ROWS, seed)
     matrix = encoder.matrix(held)
-    estimate = point.predict(matrix) + (0.0 if curve is None else curve(matrix[:, FANS_COLUMN]))
+    estimate = point.predict(matrix) + (0.0 if curve is None else curve(matrix))
     residual = np.log(held[PRICE.name].to_numpy()) - estimate
     rows = sales.rows_train + (sales.rows_holdout if everything else 0)
     card = {**card, "training_rows": rows, "engine": "dask"}

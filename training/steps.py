@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lightgbm as lgb
@@ -14,7 +14,7 @@ import pandas as pd
 
 from training.evaluation import BASELINES, interval_coverage, price_errors
 from valuation.comparables import Comparables
-from valuation.curve import FansCurve
+from valuation.curve import PriceCurve
 from valuation.encoding import CATEGORICAL, FEATURE_NAMES, MONOTONE, Encoder
 from valuation.loading import LoadedListings
 from valuation.market import DAYS_PER_MONTH, MarketIndex
@@ -69,14 +69,15 @@ FIXED_PARAMS = {
 ADDITIVE = [[i] for i in range(len(FEATURE_NAMES))]
 """Interaction constraints under which every tree splits on one feature alone: the estimate is a
 sum of one curve per feature (fans, each flag, the category), with no interactions."""
-FANS_CURVE = "fans_curve"
-"""A candidate's key (not LightGBM's): the share of the smooth fans curve its booster starts from
-(`fans_curve`); absent or 0, the booster alone."""
+PRICE_CURVE = "price_curve"
+"""A candidate's key (not LightGBM's): its booster starts from the price curve (`price_curve`),
+with this share of the curve's fans part; absent or 0, the booster alone."""
 CURVE_KNOTS = 8
 CURVE_GRID = 129
 CANDIDATES = (
-    # The default starts from 0.8 of the fans curve: the trees learn the flags, the category and
-    # the rest of the fans effect (a full curve leaves the monotone trees no room to flatten it
+    # The default starts from the price curve, 0.8 of its fans part: the trees learn the flags,
+    # the rest of the fans effect and the category's (a full curve leaves the monotone trees no
+    # room to flatten it
     # where flags or categories bend it). Chosen on the design markets: MdAPE / true
     # 1.014 -> 1.004 on standard, 1.078 -> 1.040 on small-skew (in process, seed 1).
     {
@@ -84,7 +85,7 @@ CANDIDATES = (
         "num_leaves": 15,
         "min_data_in_leaf": 20,
         "lambda_l2": 1.0,
-        FANS_CURVE: 0.8,
+        PRICE_CURVE: 0.8,
     },
     {"objective": "regression", "num_leaves": 15, "min_data_in_leaf": 20, "lambda_l2": 1.0},
     # Additive: on a few thousand sales the interactions the default may learn are mostly noise
@@ -157,8 +158,8 @@ class Trial:
     """Each training sale's out-of-fold log estimate, from models that learned only from `learn`."""
     learn: np.ndarray | None = field(default=None, repr=False, compare=False)
     """The training sales the models learned from: those not screened out as price typos."""
-    curve: FansCurve | None = field(default=None, repr=False, compare=False)
-    """The fans curve its boosters started from (fitted on the `learn` sales), if any."""
+    curve: PriceCurve | None = field(default=None, repr=False, compare=False)
+    """The price curve its boosters started from (fitted on the `learn` sales), if any."""
     holdout_estimate: np.ndarray | None = field(default=None, repr=False, compare=False)
     """Each holdout sale's log estimate by the model fitted on the training sales."""
     chosen: bool = False
@@ -223,7 +224,7 @@ def market_index(
         return None
     log_price = np.log(sales[PRICE.name].to_numpy())
     matrix = encoder.matrix(sales)
-    curve = curve_for(CANDIDATES[0], matrix, log_price)
+    curve = curve_for(CANDIDATES[0], matrix, log_price, encoder.unknown_code)
     estimate, _ = cross_fit(learning_set(matrix, log_price, curve), CANDIDATES[0], folds, seed)
     residual = log_price - estimate
     dates = pd.to_datetime(sales[SOLD_AT.name])
@@ -326,59 +327,74 @@ def log_price_now(sales: pd.DataFrame) -> np.ndarray:
 
 
 def booster_params(params: dict, seed: int) -> dict:
-    """A candidate's LightGBM parameters: the fixed ones, its own (less FANS_CURVE), the seed."""
-    own = {key: value for key, value in params.items() if key != FANS_CURVE}
+    """A candidate's LightGBM parameters: the fixed ones, its own (less PRICE_CURVE), the seed."""
+    own = {key: value for key, value in params.items() if key != PRICE_CURVE}
     return {**FIXED_PARAMS, **own, "seed": seed}
 
 
-def fans_curve(
-    matrix: np.ndarray, log_price: np.ndarray, weight: float, rows: np.ndarray | None = None
-) -> FansCurve:
-    """`weight` of a smooth, non-decreasing curve of log price in log10 fans, from the sales
-    `rows` marks (all by default): a ridge regression on a cubic spline of log10 fans (knots at
-    quantiles) beside the flags and the category (so their effects do not leak into the curve);
-    the spline's part, centred on the sales' mean log price, read on a grid over the sales' fans
-    and made non-decreasing."""
+def price_curve(
+    matrix: np.ndarray,
+    log_price: np.ndarray,
+    fans_share: float,
+    categories: int,
+    rows: np.ndarray | None = None,
+) -> PriceCurve:
+    """The smooth start of the point model, from the sales `rows` marks (all by default): a ridge
+    regression of log price on a cubic spline of log10 fans (knots at quantiles), the flags and
+    the category (one-hot). Its fans part, `fans_share` of the spline's, is read on a grid over the
+    sales' fans and made non-decreasing; its category part is each of the `categories` codes'
+    coefficient, centred so the average sale's category (and the unknown code) is 0; the flags'
+    are left to the trees, which hold them monotone."""
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import SplineTransformer
 
     rows = np.ones(len(matrix), dtype=bool) if rows is None else rows
-    log_fans = np.log10(np.maximum(matrix[rows, FANS_COLUMN], 1.0))[:, None]
+    chosen = matrix[rows]
+    log_fans = np.log10(np.maximum(chosen[:, FANS_COLUMN], 1.0))[:, None]
     spline = SplineTransformer(n_knots=CURVE_KNOTS, degree=3, knots="quantile").fit(log_fans)
     basis = spline.transform(log_fans)
-    codes = matrix[rows, FEATURE_NAMES.index(CATEGORY.name)].astype(int)
-    categories = (codes[:, None] == np.unique(codes)[None, :]).astype(float)
-    others = matrix[rows][:, [FEATURE_NAMES.index(flag.name) for flag in FLAGS]]
-    ridge = Ridge(alpha=1.0).fit(np.hstack([basis, others, categories]), log_price[rows])
+    codes = chosen[:, FEATURE_NAMES.index(CATEGORY.name)].astype(int)
+    one_hot = (codes[:, None] == np.arange(categories)[None, :]).astype(float)
+    flags = chosen[:, [FEATURE_NAMES.index(flag.name) for flag in FLAGS]]
+    ridge = Ridge(alpha=1.0).fit(np.hstack([basis, flags, one_hot]), log_price[rows])
     spline_part = ridge.coef_[: basis.shape[1]]
+    offsets = ridge.coef_[-categories:] - ridge.coef_[-categories:][codes].mean()
     grid = np.linspace(log_fans.min(), log_fans.max(), CURVE_GRID)
-    at_grid = spline.transform(grid[:, None]) @ spline_part
-    at_sales = basis @ spline_part
-    level = np.maximum.accumulate(weight * (at_grid - at_sales.mean())) + log_price[rows].mean()
-    curve = FansCurve(tuple(np.round(grid, 6)), tuple(np.round(level, 6)), 0.0)
-    return FansCurve(
-        curve.log10_fans, curve.level, float(np.mean(curve(matrix[rows, FANS_COLUMN])))
+    at_grid = fans_share * (spline.transform(grid[:, None]) @ spline_part)
+    at_grid -= fans_share * (basis @ spline_part).mean()
+    level = np.maximum.accumulate(at_grid) + log_price[rows].mean()
+    curve = PriceCurve(
+        tuple(np.round(grid, 6)), tuple(np.round(level, 6)), tuple(np.round(offsets, 6)), (0, 0)
     )
+    reference = (
+        float(curve.fans_part(chosen[:, FANS_COLUMN]).mean()),
+        float(curve.category_part(codes).mean()),
+    )
+    return replace(curve, reference=reference)
 
 
 def curve_for(
-    params: dict, matrix: np.ndarray, log_price: np.ndarray, rows: np.ndarray | None = None
-) -> FansCurve | None:
-    """The fans curve a candidate starts from, or None for one that does not."""
-    weight = params.get(FANS_CURVE, 0.0)
-    return fans_curve(matrix, log_price, weight, rows) if weight else None
+    params: dict,
+    matrix: np.ndarray,
+    log_price: np.ndarray,
+    categories: int,
+    rows: np.ndarray | None = None,
+) -> PriceCurve | None:
+    """The price curve a candidate starts from, or None for one that does not."""
+    share = params.get(PRICE_CURVE, 0.0)
+    return price_curve(matrix, log_price, share, categories, rows) if share else None
 
 
 def learning_set(
-    matrix: np.ndarray, label: np.ndarray, curve: FansCurve | None = None
+    matrix: np.ndarray, label: np.ndarray, curve: PriceCurve | None = None
 ) -> lgb.Dataset:
     """The model's input rows and their target, kept (free_raw_data=False) so that cross-fitting
-    estimates from the same rows it learned from; with a fans curve, the booster starts from it
+    estimates from the same rows it learned from; with a price curve, the booster starts from it
     (LightGBM's init_score) and learns the rest."""
     return lgb.Dataset(
         matrix,
         label=label,
-        init_score=None if curve is None else curve(matrix[:, FANS_COLUMN]),
+        init_score=None if curve is None else curve(matrix),
         feature_name=list(FEATURE_NAMES),
         categorical_feature=list(CATEGORICAL),
         free_raw_data=False,
@@ -454,12 +470,13 @@ def search(
     """
     log_price = log_price_now(train)
     matrix = encoder.matrix(train)
-    first = learning_set(matrix, log_price, curve_for(CANDIDATES[0], matrix, log_price))
+    categories = encoder.unknown_code
+    first = learning_set(matrix, log_price, curve_for(CANDIDATES[0], matrix, log_price, categories))
     screen, _ = cross_fit(first, CANDIDATES[0], folds, seed)
     learn = is_sale(log_price - screen)
     results, errors = [], []
     for params in CANDIDATES[: max(1, trials)]:
-        curve = curve_for(params, matrix, log_price, learn)
+        curve = curve_for(params, matrix, log_price, categories, learn)
         dataset = learning_set(matrix, log_price, curve)
         estimate, rounds = cross_fit(dataset, params, folds, seed, learn=learn)
         residual = log_price - estimate
@@ -509,10 +526,10 @@ def fit(
     else:
         first = screen_with
         if first is None:
-            curve = curve_for(best.params, matrix, log_price)
+            curve = curve_for(best.params, matrix, log_price, encoder.unknown_code)
             first, _ = cross_fit(learning_set(matrix, log_price, curve), best.params, folds, seed)
         learn = is_sale(log_price - first)
-        curve = curve_for(best.params, matrix, log_price, learn)
+        curve = curve_for(best.params, matrix, log_price, encoder.unknown_code, learn)
         dataset = learning_set(matrix, log_price, curve)
         estimate, rounds = cross_fit(dataset, best.params, folds, seed, learn=learn)
     residual = log_price - estimate
@@ -562,7 +579,7 @@ def with_distribution(
     shift_estimates(point, shift)
     card = {**card, "screened_typos": int((~sale).sum()), "center_shift": shift}
     if best.curve is not None:
-        card[FANS_CURVE] = best.curve.as_card()
+        card[PRICE_CURVE] = best.curve.as_card()
     sales, residual = sales[sale], residual[sale] - shift
     scale, scale_of = scales(encoder.matrix(sales), residual, seed)
     z = residual / scale_of

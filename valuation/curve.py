@@ -1,11 +1,12 @@
-"""The fans curve: a smooth, non-decreasing price curve in fans that the point model starts from.
+"""The price curve: a smooth start for the point model, a curve in fans plus each category's offset.
 
 Trees price fans in steps, and every step is learned from the few sales between two cut points;
-the curve gives the booster a smooth start (log price rising with log fans), so its trees learn
-what the curve does not say: the flags, the category, and where the market bends away from it.
-The estimate is curve(fans) + the booster's score. Data on the model card, not code: the levels
-on a grid of log10 fans, read by linear interpolation (flat beyond the grid: like trees, the
-curve does not extrapolate).
+the curve gives the booster a smooth start (log price rising with log fans, each category at its
+own level), so its trees learn what the curve does not say: the flags, and where the market bends
+away from it. The estimate is curve(row) + the booster's score. Data on the model card, not code:
+the fans part as levels on a grid of log10 fans, read by linear interpolation (flat beyond the
+grid: like trees, the curve does not extrapolate), and one offset per category code (the code of
+a category outside the vocabulary: 0, the average sale's category).
 """
 
 from __future__ import annotations
@@ -14,30 +15,58 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from valuation.encoding import FEATURE_NAMES
+from valuation.schema import CATEGORY, FANS
+
+_FANS = FEATURE_NAMES.index(FANS.name)
+_CATEGORY = FEATURE_NAMES.index(CATEGORY.name)
+
 
 @dataclass(frozen=True)
-class FansCurve:
+class PriceCurve:
     log10_fans: tuple[float, ...]
     """The grid, increasing."""
     level: tuple[float, ...]
     """The curve's log price at each grid point; non-decreasing, so the estimate stays
     non-decreasing in fans (the booster is, too)."""
-    reference: float
-    """The curve's mean over the training sales: the explanation's reference price includes it,
-    and fans' contribution is the curve's distance from it."""
+    category: tuple[float, ...]
+    """Each category code's log offset, in the encoder's order; the unknown code's is 0."""
+    reference: tuple[float, float]
+    """The mean over the training sales of the fans part and of the category part: the
+    explanation's reference price includes them, and fans' and the category's contributions are
+    their parts' distances from them."""
 
-    def __call__(self, fans) -> np.ndarray | float:
+    def fans_part(self, fans) -> np.ndarray:
         return np.interp(np.log10(np.maximum(fans, 1.0)), self.log10_fans, self.level)
+
+    def category_part(self, codes) -> np.ndarray:
+        offsets = np.append(self.category, 0.0)  # the unknown code, and anything past it
+        return offsets[np.minimum(np.asarray(codes, dtype=int), len(self.category))]
+
+    def __call__(self, matrix: np.ndarray) -> np.ndarray:
+        """The curve's log price for each row of the model's input matrix."""
+        return self.fans_part(matrix[:, _FANS]) + self.category_part(matrix[:, _CATEGORY])
+
+    def contributions(self, row: np.ndarray) -> tuple[float, float]:
+        """One row's fans and category parts, less their means (the reference's)."""
+        fans = float(self.fans_part(row[_FANS])) - self.reference[0]
+        return fans, float(self.category_part(row[_CATEGORY])) - self.reference[1]
 
     def as_card(self) -> dict:
         return {
             "log10_fans": list(self.log10_fans),
             "level": list(self.level),
-            "reference": self.reference,
+            "category": list(self.category),
+            "reference": list(self.reference),
         }
 
     @classmethod
-    def from_card(cls, card: dict | None) -> FansCurve | None:
+    def from_card(cls, card: dict | None) -> PriceCurve | None:
         if not card:
             return None
-        return cls(tuple(card["log10_fans"]), tuple(card["level"]), float(card["reference"]))
+        return cls(
+            tuple(card["log10_fans"]),
+            tuple(card["level"]),
+            tuple(card["category"]),
+            tuple(card["reference"]),
+        )

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from valuation.comparables import Comparables
-from valuation.curve import FansCurve
+from valuation.curve import PriceCurve
 from valuation.encoding import FEATURE_NAMES, MONOTONE, Encoder
 from valuation.listing import Listing
 from valuation.market import DateOutsideMarket, MarketIndex
@@ -34,10 +34,11 @@ from valuation.schema import CATEGORY, CURRENCY, FANS
 from valuation.scoring import RowScorer
 
 BUNDLE_FORMAT = 3
-"""3: the point model may start from a fans curve (`fans_curve` on the card); code that reads
+"""3: the point model may start from a price curve (`price_curve` on the card); code that reads
 format 2 only would price without it, so it refuses a 3. Format 2 bundles (no curve) still load."""
 READS_FORMATS = (2, 3)
 FANS_COLUMN = FEATURE_NAMES.index(FANS.name)
+CATEGORY_COLUMN = FEATURE_NAMES.index(CATEGORY.name)
 BOOSTERS = ("point", "scale")
 DEFAULT_LEVEL = 0.80
 MIN_LEVEL, MAX_LEVEL = 0.50, 0.95
@@ -124,8 +125,9 @@ class Valuer:
         self.version: str | None = card.get("model_version")
         self.market = MarketIndex.from_card(card.get("market"))
         """Prices over time, when the model was trained on dated sales (else None)."""
-        self.curve = FansCurve.from_card(card.get("fans_curve"))
-        """The smooth curve in fans the point model starts from (None: the booster alone)."""
+        self.curve = PriceCurve.from_card(card.get("price_curve"))
+        """The smooth start of the point model: a curve in fans, each category's offset (None:
+        the booster alone, as in bundles of format 2)."""
         p = np.asarray(card["residual_p"])
         self.grids = [ResidualGrid(p, np.asarray(z)) for z in card["residual_z_by_band"]]
         self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float64)
@@ -163,9 +165,9 @@ class Valuer:
         with self._row_lock:
             self.encoder.fill(self._row, listing)
             center, scale = (score() for score in self._scorers)
+            if self.curve is not None:
+                center += float(self.curve(self._row)[0])
         center += moved
-        if self.curve is not None:
-            center += float(self.curve(listing.fans))
         band = int(fans_band(listing.fans))
         distribution = PriceDistribution(center, max(scale, MIN_SCALE), self.grids[band])
         prices = self._prices(center, distribution.scale, level, band)
@@ -196,12 +198,11 @@ class Valuer:
     def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL, moved=0.0):
         """Estimate, low and high in whole CNY for many rows; low <= estimate <= high. `moved`:
         each row's log level at its date relative to the market date (`level_as_of`)."""
-        fans = matrix[:, FANS_COLUMN]
         center = self.boosters["point"].predict(matrix) + moved
         if self.curve is not None:
-            center += self.curve(fans)
+            center += self.curve(matrix)
         scale = np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
-        return self._prices(center, scale, level, fans_band(fans))
+        return self._prices(center, scale, level, fans_band(matrix[:, FANS_COLUMN]))
 
     def _band_tails(self, level: float) -> tuple[np.ndarray, np.ndarray]:
         """The standardized residuals below and above which each band's tails lie at `level`."""
@@ -233,14 +234,17 @@ class Valuer:
 
     def contributions(self, listing: Listing) -> np.ndarray:
         """LightGBM's exact per-feature contributions to the log estimate, then the base value:
-        they sum to the log of the estimate. The fans curve's part goes to fans (its distance
-        from the curve's mean over the training sales, which joins the base value)."""
+        they sum to the log of the estimate. The price curve's fans part goes to fans and its
+        category part to the category (each as its distance from its mean over the training
+        sales; the means join the base value)."""
         with self._row_lock:
             self.encoder.fill(self._row, listing)
             contributions = self._contributions.all()
-        if self.curve is not None:
-            contributions[FANS_COLUMN] += float(self.curve(listing.fans)) - self.curve.reference
-            contributions[-1] += self.curve.reference
+            if self.curve is not None:
+                fans, category = self.curve.contributions(self._row[0])
+                contributions[FANS_COLUMN] += fans
+                contributions[CATEGORY_COLUMN] += category
+                contributions[-1] += sum(self.curve.reference)
         return contributions
 
     def save(self, directory: str | Path) -> Path:

@@ -139,7 +139,9 @@ def test_search_judges_candidates_learning_without_the_price_typos(market):
     matrix, log_price = encoder.matrix(sales), np.log(sales["price"].to_numpy())
     for trial in ranked:
         # Its fans curve, too, is fitted on the screened sales alone.
-        assert trial.curve == steps.curve_for(trial.params, matrix, log_price, learn)
+        assert trial.curve == steps.curve_for(
+            trial.params, matrix, log_price, len(encoder.categories), learn
+        )
         dataset = steps.learning_set(matrix, log_price, trial.curve)
         clean, rounds = steps.cross_fit(dataset, trial.params, 3, seed=0, learn=learn)
         np.testing.assert_allclose(trial.estimate, clean)
@@ -198,7 +200,7 @@ def test_search_takes_the_additive_model_only_where_the_market_has_no_interactio
     interact beyond noise; where flag effects grow with the account, those keep their place."""
     from data.markets import BY_NAME
 
-    trees = next(c for c in steps.CANDIDATES if steps.FANS_CURVE not in c and c is not ADDITIVE)
+    trees = next(c for c in steps.CANDIDATES if steps.PRICE_CURVE not in c and c is not ADDITIVE)
     monkeypatch.setattr(steps, "CANDIDATES", (trees, ADDITIVE))
     sales = BY_NAME[name].sized(3000).sales(3000, 1).reset_index(drop=True)
     ranked = steps.search(sales, steps.vocabulary(sales), trials=2, folds=5, seed=0)

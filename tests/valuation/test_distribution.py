@@ -220,7 +220,7 @@ def expected_range(valuer: Valuer, listing: Listing, level: float, band: int):
     row = valuer.encoder.row(listing)
     center = valuer.boosters["point"].predict(row)[0]
     if valuer.curve is not None:
-        center += float(valuer.curve(listing.fans))
+        center += float(valuer.curve(row)[0])
     scale = max(valuer.boosters["scale"].predict(row)[0], MIN_SCALE)
     tail = (1 - level) / 2
     grid = valuer.grids[band]

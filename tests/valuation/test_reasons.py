@@ -93,9 +93,10 @@ def test_factors_and_percents_agree_and_multiply_to_the_unrounded_estimate(value
 def test_contributions_sum_to_the_point_models_raw_prediction(valuer, listing):
     contributions = valuer.contributions(listing)
     assert contributions.shape == (len(FEATURE_NAMES) + 1,)
-    raw = valuer.boosters["point"].predict(valuer.encoder.row(listing))[0]
-    if valuer.curve is not None:  # the point model's trees start from the fans curve
-        raw += float(valuer.curve(listing.fans))
+    row = valuer.encoder.row(listing)
+    raw = valuer.boosters["point"].predict(row)[0]
+    if valuer.curve is not None:  # the point model's trees start from the price curve
+        raw += float(valuer.curve(row)[0])
     assert contributions.sum() == pytest.approx(raw, abs=1e-9)
     valuation = valuer.value(listing)
     assert valuation.distribution.center == pytest.approx(raw, abs=1e-9)
@@ -105,10 +106,16 @@ def test_contributions_sum_to_the_point_models_raw_prediction(valuer, listing):
 @EXAMPLES
 @given(listings)
 def test_fast_path_contributions_equal_pred_contrib(valuer, listing):
-    expected = valuer.boosters["point"].predict(valuer.encoder.row(listing), pred_contrib=True)[0]
-    if valuer.curve is not None:  # the curve's part: fans' distance from its mean, and the mean
-        expected[FEATURE_NAMES.index("fans")] += valuer.curve(listing.fans) - valuer.curve.reference
-        expected[-1] += valuer.curve.reference
+    row = valuer.encoder.row(listing)
+    expected = valuer.boosters["point"].predict(row, pred_contrib=True)[0]
+    if valuer.curve is not None:  # the curve's parts: their distances from their means, the means
+        curve = valuer.curve
+        expected[FEATURE_NAMES.index("fans")] += curve.fans_part(listing.fans) - curve.reference[0]
+        code = row[0, FEATURE_NAMES.index("category")]
+        expected[FEATURE_NAMES.index("category")] += (
+            curve.category_part([code])[0] - curve.reference[1]
+        )
+        expected[-1] += sum(curve.reference)
     np.testing.assert_allclose(valuer.contributions(listing), expected, rtol=0, atol=1e-12)
 
 

@@ -81,17 +81,24 @@ def test_load_refuses_a_bundle_for_other_features(trained, tmp_path, change):
         Valuer.load(bundle)
 
 
-def test_the_session_model_starts_from_a_fans_curve(valuer):
-    """The default candidate: its trees start from a smooth curve in fans, which the bundle keeps
-    as data (a grid of log10 fans and non-decreasing levels)."""
+def test_the_session_model_starts_from_a_price_curve(valuer):
+    """The default candidate: its trees start from a smooth curve in fans plus each category's
+    offset, which the bundle keeps as data."""
     curve = valuer.curve
-    assert curve is not None and valuer.card["fans_curve"] == curve.as_card()
+    assert curve is not None and valuer.card["price_curve"] == curve.as_card()
     assert len(curve.log10_fans) == len(curve.level) > 2
     assert np.all(np.diff(curve.log10_fans) > 0) and np.all(np.diff(curve.level) >= 0)
     assert curve.level[-1] > curve.level[0]  # more fans, a higher price
     low, high = 10 ** curve.log10_fans[0], 10 ** curve.log10_fans[-1]
     # Flat beyond the fans it was fitted on: like the trees, it does not extrapolate.
-    assert curve(low / 10) == curve(low) and curve(high * 10) == curve(high)
+    assert curve.fans_part(low / 10) == curve.fans_part(low)
+    assert curve.fans_part(high * 10) == curve.fans_part(high)
+    # One offset per category of the vocabulary; an unknown one is the average sale's (0).
+    assert len(curve.category) == len(valuer.encoder.categories)
+    assert curve.category_part([valuer.encoder.unknown_code]) == 0.0
+    # The simulated premiums show through: 美食 (food) above 情感 (relationships).
+    food, feelings = (valuer.encoder.categories.index(name) for name in ("美食", "情感"))
+    assert curve.category[food] > curve.category[feelings]
 
 
 def test_a_format_2_bundle_prices_with_its_booster_alone(valuer, tmp_path):
@@ -100,7 +107,7 @@ def test_a_format_2_bundle_prices_with_its_booster_alone(valuer, tmp_path):
     bundle = valuer.save(tmp_path / "old")
     card = json.loads((bundle / "bundle.json").read_text())
     card["format"] = 2
-    del card["fans_curve"]
+    del card["price_curve"]
     (bundle / "bundle.json").write_text(json.dumps(card, ensure_ascii=False))
     old = Valuer.load(bundle)
     assert old.curve is None
