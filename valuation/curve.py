@@ -11,7 +11,8 @@ a category outside the vocabulary: 0, the average sale's category).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_right
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,17 +36,39 @@ class PriceCurve:
     """The mean over the training sales of the fans part and of the category part: the
     explanation's reference price includes them, and fans' and the category's contributions are
     their parts' distances from them."""
+    _arrays: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        offsets = np.append(np.asarray(self.category, dtype=float), 0.0)  # then the unknown code
+        grid, level = np.asarray(self.log10_fans), np.asarray(self.level)
+        object.__setattr__(self, "_arrays", (grid, level, offsets))
 
     def fans_part(self, fans) -> np.ndarray:
-        return np.interp(np.log10(np.maximum(fans, 1.0)), self.log10_fans, self.level)
+        """Linear interpolation on the grid, flat beyond it; one formula, written out, for arrays
+        and for `one` alike, so a quote and a batch price a listing to the same bit."""
+        grid, level, _ = self._arrays
+        x = np.log10(np.maximum(fans, 1.0))
+        j = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
+        t = np.clip((x - grid[j]) / (grid[j + 1] - grid[j]), 0.0, 1.0)
+        return level[j] + t * (level[j + 1] - level[j])
 
     def category_part(self, codes) -> np.ndarray:
-        offsets = np.append(self.category, 0.0)  # the unknown code, and anything past it
-        return offsets[np.minimum(np.asarray(codes, dtype=int), len(self.category))]
+        offsets = self._arrays[2]
+        return offsets[np.minimum(np.asarray(codes, dtype=int), len(offsets) - 1)]
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
         """The curve's log price for each row of the model's input matrix."""
         return self.fans_part(matrix[:, _FANS]) + self.category_part(matrix[:, _CATEGORY])
+
+    def one(self, fans: float, code: float) -> float:
+        """One row's log price in plain Python (the quote path: no array to build)."""
+        grid, level = self.log10_fans, self.level
+        x = float(np.log10(max(fans, 1.0)))
+        j = min(max(bisect_right(grid, x) - 1, 0), len(grid) - 2)
+        t = min(max((x - grid[j]) / (grid[j + 1] - grid[j]), 0.0), 1.0)
+        code = int(code)
+        offset = self.category[code] if 0 <= code < len(self.category) else 0.0
+        return level[j] + t * (level[j + 1] - level[j]) + offset
 
     def contributions(self, row: np.ndarray) -> tuple[float, float]:
         """One row's fans and category parts, less their means (the reference's)."""

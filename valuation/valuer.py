@@ -166,7 +166,7 @@ class Valuer:
             self.encoder.fill(self._row, listing)
             center, scale = (score() for score in self._scorers)
             if self.curve is not None:
-                center += float(self.curve(self._row)[0])
+                center += self.curve.one(listing.fans, self._row[0, CATEGORY_COLUMN])
         center += moved
         band = int(fans_band(listing.fans))
         distribution = PriceDistribution(center, max(scale, MIN_SCALE), self.grids[band])

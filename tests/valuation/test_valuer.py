@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data.simulator import CATEGORY_PREMIUM
+from valuation.encoding import FEATURE_NAMES
 from valuation.listing import Listing
 from valuation.loading import load_listings
 from valuation.pricing import PRICE_COLUMNS, price_chunk, price_rows
@@ -99,6 +100,21 @@ def test_the_session_model_starts_from_a_price_curve(valuer):
     # The simulated premiums show through: 美食 (food) above 情感 (relationships).
     food, feelings = (valuer.encoder.categories.index(name) for name in ("美食", "情感"))
     assert curve.category[food] > curve.category[feelings]
+
+
+@MARKET_LOGIC
+@given(
+    fans=st.one_of(st.integers(0, 10**10), st.floats(0, 1e7, allow_nan=False)),
+    code=st.integers(0, 40),
+)
+def test_the_curve_prices_one_row_as_it_prices_a_matrix(valuer, fans, code):
+    """The quote path reads the curve in plain Python, batches with arrays: to the same bit."""
+    curve = valuer.curve
+    row = np.zeros((1, len(FEATURE_NAMES)))
+    row[0, FEATURE_NAMES.index("fans")], row[0, FEATURE_NAMES.index("category")] = fans, code
+    assert curve.one(fans, code) == curve(row)[0]
+    if code >= len(curve.category):  # the unknown code (and beyond): the average category
+        assert curve.category_part([code])[0] == 0.0
 
 
 def test_a_format_2_bundle_prices_with_its_booster_alone(valuer, tmp_path):
