@@ -346,6 +346,28 @@ MARKETS: tuple[Market, ...] = (
         noise_scale=0.8,
     ),
     Market(
+        "late-holdout",
+        "report",
+        "5,000 sales of a shape declared after the price curve was chosen, then measured once: "
+        "flat fans spread, steep then concave, flags growing with the account, category slopes, "
+        "skewed noise, 2% typos, 3% bargains",
+        rows=5000,
+        fans_shape="wide",
+        base=50.0,
+        price_scale=400.0,
+        exponent=0.8,
+        top_exponent=0.6,
+        violation_discount=0.5,
+        verified_premium=1.3,
+        flag_growth=0.2,
+        category_slopes=0.06,
+        rare_categories=2,
+        noise="skew",
+        noise_scale=1.1,
+        typo_share=0.02,
+        bargain_share=0.03,
+    ),
+    Market(
         "drifting",
         "report",
         "24 months of dated sales; category levels drift monthly, 游戏 drops 20% in month 16",
