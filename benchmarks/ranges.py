@@ -68,13 +68,11 @@ def compare(market, seed: int) -> dict[str, dict]:
     best = steps.search(sales, encoder, trials=1, folds=5, seed=0)[0]
     valuer = steps.fit(sales, encoder, best, seed=0, card={}, folds=5)
 
-    # The calibration `fit` used: screened sales' cross-fitted residuals, shifted to the median.
+    # The calibration `fit` used: the search's cross-fit (its models learned from the screened
+    # sales, from the price curve where the candidate has one), shifted to the median.
     log_price = np.log(sales[PRICE.name].to_numpy())
     matrix = encoder.matrix(sales)
-    dataset = steps.learning_set(matrix, log_price)
-    learn = steps.is_sale(log_price - best.estimate)
-    estimate, _ = steps.cross_fit(dataset, best.params, 5, 0, learn=learn)
-    residual = log_price - estimate
+    residual = log_price - best.estimate
     sale = steps.is_sale(residual)
     residual = residual[sale] - np.median(residual[sale])
     _, scale_of = steps.scales(matrix[sale], residual, 0)
