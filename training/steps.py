@@ -76,10 +76,10 @@ CURVE_KNOTS = 8
 CURVE_GRID = 129
 CANDIDATES = (
     # The default starts from the price curve, 0.8 of its fans part: the trees learn the flags,
-    # the rest of the fans effect and the category's (a full curve leaves the monotone trees no
-    # room to flatten it
-    # where flags or categories bend it). Chosen on the design markets: MdAPE / true
-    # 1.014 -> 1.004 on standard, 1.078 -> 1.040 on small-skew (in process, seed 1).
+    # the rest of the fans effect and where the market bends away from the curve (a full fans
+    # part leaves the monotone trees no room to flatten it where flags or categories bend it).
+    # In process, seed 1, MdAPE / true: standard 1.014 -> 1.004, small-skew 1.078 -> 1.040; the
+    # share was chosen looking at report markets too (docs/accuracy.md says which).
     {
         "objective": "regression",
         "num_leaves": 15,
