@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from api.deps import SettingsDep
 from api.errors import ServiceError
 from api.schemas import ErrorOut
 from valuation import registry
@@ -36,9 +37,10 @@ bearer = HTTPBearer(
 
 async def require_admin(
     request: Request,
+    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    token = request.app.state.settings.admin_token
+    token = settings.admin_token
     secret = token.get_secret_value() if token else ""
     if not secret:
         raise HTTPException(404)  # off: answered exactly as a path that does not exist
@@ -77,6 +79,7 @@ class ReloadOut(BaseModel):
 @router.post("/reload", response_model=ReloadOut, responses=REFUSALS, summary="Reload the model")
 async def reload(
     request: Request,
+    updates: Annotated[ModelUpdates, Depends(model_updates_of)],
     version: Annotated[
         str | None,
         Query(
@@ -88,7 +91,7 @@ async def reload(
     """Serves `<model_name>@<model_alias>` (or `version`) from now on, once it has loaded, matched
     its registered checksum and passed the smoke check. Requests under way finish on the model
     they started with."""
-    return await request.app.state.model_updates.reload(version, f"admin {_client(request)}")
+    return await updates.reload(version, f"admin {_client(request)}")
 
 
 class Refused(ServiceError):
@@ -193,6 +196,11 @@ class ModelUpdates:
             seen = champion
             with suppress(Refused):  # logged by reload; the served model stays
                 await self.reload(champion, "polling")
+
+
+async def model_updates_of(request: Request) -> ModelUpdates:
+    """The app's model updates (reloads), for the reload route."""
+    return request.app.state.model_updates
 
 
 @asynccontextmanager

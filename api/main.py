@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
     app.state.metrics.registry.register(LiveFigures(app.state))
     app.state.valuer = None
     errors.install(app)
-    routers = (routes.router, pages.router, admin.router)
+    routers = (*routes.ROUTERS, pages.router, admin.router)
     for router in routers:
         app.include_router(router)  # without a prefix: each route's path is the one served
     # Added before the metrics, so it runs inside them: refused bodies are counted too.

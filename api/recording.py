@@ -12,7 +12,7 @@ from sqlalchemy import Table
 
 from api.errors import ServiceError
 from valuation.listing import Listing
-from valuation.records import RecordUnavailable, now
+from valuation.records import Record, RecordUnavailable, now
 
 HEADER = b"x-request-id"
 
@@ -96,10 +96,10 @@ async def sent_body(request: Request) -> str:
     return (await request.body()).decode("utf-8", errors="replace")
 
 
-async def record(request: Request, table: Table, rows: list[dict]) -> None:
+async def record(on: Record, table: Table, rows: list[dict]) -> None:
     """Returns once `rows` are committed; a failed commit answers 503, never a 200."""
     try:
-        await request.app.state.record.write(table, rows)
+        await on.write(table, rows)
     except RecordUnavailable as error:
         raise ServiceError(
             503, "record_unavailable", f"{error}; the answer was not given"

@@ -1,0 +1,49 @@
+"""What a route needs from the running app, as typed dependencies: routes never read `app.state`.
+
+Each is `async def`: a plain `def` dependency would cost every request a hop to the thread pool.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.errors import ServiceError
+from api.metrics import Metrics
+from valuation.records import Record
+from valuation.settings import Settings
+from valuation.valuer import Valuer
+
+
+async def app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def current_valuer(request: Request) -> Valuer:
+    """The model being served; 503 `no_model` while there is none."""
+    valuer = request.app.state.valuer
+    if valuer is None:
+        settings = request.app.state.settings
+        raise ServiceError(
+            503,
+            "no_model",
+            f"no model is loaded ({settings.model_name}@{settings.model_alias} is not registered); "
+            "train one with `valuation train --data PATH`",
+        )
+    return valuer
+
+
+async def the_record(request: Request) -> Record:
+    """Where quotes and sales are put on record."""
+    return request.app.state.record
+
+
+async def app_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+ValuerDep = Annotated[Valuer, Depends(current_valuer)]
+RecordDep = Annotated[Record, Depends(the_record)]
+MetricsDep = Annotated[Metrics, Depends(app_metrics)]

@@ -1,0 +1,58 @@
+"""Appraisals: is an asking price fair?"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from api import recording, schemas
+from api.answers import ERRORS, AsOf, ComparablesK, Explain, Level, full_quote, listing_of
+from api.deps import MetricsDep, RecordDep, ValuerDep
+from valuation import records
+from valuation.appraisal import appraise
+from valuation.valuer import DEFAULT_LEVEL
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/appraisal",
+    response_model=schemas.AppraisalOut,
+    response_model_exclude_unset=True,
+    responses=ERRORS,
+    summary="Is an asking price fair?",
+    tags=["quotes"],
+)
+async def appraisal(
+    body: schemas.AppraisalIn,
+    request: Request,
+    valuer: ValuerDep,
+    record: RecordDep,
+    metrics: MetricsDep,
+    level: Level = DEFAULT_LEVEL,
+    explain: Explain = False,
+    comparables: ComparablesK = 0,
+    as_of: AsOf = None,
+):
+    """Where the asking price falls in the model's calibrated price distribution for this listing
+    (its percentile), and a verdict: `fair` inside the price range, `below_market` or
+    `above_market` outside it. The thresholds are in the answer."""
+    listing = listing_of(body.listing)
+    valuation, quote_body = full_quote(
+        valuer, listing, body.listing.listing_id, level, explain, comparables, as_of
+    )
+    result = appraise(valuation, body.asking_price)
+    answer = {
+        "asking_price": result.asking_price,
+        "percentile": result.percentile,
+        "verdict": result.verdict,
+        "thresholds": {
+            "below_market_under": result.below_market_under,
+            "above_market_over": result.above_market_over,
+        },
+        "quote": quote_body,
+    }
+    sent = await recording.sent_body(request)
+    row = recording.quote_row(request, "appraisal", 0, listing, sent, quote_body, answer)
+    await recording.record(record, records.quotes, [row])
+    metrics.quotes.labels("appraisal").inc()
+    return recording.as_given(row)

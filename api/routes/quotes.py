@@ -1,0 +1,120 @@
+"""Quotes: one listing, or up to MAX_BATCH at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from api import recording, schemas
+from api.answers import (
+    ERRORS,
+    AsOf,
+    ComparablesK,
+    Explain,
+    Level,
+    at_date,
+    dates_of,
+    full_quote,
+    listing_of,
+    model_ref,
+    quote_answer,
+    readable_id,
+)
+from api.deps import MetricsDep, RecordDep, ValuerDep
+from api.errors import field_problems
+from valuation import records
+from valuation.valuer import DEFAULT_LEVEL, Valuer
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/quote",
+    response_model=schemas.Quote,
+    response_model_exclude_unset=True,
+    responses=ERRORS,
+    summary="Value one listing",
+    tags=["quotes"],
+)
+async def quote(
+    listing: schemas.ListingIn,
+    request: Request,
+    valuer: ValuerDep,
+    record: RecordDep,
+    metrics: MetricsDep,
+    level: Level = DEFAULT_LEVEL,
+    explain: Explain = False,
+    comparables: ComparablesK = 0,
+    as_of: AsOf = None,
+):
+    """The estimated sale price in CNY, its range (80% of sales by default, `level` to change it),
+    the model used and, on request, the reasons and the most similar past sales. Valued at the
+    model's market date, or `as_of` an earlier one."""
+    listed = listing_of(listing)
+    _, body = full_quote(valuer, listed, listing.listing_id, level, explain, comparables, as_of)
+    sent = await recording.sent_body(request)
+    row = recording.quote_row(request, "quote", 0, listed, sent, body)
+    await recording.record(record, records.quotes, [row])
+    metrics.quotes.labels("quote").inc()
+    return recording.as_given(row)
+
+
+@router.post(
+    "/v1/quotes",
+    response_model=schemas.QuotesOut,
+    response_model_exclude_unset=True,
+    responses=ERRORS,
+    summary=f"Value up to {schemas.MAX_BATCH:,} listings at once",
+    tags=["quotes"],
+)
+async def quotes(
+    body: schemas.QuotesIn,
+    request: Request,
+    valuer: ValuerDep,
+    record: RecordDep,
+    metrics: MetricsDep,
+    level: Level = DEFAULT_LEVEL,
+    as_of: AsOf = None,
+):
+    """Answers in order; a listing that cannot be read gets an error entry naming its fields."""
+    at_date(valuer.level_as_of, [], as_of)  # a date outside the market: refused before any work
+    head, results, rows = await run_in_threadpool(_value_batch, body, request, valuer, level, as_of)
+    if rows:
+        await recording.record(record, records.quotes, rows)
+    metrics.quotes.labels("quotes").inc(head["quoted"])
+    return recording.batch_answer(head, results)
+
+
+def _value_batch(
+    body: schemas.QuotesIn, request: Request, valuer: Valuer, level: float, as_of: dt.date | None
+):
+    """The batch's answer (its head and each entry's JSON) and its rows for the record: in a
+    worker thread (it can take a while)."""
+    model, dates = model_ref(valuer), dates_of(valuer, as_of)
+    parsed, results = [], []
+    for index, raw in enumerate(body.listings):
+        try:
+            listing_in = schemas.ListingIn.model_validate(raw)
+        except ValidationError as error:
+            failure = {
+                "index": index,
+                "listing_id": readable_id(raw.get("listing_id")),
+                "error": "invalid_listing",
+                "fields": field_problems(error.errors()),
+            }
+            results.append(recording.as_text(failure))
+            continue
+        parsed.append((index, listing_in.listing_id, listing_of(listing_in)))
+        results.append(None)
+    valuations = valuer.value_many([listing for _, _, listing in parsed], level, as_of)
+    rows = []
+    for (index, listing_id, listing), valuation in zip(parsed, valuations, strict=True):
+        result = {"index": index, **quote_answer(valuation, model, listing_id, dates)}
+        sent = recording.as_text(body.listings[index])
+        rows.append(recording.quote_row(request, "quotes", index, listing, sent, result))
+        results[index] = rows[-1]["answer"]
+    head = {"model": model, "quoted": len(parsed), "failed": len(results) - len(parsed)}
+    return head, results, rows
