@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from api import recording, schemas
 from api.answers import ERRORS, AsOf, ComparablesK, Explain, Level, full_quote, listing_of
-from api.deps import MetricsDep, RecordDep, ValuerDep
+from api.deps import QuotingDep
 from valuation import records
 from valuation.appraisal import appraise
 from valuation.valuer import DEFAULT_LEVEL
@@ -25,9 +25,7 @@ router = APIRouter()
 async def appraisal(
     body: schemas.AppraisalIn,
     request: Request,
-    valuer: ValuerDep,
-    record: RecordDep,
-    metrics: MetricsDep,
+    quoting: QuotingDep,
     level: Level = DEFAULT_LEVEL,
     explain: Explain = False,
     comparables: ComparablesK = 0,
@@ -38,7 +36,7 @@ async def appraisal(
     `above_market` outside it. The thresholds are in the answer."""
     listing = listing_of(body.listing)
     valuation, quote_body = full_quote(
-        valuer, listing, body.listing.listing_id, level, explain, comparables, as_of
+        quoting.valuer, listing, body.listing.listing_id, level, explain, comparables, as_of
     )
     result = appraise(valuation, body.asking_price)
     answer = {
@@ -53,6 +51,6 @@ async def appraisal(
     }
     sent = await recording.sent_body(request)
     row = recording.quote_row(request, "appraisal", 0, listing, sent, quote_body, answer)
-    await recording.record(record, records.quotes, [row])
-    metrics.quotes.labels("appraisal").inc()
+    await recording.record(quoting.record, records.quotes, [row])
+    quoting.metrics.quotes.labels("appraisal").inc()
     return recording.as_given(row)

@@ -23,7 +23,7 @@ from api.answers import (
     quote_answer,
     readable_id,
 )
-from api.deps import MetricsDep, RecordDep, ValuerDep
+from api.deps import QuotingDep
 from api.errors import field_problems
 from valuation import records
 from valuation.valuer import DEFAULT_LEVEL, Valuer
@@ -42,9 +42,7 @@ router = APIRouter()
 async def quote(
     listing: schemas.ListingIn,
     request: Request,
-    valuer: ValuerDep,
-    record: RecordDep,
-    metrics: MetricsDep,
+    quoting: QuotingDep,
     level: Level = DEFAULT_LEVEL,
     explain: Explain = False,
     comparables: ComparablesK = 0,
@@ -54,11 +52,13 @@ async def quote(
     the model used and, on request, the reasons and the most similar past sales. Valued at the
     model's market date, or `as_of` an earlier one."""
     listed = listing_of(listing)
-    _, body = full_quote(valuer, listed, listing.listing_id, level, explain, comparables, as_of)
+    _, body = full_quote(
+        quoting.valuer, listed, listing.listing_id, level, explain, comparables, as_of
+    )
     sent = await recording.sent_body(request)
     row = recording.quote_row(request, "quote", 0, listed, sent, body)
-    await recording.record(record, records.quotes, [row])
-    metrics.quotes.labels("quote").inc()
+    await recording.record(quoting.record, records.quotes, [row])
+    quoting.metrics.quotes.labels("quote").inc()
     return recording.as_given(row)
 
 
@@ -73,18 +73,17 @@ async def quote(
 async def quotes(
     body: schemas.QuotesIn,
     request: Request,
-    valuer: ValuerDep,
-    record: RecordDep,
-    metrics: MetricsDep,
+    quoting: QuotingDep,
     level: Level = DEFAULT_LEVEL,
     as_of: AsOf = None,
 ):
     """Answers in order; a listing that cannot be read gets an error entry naming its fields."""
+    valuer = quoting.valuer
     at_date(valuer.level_as_of, [], as_of)  # a date outside the market: refused before any work
     head, results, rows = await run_in_threadpool(_value_batch, body, request, valuer, level, as_of)
     if rows:
-        await recording.record(record, records.quotes, rows)
-    metrics.quotes.labels("quotes").inc(head["quoted"])
+        await recording.record(quoting.record, records.quotes, rows)
+    quoting.metrics.quotes.labels("quotes").inc(head["quoted"])
     return recording.batch_answer(head, results)
 
 
