@@ -210,54 +210,44 @@ def run_train(args) -> int:
 
 
 def run_quote(args) -> int:
-    from dataclasses import asdict
-
     from valuation.listing import Listing
-    from valuation.reasons import explain
+    from valuation.quoting import full_quote
     from valuation.registry import load_valuer
 
     listing = Listing.parse({field.name: getattr(args, field.name) for field in FEATURES})
     valuer = load_valuer(_settings())
-    valuation = valuer.value(listing, args.level, args.as_of)
-    valued_at = args.as_of or valuer.market_date
-    reasons = (
-        explain(valuer, listing, valuation.price_estimate, args.as_of) if args.explain else None
+    # The answer's shape is the API's (`valuation.quoting`): --json prints it, the text reads it.
+    _, answer = full_quote(
+        valuer, listing, None, args.level, args.explain, args.comparables, args.as_of
     )
-    comparables = valuer.comparables.find(listing, args.comparables) if valuer.comparables else []
     if args.json:
-        answer = {k: v for k, v in asdict(valuation).items() if k != "distribution"}
-        answer["notes"] = valuation.notes
-        answer["market_date"] = valuer.market_date
-        answer["as_of"] = valued_at
-        if reasons:
-            answer["reasons"] = asdict(reasons)
-        if args.comparables:
-            answer["comparables"] = [asdict(comp) for comp in comparables]
         print(json.dumps(answer, ensure_ascii=False, default=str))
         return 0
-    print(f"estimate  ¥{valuation.price_estimate:,.0f}")
+    print(f"estimate  ¥{answer['price_estimate']:,.0f}")
     print(
-        f"range     ¥{valuation.price_low:,.0f} - ¥{valuation.price_high:,.0f} "
-        f"({valuation.interval:.0%} of sales)"
+        f"range     ¥{answer['price_low']:,.0f} - ¥{answer['price_high']:,.0f} "
+        f"({answer['interval']:.0%} of sales)"
     )
-    print(f"model     version {valuation.model_version}")
-    if valued_at:
-        print(f"as of     {valued_at} (market date {valuer.market_date})")
-    for note in valuation.notes:
+    print(f"model     version {answer['model']['version']}")
+    if answer["as_of"]:
+        print(f"as of     {answer['as_of']} (market date {answer['market_date']})")
+    for note in answer["notes"]:
         print(f"note      {note}")
-    if reasons:
-        print(f"\nreference price          ¥{reasons.reference_price:>10,.0f}")
-        for step in reasons.steps:
+    if "reasons" in answer:
+        print(f"\nreference price          ¥{answer['reasons']['reference_price']:>10,.0f}")
+        for step in answer["reasons"]["steps"]:
             print(
-                f"{step.feature:16}{str(step.value):>9} {step.cny:>+11,.0f}  ({step.percent:+.1f}%)"
+                f"{step['feature']:16}{str(step['value']):>9} {step['cny']:>+11,.0f}  "
+                f"({step['percent']:+.1f}%)"
             )
-        print(f"{'estimate':25}¥{valuation.price_estimate:>10,.0f}")
-    if comparables:
+        print(f"{'estimate':25}¥{answer['price_estimate']:>10,.0f}")
+    if answer.get("comparables"):
         print("\ncomparable sales")
-        for comp in comparables:
-            features = ", ".join(str(v) for v in asdict(comp.listing).values())
+        for comp in answer["comparables"]:
+            features = ", ".join(str(comp[field.name]) for field in FEATURES)
             print(
-                f"  ¥{comp.price:>9,.0f}  {comp.sold_at or '':10}  {features}  (similarity {comp.similarity:.2f})"
+                f"  ¥{comp['price']:>9,.0f}  {comp['sold_at'] or '':10}  {features}  "
+                f"(similarity {comp['similarity']:.2f})"
             )
     return 0
 

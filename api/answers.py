@@ -1,11 +1,10 @@
-"""The answers' shapes, written once for every route that quotes: a quote's body (with its reasons
-and comparable sales on request), the model and dates it names, the query parameters they share,
-and the error answers the routes document."""
+"""What the quoting routes share beyond the quote service (`valuation.quoting`, which writes the
+answer's shape for the API and the CLI alike): the request's listing, the query parameters, a date
+outside the market answered as a 422, and the error answers the routes document."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import Query
@@ -16,8 +15,7 @@ from valuation.comparables import MAX_K
 from valuation.listing import Listing
 from valuation.market import DateOutsideMarket
 from valuation.parsing import SpellingError, parse_listing_id
-from valuation.reasons import explain
-from valuation.valuer import MAX_LEVEL, MIN_LEVEL, Valuation, Valuer
+from valuation.valuer import MAX_LEVEL, MIN_LEVEL
 
 ERRORS = {
     400: {
@@ -48,10 +46,6 @@ def readable_id(value: object) -> str | None:
         return None
 
 
-def model_ref(valuer: Valuer) -> dict:
-    return {"name": valuer.card.get("model_name"), "version": valuer.version}
-
-
 Level = Annotated[
     float,
     Query(
@@ -76,12 +70,6 @@ ComparablesK = Annotated[
 ]
 
 
-def dates_of(valuer: Valuer, as_of: dt.date | None) -> dict:
-    """The market date and the date a quote values at (both None for a model without dates)."""
-    market_date = valuer.market_date and valuer.market_date.isoformat()
-    return {"market_date": market_date, "as_of": as_of.isoformat() if as_of else market_date}
-
-
 def at_date(value, *args):
     """`value(*args)`, a date outside the model's market answered as a 422 on `as_of`."""
     try:
@@ -90,48 +78,3 @@ def at_date(value, *args):
         raise ServiceError(
             422, "invalid_request", f"as_of: {error}", ({"field": "as_of", "message": str(error)},)
         ) from error
-
-
-def quote_answer(valuation: Valuation, model: dict, listing_id: str | None, dates: dict) -> dict:
-    return {
-        "listing_id": listing_id,
-        "price_estimate": valuation.price_estimate,
-        "price_low": valuation.price_low,
-        "price_high": valuation.price_high,
-        "interval": valuation.interval,
-        "currency": valuation.currency,
-        "known_category": valuation.known_category,
-        "notes": valuation.notes,
-        **dates,
-        "model": model,
-    }
-
-
-def full_quote(
-    valuer, listing: Listing, listing_id, level: float, explain_it: bool, k: int, as_of=None
-):
-    """A single listing's quote, with its reasons and comparable sales when asked for."""
-    if as_of is None:  # the quote path: no date to check
-        valuation = valuer.value(listing, level)
-    else:
-        valuation = at_date(valuer.value, listing, level, as_of)
-    body = quote_answer(valuation, model_ref(valuer), listing_id, dates_of(valuer, as_of))
-    if explain_it:
-        reasons = explain(valuer, listing, valuation.price_estimate, as_of)
-        body["reasons"] = {
-            "reference_price": reasons.reference_price,
-            "steps": [step.__dict__ for step in reasons.steps],
-        }
-    if k:
-        found = valuer.comparables.find(listing, k) if valuer.comparables else []
-        body["comparables"] = [
-            {
-                "listing_id": comp.listing_id,
-                **asdict(comp.listing),
-                "price": comp.price,
-                "sold_at": comp.sold_at,
-                "similarity": comp.similarity,
-            }
-            for comp in found
-        ]
-    return valuation, body

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from api import recording, schemas
-from api.answers import ERRORS, AsOf, ComparablesK, Explain, Level, full_quote, listing_of
+from api.answers import ERRORS, AsOf, ComparablesK, Explain, Level, at_date, listing_of
 from api.deps import QuotingDep
 from valuation import records
 from valuation.appraisal import appraise
+from valuation.quoting import full_quote
 from valuation.valuer import DEFAULT_LEVEL
 
 router = APIRouter()
@@ -35,8 +36,15 @@ async def appraisal(
     (its percentile), and a verdict: `fair` inside the price range, `below_market` or
     `above_market` outside it. The thresholds are in the answer."""
     listing = listing_of(body.listing)
-    valuation, quote_body = full_quote(
-        quoting.valuer, listing, body.listing.listing_id, level, explain, comparables, as_of
+    valuation, quote_body = at_date(
+        full_quote,
+        quoting.valuer,
+        listing,
+        body.listing.listing_id,
+        level,
+        explain,
+        comparables,
+        as_of,
     )
     result = appraise(valuation, body.asking_price)
     answer = {

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.answers import ERRORS, model_ref
+from api.answers import ERRORS
 from api.deps import MetricsDep, ValuerDep
 from api.errors import ServiceError
+from valuation.quoting import model_ref
 from valuation.smoke import smoke_problems
 
 router = APIRouter()

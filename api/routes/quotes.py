@@ -9,23 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from api import recording, schemas
-from api.answers import (
-    ERRORS,
-    AsOf,
-    ComparablesK,
-    Explain,
-    Level,
-    at_date,
-    dates_of,
-    full_quote,
-    listing_of,
-    model_ref,
-    quote_answer,
-    readable_id,
-)
+from api.answers import ERRORS, AsOf, ComparablesK, Explain, Level, at_date, listing_of, readable_id
 from api.deps import QuotingDep
 from api.errors import field_problems
 from valuation import records
+from valuation.quoting import dates_of, full_quote, model_ref, quote_answer
 from valuation.valuer import DEFAULT_LEVEL, Valuer
 
 router = APIRouter()
@@ -52,8 +40,8 @@ async def quote(
     the model used and, on request, the reasons and the most similar past sales. Valued at the
     model's market date, or `as_of` an earlier one."""
     listed = listing_of(listing)
-    _, body = full_quote(
-        quoting.valuer, listed, listing.listing_id, level, explain, comparables, as_of
+    _, body = at_date(
+        full_quote, quoting.valuer, listed, listing.listing_id, level, explain, comparables, as_of
     )
     sent = await recording.sent_body(request)
     row = recording.quote_row(request, "quote", 0, listed, sent, body)

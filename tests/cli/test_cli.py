@@ -173,10 +173,26 @@ def test_quote_json_is_the_in_process_valuation(champion_home, settings, trained
     assert answer["price_estimate"] == valuation.price_estimate
     assert answer["price_low"] == valuation.price_low
     assert answer["price_high"] == valuation.price_high
-    assert answer["model_version"] == trained.model_version
+    assert answer["model"]["version"] == trained.model_version  # the API's shape
     assert answer["known_category"] is True
     assert answer["currency"] == "CNY"
     assert answer["notes"] == []
+
+
+def test_quote_json_is_the_apis_answer(champion_home, settings, capsys):
+    """One answer shape, written once (`valuation.quoting`): the CLI's --json is what
+    POST /v1/quote answers for the same listing, reasons and comparable sales included."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    assert cli.main([*QUOTE, "--json", "--explain", "--comparables", "2"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    with TestClient(create_app(settings)) as client:
+        answered = client.post("/v1/quote?explain=true&comparables=2", json=QUOTED)
+    assert answered.status_code == 200
+    assert printed == json.loads(json.dumps(answered.json(), default=str))
+    assert set(printed) >= {"price_estimate", "model", "as_of", "reasons", "comparables"}
 
 
 def test_quote_notes_an_unknown_category(champion_home, capsys):
