@@ -359,7 +359,11 @@ def price_curve(
     ridge = Ridge(alpha=1.0).fit(np.hstack([basis, flags, one_hot]), log_price[rows])
     spline_part = ridge.coef_[: basis.shape[1]]
     offsets = ridge.coef_[-categories:] - ridge.coef_[-categories:][codes].mean()
-    grid = np.linspace(log_fans.min(), log_fans.max(), CURVE_GRID)
+    low, high = log_fans.min(), log_fans.max()
+    if high - low < 1e-6:  # one fans count: no curve to draw, a flat one on a grid around it
+        spline_part = np.zeros_like(spline_part)
+        low, high = low - 1.0, high + 1.0
+    grid = np.linspace(low, high, CURVE_GRID)
     at_grid = fans_share * (spline.transform(grid[:, None]) @ spline_part)
     at_grid -= fans_share * (basis @ spline_part).mean()
     level = np.maximum.accumulate(at_grid) + log_price[rows].mean()

@@ -152,6 +152,23 @@ def test_search_judges_candidates_learning_without_the_price_typos(market):
     assert valuer.card["params"]["rounds"] == ranked[0].rounds
 
 
+@pytest.mark.parametrize("distinct", [1, 2, 40])
+def test_the_price_curve_is_finite_and_non_decreasing_whatever_the_fans(market, distinct):
+    """Even an export whose accounts all have the same fans (or two counts) gives a curve the
+    booster can start from: finite everywhere, non-decreasing, flat where nothing is known."""
+    sales = market.copy()
+    counts = np.geomspace(1_000, 1_000_000, distinct)
+    sales["fans"] = counts[np.arange(len(sales)) % distinct].round()
+    encoder = steps.vocabulary(sales)
+    matrix = encoder.matrix(sales)
+    curve = steps.price_curve(matrix, np.log(sales["price"].to_numpy()), 0.8, encoder.unknown_code)
+    probe = matrix[:50].copy()
+    probe[:, 0] = np.geomspace(1, 10**10, 50)
+    values = curve.fans_part(probe[:, 0])
+    assert np.isfinite(curve(matrix)).all() and np.isfinite(values).all()
+    assert np.all(np.diff(values) >= 0)
+
+
 def test_search_keeps_the_default_when_the_others_are_not_clearly_better(market):
     """A second configuration that differs by a hair: its differences are noise, not a win."""
     twice = (steps.CANDIDATES[0], {**steps.CANDIDATES[0], "lambda_l2": 1.1})
