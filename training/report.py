@@ -62,8 +62,10 @@ FIGURES = {
     ),
     "feature_importance.png": (
         "What the model relies on",
-        "Each listing detail's share of the model's total gain (how much its splits improved the "
-        "fit). It shows how much a detail matters, not in which direction it moves the price.",
+        "Each listing detail's share of the trees' total gain (how much its splits improved the "
+        "fit). It shows how much a detail matters, not in which direction it moves the price. "
+        "The price curve the trees start from (most of the fans effect, each category's level) "
+        "is not in these splits: a quote's reasons count it, under fans and category.",
     ),
 }
 
