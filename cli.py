@@ -107,7 +107,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import OperationalError
 
-    from training.pipeline import NoSalesOnRecord
+    from training.snapshot import NoSalesOnRecord
     from training.steps import TooManyRejects
     from valuation.bundles import BundleRejected
     from valuation.listing import ListingError
@@ -182,7 +182,8 @@ def run_generate(args) -> int:
 
 
 def run_train(args) -> int:
-    from training.pipeline import snapshot_records, train
+    from training.pipeline import train
+    from training.snapshot import snapshot_records
     from valuation.registry import registered_version
 
     settings = _settings()
@@ -278,7 +279,7 @@ def run_batch(args) -> int:
 
 
 def run_promote(args) -> int:
-    from training.pipeline import promote
+    from training.promotion import promote
 
     settings = _settings()
     previous = promote(settings, args.version, args.reason)
@@ -290,7 +291,7 @@ def run_promote(args) -> int:
 
 
 def run_report(args) -> int:
-    from training.pipeline import report
+    from training.report import report
 
     page = report(_settings(), args.out, args.version)
     print(f"wrote {page} (and its figures beside it)")

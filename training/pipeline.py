@@ -5,7 +5,6 @@ The only place in training that touches MLflow or the disk; every step it calls 
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import tempfile
 import warnings
@@ -20,17 +19,16 @@ import pandas as pd
 
 import valuation
 from training import steps
-from training.report import write_report
+from training.promotion import champion_errors, record_decision
+from training.report import log_evaluation
+from training.tracking import use_experiment
 from valuation import bundles, monitoring, registry
 from valuation.encoding import FEATURE_NAMES, Encoder
-from valuation.loading import load_listings, write_rejects, write_table
-from valuation.records import Record
+from valuation.loading import load_listings, write_rejects
 from valuation.settings import Settings
 from valuation.valuer import Valuer
 
 MODEL_FILE = Path(valuation.__file__).parent / "mlflow_model.py"
-HOLDOUT_FILE = "holdout.parquet"
-REPORT_TITLE = "How far can these valuations be trusted?"
 INPUT_EXAMPLE = pd.DataFrame(
     {
         "fans": ["13.13W", 52000],
@@ -180,7 +178,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
     digest = steps.data_digest(data)
 
     client = registry.client(settings)
-    _use_experiment(settings)
+    use_experiment(settings)
     with mlflow.start_run(run_name=f"train-{data.stem}") as run:
         mlflow.log_params(
             {
@@ -250,7 +248,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         )
         for who, values in metrics.items():
             mlflow.log_metrics({f"{who}_{name}": value for name, value in values.items()})
-        _log_evaluation(evaluation, valuer, f"{settings.model_name}, trained on {data.name}")
+        log_evaluation(evaluation, valuer, f"{settings.model_name}, trained on {data.name}")
 
         with tempfile.TemporaryDirectory() as scratch:
             bundle = valuer.save(Path(scratch) / "bundle")
@@ -279,7 +277,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         say(f"registered {settings.model_name} version {version}")
 
         try:
-            decision = steps.decide(metrics["model"], _champion_errors(settings, split, card))
+            decision = steps.decide(metrics["model"], champion_errors(settings, split, card))
         except bundles.BundleRejected as error:
             # An unverifiable champion cannot be measured, nor silently replaced: a person decides.
             decision = steps.Decision(
@@ -288,7 +286,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
                 candidate=metrics["model"],
                 champion=None,
             )
-        _record_decision(client, settings, version, decision)
+        record_decision(client, settings, version, decision)
         if decision.promote:
             client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
         verb = "is now" if decision.promote else "is not"
@@ -304,150 +302,6 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         bundle=local,
         decision=decision,
     )
-
-
-class NoSalesOnRecord(LookupError):
-    """`--from-records` found no reported sales to train on."""
-
-
-def snapshot_records(settings: Settings) -> Path:
-    """The sales reported to the service, written to `<home>/records/` as a Parquet file: the run
-    then names (and hashes) a file that stays, as it does for an export."""
-    record = Record(settings.records)
-    try:
-        sales = record.sales_frame()
-    finally:
-        record.close()
-    if sales.empty:
-        raise NoSalesOnRecord(
-            f"no sales are on record at {_safe_url(settings.records)}: "
-            "the marketplace reports them with POST /v1/sales"
-        )
-    folder = settings.home.resolve() / "records"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return write_table(sales, folder / f"sales-{stamp}.parquet")
-
-
-def _safe_url(url: str) -> str:
-    """A database URL without its password, fit for a message."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _log_evaluation(evaluation: steps.Evaluation, valuer, subtitle: str) -> None:
-    """The holdout predictions (the report's data) and the HTML report itself, on the run."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as scratch:
-        predictions = Path(scratch) / HOLDOUT_FILE
-        evaluation.predictions.to_parquet(predictions, index=False)
-        mlflow.log_artifact(str(predictions), "evaluation")
-        page = write_report(
-            evaluation,
-            _importance(valuer),
-            Path(scratch) / "report",
-            REPORT_TITLE,
-            subtitle,
-            valuer.market,
-        )
-        mlflow.log_artifacts(str(page.parent), "report")
-
-
-def _importance(valuer) -> dict[str, float]:
-    point = valuer.boosters["point"]
-    return dict(zip(point.feature_name(), point.feature_importance("gain").tolist(), strict=True))
-
-
-def report(settings: Settings, out: Path, version: str | None = None) -> Path:
-    """Rewrites a registered version's holdout report (the champion's by default) into `out`."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    client = registry.client(settings)
-    version = version or registry.registered_version(settings)
-    if version is None:
-        raise registry.NoModel(f"no {settings.model_name}@{settings.model_alias} to report on")
-    run_id = client.get_model_version(settings.model_name, version).run_id
-    run = client.get_run(run_id)
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=f"evaluation/{HOLDOUT_FILE}", dst_path=scratch
-            )
-        except MlflowException as error:
-            raise registry.NoModel(
-                f"version {version} has no holdout predictions on record (trained before reports "
-                "were kept): train a new version to get its report"
-            ) from error
-        predictions = pd.read_parquet(local)
-    valuer = registry.load_valuer(settings, version=version)
-    evaluation = steps.Evaluation(metrics=valuer.card["holdout_metrics"], predictions=predictions)
-    subtitle = f"{settings.model_name} version {version}, trained on {Path(run.data.params['data_path']).name}"
-    return write_report(evaluation, _importance(valuer), out, REPORT_TITLE, subtitle, valuer.market)
-
-
-def _champion_errors(settings: Settings, split: steps.Split, card: dict) -> dict[str, float] | None:
-    """The current champion measured on the candidate's holdout, or None without a champion.
-
-    A champion is served fitted on all of its sales: trained on this very export with the same
-    split, it has seen this holdout, and its own holdout figures (from its fit that did not see
-    it) are the honest ones to compare with. On other data it is measured on this holdout, where
-    any sale it trained on flatters it: the gate then leans towards keeping it."""
-    try:
-        champion = registry.load_valuer(settings)
-    except registry.NoModel:
-        return None
-    same = ("data_sha256", "split_seed", "holdout_share")
-    if all(champion.card.get(key) == card[key] for key in same):
-        return champion.card["holdout_metrics"]["model"]
-    return steps.champion_errors(champion, split)
-
-
-def _record_decision(client, settings: Settings, version: str, decision: steps.Decision) -> None:
-    """Every decision is on record: on the run, as an artifact, and on the model version."""
-    import mlflow
-
-    outcome = "promoted" if decision.promote else "kept_champion"
-    mlflow.set_tags(
-        {"promotion.decision": outcome, "promotion.reasons": "; ".join(decision.reasons)}
-    )
-    mlflow.log_dict(
-        {"version": version, "decision": outcome, **decision.__dict__}, "promotion/decision.json"
-    )
-    client.set_model_version_tag(settings.model_name, version, "promotion.decision", outcome)
-    client.set_model_version_tag(
-        settings.model_name, version, "promotion.reasons", "; ".join(decision.reasons)
-    )
-
-
-def promote(settings: Settings, version: str, reason: str) -> str | None:
-    """Points `champion` at `version` by hand, whatever the gate said; the reason is recorded in
-    MLflow (a run of its own and tags on the version). Returns the previous champion's version."""
-    import mlflow
-
-    client = registry.client(settings)
-    client.get_model_version(settings.model_name, version)  # raises when there is no such version
-    previous = registry.registered_version(settings)
-    _use_experiment(settings)
-    with mlflow.start_run(run_name=f"promote-v{version}"):
-        mlflow.log_params({"version": version, "previous_champion": previous, "reason": reason})
-        mlflow.set_tags({"promotion.decision": "promoted_by_hand", "promotion.reasons": reason})
-    client.set_model_version_tag(
-        settings.model_name, version, "promotion.decision", "promoted_by_hand"
-    )
-    client.set_model_version_tag(settings.model_name, version, "promotion.reasons", reason)
-    client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
-    return previous
-
-
-def _use_experiment(settings: Settings) -> None:
-    import mlflow
-
-    if mlflow.get_experiment_by_name(settings.experiment) is None:
-        mlflow.create_experiment(settings.experiment, artifact_location=settings.artifact_location)
-    mlflow.set_experiment(settings.experiment)
 
 
 def _signature():

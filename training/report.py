@@ -4,6 +4,7 @@ model's prices and ranges can be trusted, next to the two baselines, in words a 
 from __future__ import annotations
 
 import html
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -13,11 +14,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from training.steps import COVERAGE_TOLERANCE, Evaluation
+from valuation import registry
 from valuation.market import MarketIndex
 from valuation.schema import FANS, PRICE
+from valuation.settings import Settings
 from valuation.trends import MIN_INDEX_SALES, changes
 from valuation.valuer import BAND_NAMES, DEFAULT_LEVEL, FANS_BANDS, fans_band
 
+HOLDOUT_FILE = "holdout.parquet"
+"""The holdout's predictions on each training run (MLflow artifact `evaluation/`): the report's
+data, so a version's report can be written again."""
+REPORT_TITLE = "How far can these valuations be trusted?"
 LABELS = {
     "model": "This model",
     "baseline_fans_band": "Baseline: fans-band median",
@@ -331,3 +338,55 @@ A range is useful when it keeps its promise and is narrow.</p>
 {figures}
 </body></html>
 """
+
+
+def log_evaluation(evaluation: Evaluation, valuer, subtitle: str) -> None:
+    """The holdout predictions (the report's data) and the HTML report itself, on the run."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as scratch:
+        predictions = Path(scratch) / HOLDOUT_FILE
+        evaluation.predictions.to_parquet(predictions, index=False)
+        mlflow.log_artifact(str(predictions), "evaluation")
+        page = write_report(
+            evaluation,
+            importance(valuer),
+            Path(scratch) / "report",
+            REPORT_TITLE,
+            subtitle,
+            valuer.market,
+        )
+        mlflow.log_artifacts(str(page.parent), "report")
+
+
+def importance(valuer) -> dict[str, float]:
+    point = valuer.boosters["point"]
+    return dict(zip(point.feature_name(), point.feature_importance("gain").tolist(), strict=True))
+
+
+def report(settings: Settings, out: Path, version: str | None = None) -> Path:
+    """Rewrites a registered version's holdout report (the champion's by default) into `out`."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = registry.client(settings)
+    version = version or registry.registered_version(settings)
+    if version is None:
+        raise registry.NoModel(f"no {settings.model_name}@{settings.model_alias} to report on")
+    run_id = client.get_model_version(settings.model_name, version).run_id
+    run = client.get_run(run_id)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=f"evaluation/{HOLDOUT_FILE}", dst_path=scratch
+            )
+        except MlflowException as error:
+            raise registry.NoModel(
+                f"version {version} has no holdout predictions on record (trained before reports "
+                "were kept): train a new version to get its report"
+            ) from error
+        predictions = pd.read_parquet(local)
+    valuer = registry.load_valuer(settings, version=version)
+    evaluation = Evaluation(metrics=valuer.card["holdout_metrics"], predictions=predictions)
+    subtitle = f"{settings.model_name} version {version}, trained on {Path(run.data.params['data_path']).name}"
+    return write_report(evaluation, importance(valuer), out, REPORT_TITLE, subtitle, valuer.market)

@@ -19,7 +19,8 @@ from api.main import create_app
 from api.schemas import EXAMPLE_LISTING
 from data.simulator import generate
 from tests.api.server import running_server
-from training.pipeline import promote, train
+from training.pipeline import train
+from training.promotion import promote
 from valuation import bundles, registry
 from valuation.loading import write_table
 from valuation.settings import Settings

@@ -6,7 +6,8 @@ import pytest
 
 from data.simulator import generate
 from training import steps
-from training.pipeline import promote, train
+from training.pipeline import train
+from training.promotion import promote
 from valuation import registry
 from valuation.loading import write_table
 from valuation.settings import Settings

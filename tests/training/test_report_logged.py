@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cli import main
-from training.pipeline import report
+from training.report import report
 from valuation import registry
 
 
