@@ -165,62 +165,22 @@ def _rejects_file(data: Path, settings: Settings) -> Path:
 
 
 def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
+    """The stages, in one MLflow run: what was trained on, the search, the holdout's evaluation
+    and the served fit, the registration, the gate."""
     import mlflow
 
-    split, encoder = prepared.split, prepared.encoder
+    split = prepared.split
     rejects_file = _rejects_file(data, settings) if len(prepared.rejects) else None
     say(
         f"{prepared.rows_train} sales to train on, {prepared.rows_holdout} held out "
         f"({split.by} split)"
     )
-    sales = pd.concat([split.train, split.holdout], ignore_index=True)
-    sales = sales.drop(columns=[steps.MARKET_LEVEL], errors="ignore")  # the export's columns
     digest = steps.data_digest(data)
-
     client = registry.client(settings)
     use_experiment(settings)
     with mlflow.start_run(run_name=f"train-{data.stem}") as run:
-        mlflow.log_params(
-            {
-                "data_path": str(data),
-                "data_sha256": digest,
-                "rows_total": prepared.total,
-                "rows_rejected": len(prepared.rejects),
-                "rows_train": prepared.rows_train,
-                "rows_holdout": prepared.rows_holdout,
-                "split_by": split.by,
-                "search_trials": trials or settings.search_trials,
-                "cv_folds": settings.cv_folds,
-                "seed": settings.seed,
-            }
-        )
-        with warnings.catch_warnings():  # MLflow's hints on int columns and on local sources
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_pandas(sales, source=str(data.resolve()), name=data.name)
-            mlflow.log_input(dataset, "training")
-        if rejects_file:
-            mlflow.log_artifact(str(rejects_file), "rejects")
-
-        def track_trial(trial: steps.Trial) -> None:
-            with mlflow.start_run(run_name="search-trial", nested=True):
-                mlflow.log_params({**trial.params, "rounds": trial.rounds})
-                mlflow.log_metric("cv_l1_log_price", trial.cv_l1)
-            say(f"candidate {trial.params} -> CV L1 {trial.cv_l1:.4f} at {trial.rounds} rounds")
-
-        ranked = steps.search(
-            split.train,
-            encoder,
-            trials or settings.search_trials,
-            settings.cv_folds,
-            settings.seed,
-            track_trial,
-        )
-        best = ranked[0]
-        default = "the default" if best.params == dict(steps.CANDIDATES[0]) else "beyond noise"
-        say(f"chosen ({default}): {best.params}")
-        mlflow.log_params({f"best_{key}": value for key, value in best.params.items()})
-        mlflow.log_param("best_rounds", best.rounds)
-
+        _track_inputs(data, settings, prepared, trials, digest, rejects_file)
+        best = _search(settings, prepared, trials, say)
         card = {
             "data_sha256": digest,
             "data_rows": prepared.rows_train + prepared.rows_holdout,
@@ -229,72 +189,14 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
             "holdout_share": settings.holdout_share,
             "profile": monitoring.profile(split.train),
         }
-        # The holdout's figures come from a fit that did not see it; the served model is then
-        # fitted the same way on every sale (the holdout never going back in cost accuracy).
-        evaluation = steps.evaluate(prepared.fit(best, card, False), split)
-        metrics = evaluation.metrics
-        best.holdout_estimate = np.log(evaluation.predictions["price_estimate"].to_numpy())
-        say(
-            f"holdout MdAPE {metrics['model']['mdape']:.1%}; fitting the served model on all "
-            f"{prepared.rows_train + prepared.rows_holdout} sales"
-        )
-        valuer = prepared.fit(best, card, True)
-        valuer.card["holdout_metrics"] = metrics
-        mlflow.log_params(
-            {
-                "served_rounds": valuer.card["params"]["rounds"],
-                "screened_typos": valuer.card.get("screened_typos", 0),
-            }
-        )
-        for who, values in metrics.items():
-            mlflow.log_metrics({f"{who}_{name}": value for name, value in values.items()})
+        evaluation, valuer = _evaluate_and_fit(prepared, best, card, say)
         log_evaluation(evaluation, valuer, f"{settings.model_name}, trained on {data.name}")
-
-        with tempfile.TemporaryDirectory() as scratch:
-            bundle = valuer.save(Path(scratch) / "bundle")
-            fingerprint = bundles.fingerprint(bundle)
-            mlflow.log_artifact(str(bundle / "point.txt"), "lightgbm")
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(MODEL_FILE),
-                artifacts={"bundle": str(bundle)},
-                code_paths=[str(MODEL_FILE.parent)],
-                signature=_signature(),
-                input_example=INPUT_EXAMPLE,
-                pip_requirements=_requirements(),
-                registered_model_name=settings.model_name,
-            )
-            version = str(info.registered_model_version)
-            # Recorded in the registry's database, apart from the artifacts it vouches for:
-            # loaders check every bundle against it before reading a byte of the model.
-            for tag, value in fingerprint.items():
-                client.set_model_version_tag(settings.model_name, version, tag, value)
-            local = registry.bundle_dir(settings, version)
-            # A store made anew numbers from 1 again: an old cache under this number must go whole
-            # (a leftover file would fail the check).
-            shutil.rmtree(local, ignore_errors=True)
-            shutil.copytree(bundle, local)
-        say(f"registered {settings.model_name} version {version}")
-
-        try:
-            decision = steps.decide(metrics["model"], champion_errors(settings, split, card))
-        except bundles.BundleRejected as error:
-            # An unverifiable champion cannot be measured, nor silently replaced: a person decides.
-            decision = steps.Decision(
-                promote=False,
-                reasons=[f"the champion cannot be compared ({error}); promote by hand if wanted"],
-                candidate=metrics["model"],
-                champion=None,
-            )
-        record_decision(client, settings, version, decision)
-        if decision.promote:
-            client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
-        verb = "is now" if decision.promote else "is not"
-        say(f"version {version} {verb} @{settings.model_alias}: " + "; ".join(decision.reasons))
+        version, local = _register(client, settings, valuer, say)
+        decision = _gate(client, settings, version, evaluation.metrics["model"], split, card, say)
     return TrainingOutcome(
         run_id=run.info.run_id,
         model_version=version,
-        metrics=metrics,
+        metrics=evaluation.metrics,
         rows=prepared.total,
         rejected=len(prepared.rejects),
         split_by=split.by,
@@ -302,6 +204,141 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         bundle=local,
         decision=decision,
     )
+
+
+def _track_inputs(data, settings, prepared: _Prepared, trials, digest, rejects_file) -> None:
+    """On the run: the data (path, digest, rows, rejects), the split and the search's settings."""
+    import mlflow
+
+    split = prepared.split
+    mlflow.log_params(
+        {
+            "data_path": str(data),
+            "data_sha256": digest,
+            "rows_total": prepared.total,
+            "rows_rejected": len(prepared.rejects),
+            "rows_train": prepared.rows_train,
+            "rows_holdout": prepared.rows_holdout,
+            "split_by": split.by,
+            "search_trials": trials or settings.search_trials,
+            "cv_folds": settings.cv_folds,
+            "seed": settings.seed,
+        }
+    )
+    sales = pd.concat([split.train, split.holdout], ignore_index=True)
+    sales = sales.drop(columns=[steps.MARKET_LEVEL], errors="ignore")  # the export's columns
+    with warnings.catch_warnings():  # MLflow's hints on int columns and on local sources
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(sales, source=str(data.resolve()), name=data.name)
+        mlflow.log_input(dataset, "training")
+    if rejects_file:
+        mlflow.log_artifact(str(rejects_file), "rejects")
+
+
+def _search(settings, prepared: _Prepared, trials, say) -> steps.Trial:
+    """The candidates cross-fitted on the training sales, each a nested run; the chosen one."""
+    import mlflow
+
+    def track_trial(trial: steps.Trial) -> None:
+        with mlflow.start_run(run_name="search-trial", nested=True):
+            mlflow.log_params({**trial.params, "rounds": trial.rounds})
+            mlflow.log_metric("cv_l1_log_price", trial.cv_l1)
+        say(f"candidate {trial.params} -> CV L1 {trial.cv_l1:.4f} at {trial.rounds} rounds")
+
+    ranked = steps.search(
+        prepared.split.train,
+        prepared.encoder,
+        trials or settings.search_trials,
+        settings.cv_folds,
+        settings.seed,
+        track_trial,
+    )
+    best = ranked[0]
+    default = "the default" if best.params == dict(steps.CANDIDATES[0]) else "beyond noise"
+    say(f"chosen ({default}): {best.params}")
+    mlflow.log_params({f"best_{key}": value for key, value in best.params.items()})
+    mlflow.log_param("best_rounds", best.rounds)
+    return best
+
+
+def _evaluate_and_fit(prepared: _Prepared, best: steps.Trial, card: dict, say):
+    """The holdout's figures from a fit that did not see it; then the served model, fitted the
+    same way on every sale (the holdout never going back in cost accuracy)."""
+    import mlflow
+
+    split = prepared.split
+    evaluation = steps.evaluate(prepared.fit(best, card, False), split)
+    metrics = evaluation.metrics
+    best.holdout_estimate = np.log(evaluation.predictions["price_estimate"].to_numpy())
+    say(
+        f"holdout MdAPE {metrics['model']['mdape']:.1%}; fitting the served model on all "
+        f"{prepared.rows_train + prepared.rows_holdout} sales"
+    )
+    valuer = prepared.fit(best, card, True)
+    valuer.card["holdout_metrics"] = metrics
+    mlflow.log_params(
+        {
+            "served_rounds": valuer.card["params"]["rounds"],
+            "screened_typos": valuer.card.get("screened_typos", 0),
+        }
+    )
+    for who, values in metrics.items():
+        mlflow.log_metrics({f"{who}_{name}": value for name, value in values.items()})
+    return evaluation, valuer
+
+
+def _register(client, settings, valuer: Valuer, say) -> tuple[str, Path]:
+    """The bundle logged as an MLflow pyfunc and registered, its fingerprint on the version, and
+    a verified copy in the local bundle cache: the version and that copy."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as scratch:
+        bundle = valuer.save(Path(scratch) / "bundle")
+        fingerprint = bundles.fingerprint(bundle)
+        mlflow.log_artifact(str(bundle / "point.txt"), "lightgbm")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(MODEL_FILE),
+            artifacts={"bundle": str(bundle)},
+            code_paths=[str(MODEL_FILE.parent)],
+            signature=_signature(),
+            input_example=INPUT_EXAMPLE,
+            pip_requirements=_requirements(),
+            registered_model_name=settings.model_name,
+        )
+        version = str(info.registered_model_version)
+        # Recorded in the registry's database, apart from the artifacts it vouches for:
+        # loaders check every bundle against it before reading a byte of the model.
+        for tag, value in fingerprint.items():
+            client.set_model_version_tag(settings.model_name, version, tag, value)
+        local = registry.bundle_dir(settings, version)
+        # A store made anew numbers from 1 again: an old cache under this number must go whole
+        # (a leftover file would fail the check).
+        shutil.rmtree(local, ignore_errors=True)
+        shutil.copytree(bundle, local)
+    say(f"registered {settings.model_name} version {version}")
+    return version, local
+
+
+def _gate(client, settings, version: str, candidate: dict, split, card: dict, say):
+    """The promotion gate: the candidate against the champion on the same holdout; the decision
+    on record, and the alias moved when it says so."""
+    try:
+        decision = steps.decide(candidate, champion_errors(settings, split, card))
+    except bundles.BundleRejected as error:
+        # An unverifiable champion cannot be measured, nor silently replaced: a person decides.
+        decision = steps.Decision(
+            promote=False,
+            reasons=[f"the champion cannot be compared ({error}); promote by hand if wanted"],
+            candidate=candidate,
+            champion=None,
+        )
+    record_decision(client, settings, version, decision)
+    if decision.promote:
+        client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
+    verb = "is now" if decision.promote else "is not"
+    say(f"version {version} {verb} @{settings.model_alias}: " + "; ".join(decision.reasons))
+    return decision
 
 
 def _signature():
