@@ -15,11 +15,18 @@ import pandas as pd
 from training.evaluation import BASELINES, interval_coverage, price_errors
 from valuation.comparables import Comparables
 from valuation.curve import PriceCurve
-from valuation.encoding import CATEGORICAL, FEATURE_NAMES, MONOTONE, Encoder
+from valuation.encoding import (
+    CATEGORICAL,
+    CATEGORY_COLUMN,
+    FANS_COLUMN,
+    FEATURE_NAMES,
+    MONOTONE,
+    Encoder,
+)
 from valuation.loading import LoadedListings
 from valuation.market import DAYS_PER_MONTH, MarketIndex
 from valuation.schema import CATEGORY, FANS, FLAGS, PRICE, SOLD_AT
-from valuation.valuer import DEFAULT_LEVEL, FANS_BANDS, FANS_COLUMN, MIN_SCALE, Valuer, fans_band
+from valuation.valuer import DEFAULT_LEVEL, FANS_BANDS, MIN_SCALE, Valuer, fans_band
 
 CALIBRATION_SHARE = 0.25
 """The Dask engine holds this share of the training sales out of the point fit to calibrate."""
@@ -353,7 +360,7 @@ def price_curve(
     log_fans = np.log10(np.maximum(chosen[:, FANS_COLUMN], 1.0))[:, None]
     spline = SplineTransformer(n_knots=CURVE_KNOTS, degree=3, knots="quantile").fit(log_fans)
     basis = spline.transform(log_fans)
-    codes = chosen[:, FEATURE_NAMES.index(CATEGORY.name)].astype(int)
+    codes = chosen[:, CATEGORY_COLUMN].astype(int)
     one_hot = (codes[:, None] == np.arange(categories)[None, :]).astype(float)
     flags = chosen[:, [FEATURE_NAMES.index(flag.name) for flag in FLAGS]]
     ridge = Ridge(alpha=1.0).fit(np.hstack([basis, flags, one_hot]), log_price[rows])
@@ -541,7 +548,7 @@ def fit(
     # Drawn per training sale, so screening one sale out leaves the others' draws as they were.
     hidden = np.random.default_rng(seed + 2).random(len(train)) < UNKNOWN_CATEGORY_SHARE
     shown = matrix.copy()
-    shown[hidden, FEATURE_NAMES.index(CATEGORY.name)] = encoder.unknown_code
+    shown[hidden, CATEGORY_COLUMN] = encoder.unknown_code
     point = lgb.train(
         booster_params(best.params, seed),
         learning_set(shown[sale], log_price[sale], curve),

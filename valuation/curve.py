@@ -16,11 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from valuation.encoding import FEATURE_NAMES
-from valuation.schema import CATEGORY, FANS
-
-_FANS = FEATURE_NAMES.index(FANS.name)
-_CATEGORY = FEATURE_NAMES.index(CATEGORY.name)
+from valuation.encoding import CATEGORY_COLUMN, FANS_COLUMN
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,9 @@ class PriceCurve:
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
         """The curve's log price for each row of the model's input matrix."""
-        return self.fans_part(matrix[:, _FANS]) + self.category_part(matrix[:, _CATEGORY])
+        return self.fans_part(matrix[:, FANS_COLUMN]) + self.category_part(
+            matrix[:, CATEGORY_COLUMN]
+        )
 
     def one(self, fans: float, code: float) -> float:
         """One row's log price in plain Python (the quote path: no array to build)."""
@@ -72,8 +70,8 @@ class PriceCurve:
 
     def contributions(self, row: np.ndarray) -> tuple[float, float]:
         """One row's fans and category parts, less their means (the reference's)."""
-        fans = float(self.fans_part(row[_FANS])) - self.reference[0]
-        return fans, float(self.category_part(row[_CATEGORY])) - self.reference[1]
+        fans = float(self.fans_part(row[FANS_COLUMN])) - self.reference[0]
+        return fans, float(self.category_part(row[CATEGORY_COLUMN])) - self.reference[1]
 
     def as_card(self) -> dict:
         return {

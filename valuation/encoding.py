@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from valuation.listing import Listing
-from valuation.schema import CATEGORY, FEATURES
+from valuation.schema import CATEGORY, FANS, FEATURES
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 CATEGORICAL: tuple[int, ...] = tuple(i for i, f in enumerate(FEATURES) if f.kind == "text")
 MONOTONE: tuple[int, ...] = tuple(f.monotone for f in FEATURES)
-_CATEGORY_COLUMN = FEATURE_NAMES.index(CATEGORY.name)
+FANS_COLUMN = FEATURE_NAMES.index(FANS.name)
+CATEGORY_COLUMN = FEATURE_NAMES.index(CATEGORY.name)
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ class Encoder:
         """Writes one listing into a (1, n_features) buffer in place (the quote path)."""
         values = row[0]
         for j, name in enumerate(FEATURE_NAMES):
-            values[j] = getattr(listing, name) if j != _CATEGORY_COLUMN else 0.0
-        values[_CATEGORY_COLUMN] = self._codes.get(listing.category, len(self.categories))
+            values[j] = getattr(listing, name) if j != CATEGORY_COLUMN else 0.0
+        values[CATEGORY_COLUMN] = self._codes.get(listing.category, len(self.categories))
 
     def rows(self, listings: Sequence[Listing]) -> np.ndarray:
         """The model's input for a list of listings, without pandas (the batch quote path)."""
@@ -72,7 +73,7 @@ class Encoder:
         """The model's input for many listings with canonical, typed columns."""
         out = np.empty((len(listings), len(FEATURE_NAMES)), dtype=np.float64)
         for j, name in enumerate(FEATURE_NAMES):
-            if j == _CATEGORY_COLUMN:
+            if j == CATEGORY_COLUMN:
                 # The vocabulary's positions, vectorised; a category outside it is -1, then
                 # the unknown code.
                 codes = pd.Categorical(listings[name], categories=self.categories).codes

@@ -27,18 +27,16 @@ import pandas as pd
 
 from valuation.comparables import Comparables
 from valuation.curve import PriceCurve
-from valuation.encoding import FEATURE_NAMES, MONOTONE, Encoder
+from valuation.encoding import CATEGORY_COLUMN, FANS_COLUMN, FEATURE_NAMES, MONOTONE, Encoder
 from valuation.listing import Listing
 from valuation.market import DateOutsideMarket, MarketIndex
-from valuation.schema import CATEGORY, CURRENCY, FANS
+from valuation.schema import CATEGORY, CURRENCY
 from valuation.scoring import RowScorer
 
 BUNDLE_FORMAT = 3
 """3: the point model may start from a price curve (`price_curve` on the card); code that reads
 format 2 only would price without it, so it refuses a 3. Format 2 bundles (no curve) still load."""
 READS_FORMATS = (2, 3)
-FANS_COLUMN = FEATURE_NAMES.index(FANS.name)
-CATEGORY_COLUMN = FEATURE_NAMES.index(CATEGORY.name)
 BOOSTERS = ("point", "scale")
 DEFAULT_LEVEL = 0.80
 MIN_LEVEL, MAX_LEVEL = 0.50, 0.95
