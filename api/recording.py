@@ -10,9 +10,11 @@ from random import getrandbits
 from fastapi import Request, Response
 from sqlalchemy import Table
 
+from api.deps import Quoting
 from api.errors import ServiceError
 from valuation.listing import Listing
 from valuation.records import Record, RecordUnavailable, now
+from valuation.records import quotes as quotes_table
 
 HEADER = b"x-request-id"
 
@@ -104,3 +106,15 @@ async def record(on: Record, table: Table, rows: list[dict]) -> None:
         raise ServiceError(
             503, "record_unavailable", f"{error}; the answer was not given"
         ) from None
+
+
+async def answer_one(
+    request: Request, quoting: Quoting, endpoint: str, listing: Listing, quote: dict, answer=None
+) -> Response:
+    """One listing's answer (a quote, or the whole `answer` that holds it) put on record, its
+    commit awaited, counted in the metrics, and sent as stored."""
+    sent = await sent_body(request)
+    row = quote_row(request, endpoint, 0, listing, sent, quote, answer)
+    await record(quoting.record, quotes_table, [row])
+    quoting.metrics.quotes.labels(endpoint).inc()
+    return as_given(row)

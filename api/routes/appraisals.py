@@ -7,7 +7,6 @@ from fastapi import APIRouter, Request
 from api import recording, schemas
 from api.answers import ERRORS, AsOf, ComparablesK, Explain, Level, at_date, listing_of
 from api.deps import QuotingDep
-from valuation import records
 from valuation.appraisal import appraise
 from valuation.quoting import full_quote
 from valuation.valuer import DEFAULT_LEVEL
@@ -57,8 +56,4 @@ async def appraisal(
         },
         "quote": quote_body,
     }
-    sent = await recording.sent_body(request)
-    row = recording.quote_row(request, "appraisal", 0, listing, sent, quote_body, answer)
-    await recording.record(quoting.record, records.quotes, [row])
-    quoting.metrics.quotes.labels("appraisal").inc()
-    return recording.as_given(row)
+    return await recording.answer_one(request, quoting, "appraisal", listing, quote_body, answer)

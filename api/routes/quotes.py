@@ -43,11 +43,7 @@ async def quote(
     _, body = at_date(
         full_quote, quoting.valuer, listed, listing.listing_id, level, explain, comparables, as_of
     )
-    sent = await recording.sent_body(request)
-    row = recording.quote_row(request, "quote", 0, listed, sent, body)
-    await recording.record(quoting.record, records.quotes, [row])
-    quoting.metrics.quotes.labels("quote").inc()
-    return recording.as_given(row)
+    return await recording.answer_one(request, quoting, "quote", listed, body)
 
 
 @router.post(
