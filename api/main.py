@@ -12,17 +12,18 @@ from api.limits import BodyLimitMiddleware
 from api.metrics import LiveFigures, Metrics, MetricsMiddleware
 from api.recording import RequestIds
 from valuation.records import Record
+from valuation.schema import FEATURES
 from valuation.settings import Settings, get_settings
 from valuation.valuer import Valuer
 
 log = logging.getLogger("api")
 
-DESCRIPTION = """Sale-price valuation of Kuaishou (快手) accounts, for sellers, brokers and marketplaces.
+DESCRIPTION = f"""Sale-price valuation of Kuaishou (快手) accounts, for sellers, brokers and marketplaces.
 
-Listings use the canonical field names (`fans`, `violations`, `live_permission`, `verified`,
-`category`); values may be typed (`131300`, `true`) or spelled as marketplaces write them
+Listings use the canonical field names ({", ".join(f"`{f.name}`" for f in FEATURES)}); values may
+be typed (`131300`, `true`) or spelled as marketplaces write them
 (`"13.13W"`, `"有违规"`, `"已开通"`). Every error has one shape:
-`{"error": {"code", "message", "fields": [{"field", "message"}]}}`.
+`{{"error": {{"code", "message", "fields": [{{"field", "message"}}]}}}}`.
 """
 
 

@@ -7,35 +7,54 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
+from valuation.listing import PYTHON_TYPES
 from valuation.parsing import parse_listing_id, parse_price, parse_sold_at, parser_for
-from valuation.schema import FEATURES, LISTING_ID, MAX_FANS
+from valuation.schema import FEATURES, LISTING_ID
 from valuation.schema import Field as SchemaField
 
 MAX_BATCH = 10_000
-EXAMPLE_LISTING = {
-    "fans": "13.13W",
-    "violations": "有违规",
-    "live_permission": "未开通",
-    "verified": "已认证",
-    "category": "自媒体",
-}
-# (the parsed type, what the OpenAPI document says is accepted). The numeric bounds are declared
-# where JSON Schema can state them exactly; a spelling's limits are in its description.
-_TYPES = {
-    "count": (int, Annotated[int, Field(ge=0, le=MAX_FANS)] | str),
-    "flag": (bool, bool | Literal[0, 1] | str),
-    "text": (str, str),
-}
+EXAMPLE_LISTING = {field.name: field.examples[0] for field in FEATURES}
+
+
+def _accepted(field: SchemaField):
+    """What the OpenAPI document says a field accepts. The numeric bounds are declared where
+    JSON Schema can state them exactly; a spelling's limits are in its description."""
+    if field.kind == "count":
+        return Annotated[int, Field(ge=0, le=field.maximum)] | str
+    if field.kind == "flag":
+        return bool | Literal[0, 1] | str
+    return str
+
+
+def _page_hints(field: SchemaField) -> dict:
+    """What the quote page builds its form from: `x-label`, `x-kind` (count, flag or text), and a
+    flag's `x-choices` (its marketplace words with their English, false first)."""
+    hints = {"x-label": field.label, "x-kind": field.kind}
+    if field.kind == "flag":
+        hints["x-choices"] = [
+            {
+                "value": field.false_words[0],
+                "label": f"{field.false_words[0]} · {field.false_english}",
+            },
+            {
+                "value": field.true_words[0],
+                "label": f"{field.true_words[0]} · {field.true_english}",
+            },
+        ]
+    return hints
 
 
 def _feature(field: SchemaField):
     """A request field that takes the typed value or any marketplace spelling of it."""
-    parsed, accepted = _TYPES[field.kind]
     return (
         Annotated[
-            parsed,
-            BeforeValidator(parser_for(field), json_schema_input_type=accepted),
-            Field(description=field.description, examples=[EXAMPLE_LISTING[field.name]]),
+            PYTHON_TYPES[field.kind],
+            BeforeValidator(parser_for(field), json_schema_input_type=_accepted(field)),
+            Field(
+                description=field.description,
+                examples=[EXAMPLE_LISTING[field.name]],
+                json_schema_extra=_page_hints(field),
+            ),
         ],
         ...,
     )
@@ -83,7 +102,7 @@ class Reasons(BaseModel):
 ComparableSale = create_model(
     "ComparableSale",
     listing_id=(str | None, ...),
-    **{field.name: (_TYPES[field.kind][0], ...) for field in FEATURES},
+    **{field.name: (PYTHON_TYPES[field.kind], ...) for field in FEATURES},
     price=(float, Field(description="The price it sold for, CNY.")),
     sold_at=(str | None, ...),
     similarity=(float, Field(description="1 for an identical listing, towards 0 with distance.")),
@@ -118,7 +137,7 @@ class QuotesIn(BaseModel):
         max_length=MAX_BATCH,
         description=f"Up to {MAX_BATCH:,} listings, each shaped like ListingIn. Each is checked on its "
         "own: one bad listing gets an error entry and does not sink the others.",
-        examples=[[EXAMPLE_LISTING, {**EXAMPLE_LISTING, "fans": 52000, "category": "美食"}]],
+        examples=[[EXAMPLE_LISTING, {f.name: f.examples[1] for f in FEATURES}]],
     )
 
 

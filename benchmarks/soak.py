@@ -34,6 +34,8 @@ from pathlib import Path
 
 from champion import BIN, Server, free_port, train_champion  # benchmarks/champion.py
 
+from valuation.schema import FEATURES
+
 BATCH_SIZE = 50
 MIX = (  # (share of requests out of 20, endpoint, query string): one cycle of the rotation
     (10, "/v1/quote", ""),
@@ -388,6 +390,8 @@ def _listing(rng: random.Random, number: int) -> dict:
         "verified": rng.choice(("已认证", "未认证", "未认证", 0, "yes")),
         "category": rng.choice((*CATEGORIES, "汽车", "读书")),  # 读书: not in the sample
     }
+    for field in FEATURES:  # a field added to the schema: its declared examples
+        listing.setdefault(field.name, rng.choice(field.examples))
     kind = number % 3
     if kind == 0:
         listing["listing_id"] = f"KS-SOAK-{number:06d}"

@@ -25,19 +25,12 @@ from training.tracking import use_experiment
 from valuation import bundles, monitoring, registry
 from valuation.encoding import FEATURE_NAMES, Encoder
 from valuation.loading import load_listings, write_rejects
+from valuation.schema import FEATURES
 from valuation.settings import Settings
 from valuation.valuer import Valuer
 
 MODEL_FILE = Path(valuation.__file__).parent / "mlflow_model.py"
-INPUT_EXAMPLE = pd.DataFrame(
-    {
-        "fans": ["13.13W", 52000],
-        "violations": ["有违规", False],
-        "live_permission": ["未开通", True],
-        "verified": ["已认证", "no"],
-        "category": ["自媒体", "美食"],
-    }
-)
+INPUT_EXAMPLE = pd.DataFrame({field.name: list(field.examples[:2]) for field in FEATURES})
 
 
 @dataclass

@@ -15,10 +15,9 @@ import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
 from valuation.listing import Listing
-from valuation.schema import CATEGORY, FANS, FLAGS, LISTING_ID, PRICE, SOLD_AT
+from valuation.schema import FEATURES, LISTING_ID, PRICE, SOLD_AT
 
 FILE = "comparables.parquet"
-FANS_WEIGHT = 2.0  # per decade of fans
 MAX_KEPT = 200_000  # the most recent sales are kept: comps are about today's market
 MAX_K = 20
 
@@ -36,28 +35,45 @@ class Comparable:
 class Comparables:
     def __init__(self, sales: pd.DataFrame):
         self.sales = sales.reset_index(drop=True)
-        self.categories = sorted(self.sales[CATEGORY.name].unique())
+        self.vocabularies = {
+            f.name: sorted(self.sales[f.name].unique()) for f in FEATURES if f.kind == "text"
+        }
         self._index = NearestNeighbors().fit(self._design(self.sales))
 
     @classmethod
     def from_sales(cls, sales: pd.DataFrame) -> Comparables:
-        columns = [
-            f.name for f in (LISTING_ID, FANS, *FLAGS, CATEGORY, PRICE, SOLD_AT) if f.name in sales
-        ]
+        columns = [f.name for f in (LISTING_ID, *FEATURES, PRICE, SOLD_AT) if f.name in sales]
         kept = sales[columns]
         if SOLD_AT.name in kept and len(kept) > MAX_KEPT:
             kept = kept.sort_values(SOLD_AT.name, na_position="first").tail(MAX_KEPT)
         return cls(kept.tail(MAX_KEPT))
 
     def _design(self, frame: pd.DataFrame) -> np.ndarray:
-        fans = np.log10(frame[FANS.name].to_numpy(dtype=float) + 1.0) * FANS_WEIGHT
-        flags = [frame[f.name].to_numpy(dtype=float) for f in FLAGS]
-        # One-hot scaled so that two different categories lie exactly 1 apart.
-        codes = pd.Categorical(frame[CATEGORY.name], categories=self.categories).codes
-        onehot = np.zeros((len(frame), len(self.categories)))
+        """Each feature's columns, weighted by its `similarity_weight`: counts per decade,
+        flags as 0/1, the category one-hot."""
+        columns = []
+        for field in FEATURES:
+            values = frame[field.name]
+            if field.kind == "count":
+                columns.append(
+                    np.log10(values.to_numpy(dtype=float) + 1.0) * field.similarity_weight
+                )
+            elif field.kind == "flag":
+                columns.append(values.to_numpy(dtype=float) * field.similarity_weight)
+            else:
+                columns.append(
+                    self._onehot(values, self.vocabularies[field.name]) * field.similarity_weight
+                )
+        return np.column_stack(columns)
+
+    @staticmethod
+    def _onehot(values: pd.Series, vocabulary: list[str]) -> np.ndarray:
+        """One-hot scaled so that two different values lie exactly 1 apart."""
+        codes = pd.Categorical(values, categories=vocabulary).codes
+        onehot = np.zeros((len(values), len(vocabulary)))
         known = codes >= 0
         onehot[np.flatnonzero(known), codes[known]] = np.sqrt(0.5)
-        return np.column_stack([fans, *flags, onehot])
+        return onehot
 
     def find(self, listing: Listing, k: int) -> list[Comparable]:
         k = max(0, min(k, MAX_K, len(self.sales)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import make_dataclass
 
 from valuation.parsing import PARSERS, SpellingError
 from valuation.schema import FEATURES, header_lookup, normalise_header
@@ -17,13 +17,14 @@ class ListingError(ValueError):
         self.problems = problems
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
-    fans: int
-    violations: bool
-    live_permission: bool
-    verified: bool
-    category: str
+PYTHON_TYPES = {"count": int, "flag": bool, "text": str}
+"""A feature's value in a Listing, by its kind."""
+
+
+class _Reading:
+    """What every Listing can do besides holding its values."""
+
+    __slots__ = ()
 
     @classmethod
     def parse(cls, values: Mapping[str, object]) -> Listing:
@@ -52,4 +53,12 @@ class Listing:
         return cls(**parsed)
 
 
-assert [f.name for f in fields(Listing)] == [f.name for f in FEATURES], "Listing follows the schema"
+Listing = make_dataclass(
+    "Listing",
+    [(field.name, PYTHON_TYPES[field.kind]) for field in FEATURES],
+    bases=(_Reading,),
+    frozen=True,
+    slots=True,
+)
+Listing.__module__ = __name__
+Listing.__doc__ = "One account for sale: a value for each feature of the schema, in its order."

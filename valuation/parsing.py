@@ -20,6 +20,7 @@ import pandas as pd
 from valuation.schema import (
     BY_NAME,
     EARLIEST_SALE,
+    FANS,
     GENERIC_FALSE,
     GENERIC_TRUE,
     LATEST_SALE,
@@ -159,16 +160,24 @@ def _amount(value: object, what: str) -> tuple[Decimal, bool]:
     return number, bool(unit)
 
 
-def parse_fans(value: object) -> int:
-    """`13.13W` -> 131300; also 万, 亿, k, thousands separators and plain integers."""
-    number, has_unit = _amount(value, "fans")
+def parse_count(field: Field, value: object) -> int:
+    """A count of `field` (up to its `maximum`): `13.13W` -> 131300; also 万, 亿, k, thousands
+    separators and plain integers."""
+    number, has_unit = _amount(value, field.name)
     # 1.2345W is a display rounding of a whole count; a bare 1.5 is not a count at all.
     if number != number.to_integral_value() and not has_unit:
-        raise SpellingError(f"fans must be a whole number: {_shown(value)}")
-    fans = int(number.to_integral_value())
-    if fans > MAX_FANS:
-        raise SpellingError(f"fans of {fans:,} is beyond any real account (max {MAX_FANS:,})")
-    return fans
+        raise SpellingError(f"{field.name} must be a whole number: {_shown(value)}")
+    count = int(number.to_integral_value())
+    if field.maximum is not None and count > field.maximum:
+        raise SpellingError(
+            f"{field.name} of {count:,} is beyond any real account (max {field.maximum:,})"
+        )
+    return count
+
+
+def parse_fans(value: object) -> int:
+    """`13.13W` -> 131300 (`parse_count` of the fans field)."""
+    return parse_count(FANS, value)
 
 
 # At most 10 digits before the point (with or without thousands commas), so that the whole part
@@ -180,12 +189,12 @@ _BULK_COUNT = (
 _UNITS = [unit for unit in _MULTIPLIERS if unit]
 
 
-def parse_fans_many(values, parse=None) -> tuple[np.ndarray, np.ndarray]:
-    """`parse_fans` for many distinct values at once, with the same answers: the common ASCII
-    spellings (131300, 131,300, 13.13W, 13.1万, 3.5k) are read with Arrow's string kernels and
-    integer arithmetic (no Python call per value); anything else, and anything refused, goes
-    through `parse_fans` one by one. Returns the parsed values and the reasons (None where
-    parsed), as object arrays."""
+def parse_count_many(values, parse=None, maximum=MAX_FANS) -> tuple[np.ndarray, np.ndarray]:
+    """`parse` (a count's parser, `parse_fans` by default) for many distinct values at once,
+    with the same answers: the common ASCII spellings (131300, 131,300, 13.13W, 13.1万, 3.5k) up
+    to `maximum` are read with Arrow's string kernels and integer arithmetic (no Python call per
+    value); anything else, and anything refused, goes through `parse` one by one. Returns the
+    parsed values and the reasons (None where parsed), as object arrays."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -228,7 +237,8 @@ def parse_fans_many(values, parse=None) -> tuple[np.ndarray, np.ndarray]:
         up = (2 * remainder > scale) | ((2 * remainder == scale) & (quotient % 2 == 1))
         whole_value = pc.cast(whole, pa.int64()).to_numpy(zero_copy_only=False)
         fans = whole_value * multiplier + quotient + up
-        fast &= fans <= MAX_FANS
+        if maximum is not None:
+            fast &= fans <= maximum
         parsed[fast] = fans[fast].tolist()
     for i in np.flatnonzero(~fast):
         try:
@@ -348,7 +358,6 @@ def parse_listing_id(value: object) -> str | None:
 
 
 _BY_KIND = {
-    "count": parse_fans,
     "price": parse_price,
     "text": parse_category,
     "date": parse_sold_at,
@@ -360,6 +369,8 @@ def parser_for(field: Field):
     """The parser of one schema field."""
     if field.kind == "flag":
         return partial(parse_flag, field.name)
+    if field.kind == "count":
+        return parse_fans if field is FANS else partial(parse_count, field)
     return _BY_KIND[field.kind]
 
 
@@ -367,5 +378,11 @@ PARSERS = {name: parser_for(field) for name, field in BY_NAME.items()}
 """One parser per field of the schema, keyed by canonical name."""
 
 
-BULK_PARSERS = {"fans": parse_fans_many}
+parse_fans_many = parse_count_many
+
+BULK_PARSERS = {
+    name: partial(parse_count_many, maximum=field.maximum)
+    for name, field in BY_NAME.items()
+    if field.kind == "count"
+}
 """Fields whose many distinct values are read faster together (same answers as PARSERS)."""

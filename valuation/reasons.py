@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from valuation.encoding import FEATURE_NAMES
 from valuation.listing import Listing
-from valuation.schema import CATEGORY, FANS, FLAGS
+from valuation.schema import EXPLANATION
 from valuation.valuer import Valuer
 
-ORDER = tuple(f.name for f in (FANS, CATEGORY, *FLAGS))
+ORDER = tuple(f.name for f in EXPLANATION)
 
 
 @dataclass(frozen=True)

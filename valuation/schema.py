@@ -15,19 +15,46 @@ Kind = Literal["count", "flag", "text", "price", "date", "id"]
 
 @dataclass(frozen=True)
 class Field:
+    """One field of a listing or a sale, with everything the rest of the code reads of it.
+
+    A listing's features (FEATURES) are the model's inputs; everything that handles a listing
+    (`Listing`, the API's request and response models and its examples, the record's columns, the
+    explanation, comparables, drift monitoring, the smoke listings, the quote page's form) is
+    built from these declarations. docs/fields.md is the recipe for adding one."""
+
     name: str
     kind: Kind
     headers: tuple[str, ...]
     """Accepted column headers besides `name` itself (the marketplace's own words first)."""
     description: str
+    english: str = ""
+    """The field's English label, beside its marketplace header on the page: "fans"."""
+    examples: tuple[object, ...] = ()
+    """Values as a listing may spell them; the first is the API's example listing's."""
     true_words: tuple[str, ...] = ()
     false_words: tuple[str, ...] = ()
+    true_english: str = ""
+    false_english: str = ""
+    """A flag's two values in English, beside its marketplace words on the page."""
     monotone: int = 0
     """Market logic: +1 the price never falls as this rises, -1 never rises, 0 no constraint."""
+    maximum: int | None = None
+    """A count's largest sane value: above it, a typo or hostile, refused with a reason."""
+    similarity_weight: float = 1.0
+    """Comparables: the distance this field adds between two sales: per decade of a count, for
+    a flag that differs, between two different values of a text."""
+    smoke: tuple[object, ...] = ()
+    """The field's value in each smoke listing (valuation/smoke.py), from a small account with
+    violations to a large verified one."""
 
     @property
     def marketplace_header(self) -> str:
         return self.headers[0]
+
+    @property
+    def label(self) -> str:
+        """`粉丝数量 · fans`: the marketplace's word, then the English one."""
+        return f"{self.marketplace_header} · {self.english or self.name}"
 
 
 # Limits of a sane value. Past them a value is a typo or hostile, not a listing; the parsers refuse
@@ -55,40 +82,63 @@ FANS = Field(
     ("粉丝数量", "粉丝数", "粉丝"),
     "Followers of the account, 0 to 100亿; `13.13W`, `13.1万`, `1.2亿`, `131,300` and `3.5k` are "
     "all accepted.",
+    english="fans",
+    examples=("13.13W", 52000, "13.1万", "131,300"),
     monotone=+1,
+    maximum=MAX_FANS,
+    similarity_weight=2.0,
+    smoke=(300, 10_000, 2_500_000),
 )
 VIOLATIONS = Field(
     "violations",
     "flag",
     ("有无违规", "违规"),
     "Whether the account has violations on record (有违规 / 无违规).",
+    english="violations",
+    examples=("有违规", False, "无违规"),
     true_words=("有违规",),
     false_words=("无违规", "没有违规"),
+    true_english="has violations",
+    false_english="none",
     monotone=-1,
+    smoke=(True, False, False),
 )
 LIVE_PERMISSION = Field(
     "live_permission",
     "flag",
     ("直播权限",),
     "Whether live streaming is opened for the account (已开通 / 未开通).",
+    english="live permission",
+    examples=("未开通", True, "已开通"),
     true_words=("已开通", "开通", "有权限"),
     false_words=("未开通", "无权限"),
+    true_english="opened",
+    false_english="not opened",
     monotone=+1,
+    smoke=(False, False, True),
 )
 VERIFIED = Field(
     "verified",
     "flag",
     ("认证状态", "认证"),
     "Whether the account is verified (已认证 / 未认证).",
+    english="verified",
+    examples=("已认证", "no", "未认证"),
     true_words=("已认证", "认证"),
     false_words=("未认证",),
+    true_english="verified",
+    false_english="not verified",
     monotone=+1,
+    smoke=(False, False, True),
 )
 CATEGORY = Field(
     "category",
     "text",
     ("类目", "分类"),
     f"The account's content category, e.g. 自媒体, 美食, 搞笑; at most {MAX_CATEGORY_LENGTH} characters.",
+    english="category",
+    examples=("自媒体", "美食", "搞笑"),
+    smoke=("自媒体", "", "美食"),
 )
 PRICE = Field(
     "price",
@@ -113,12 +163,21 @@ SOLD_AT = Field(
 FEATURES: tuple[Field, ...] = (FANS, VIOLATIONS, LIVE_PERMISSION, VERIFIED, CATEGORY)
 """Model inputs, in the order of the model's input row."""
 FLAGS: tuple[Field, ...] = tuple(f for f in FEATURES if f.kind == "flag")
+EXPLANATION: tuple[Field, ...] = (FANS, CATEGORY, VIOLATIONS, LIVE_PERMISSION, VERIFIED)
+"""The explanation's steps, in a broker's order: audience, category, then the flags."""
 TARGET = PRICE
 OPTIONAL: tuple[Field, ...] = (LISTING_ID, SOLD_AT)
 ALL_FIELDS: tuple[Field, ...] = (*FEATURES, TARGET, *OPTIONAL)
 BY_NAME: dict[str, Field] = {f.name: f for f in ALL_FIELDS}
 
 CURRENCY = "CNY"
+
+
+assert sorted(f.name for f in EXPLANATION) == sorted(f.name for f in FEATURES), (
+    "every feature has its step in the explanation, and only features do"
+)
+assert all(len(f.smoke) == len(FANS.smoke) for f in FEATURES), "one value per smoke listing"
+assert all(f.examples for f in FEATURES), "every feature has an example"
 
 
 def header_lookup() -> dict[str, str]:

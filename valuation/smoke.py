@@ -7,13 +7,15 @@ from __future__ import annotations
 import math
 
 from valuation.listing import Listing
+from valuation.schema import FEATURES
 from valuation.valuer import Valuer
 
-SMOKE_LISTINGS = (
-    Listing(fans=10_000, violations=False, live_permission=False, verified=False, category=""),
-    Listing(fans=300, violations=True, live_permission=False, verified=False, category="自媒体"),
-    Listing(fans=2_500_000, violations=False, live_permission=True, verified=True, category="美食"),
+SMOKE_LISTINGS = tuple(
+    Listing(**{field.name: field.smoke[i] for field in FEATURES})
+    for i in range(len(FEATURES[0].smoke))
 )
+"""From the schema's `smoke` values: a small account with violations, a plain one of an unknown
+category, a large verified one."""
 
 
 def smoke_problems(valuer: Valuer) -> list[str]:

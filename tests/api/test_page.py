@@ -270,3 +270,27 @@ def test_a_thin_category_shows_its_note_and_no_chart(server, browser):
     assert page.text_content("#trend-note") == expected["note"]
     assert page.query_selector("#trend-chart svg") is None
     page.close()
+
+
+def test_the_form_is_built_from_the_api_description_of_a_listing(server, browser):
+    """One input per field of ListingIn in the OpenAPI document, labelled and offering what the
+    document declares: adding a field to the schema adds it to the page."""
+    listing_in = json.loads(urllib.request.urlopen(f"{server}/openapi.json", timeout=10).read())[
+        "components"
+    ]["schemas"]["ListingIn"]
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector("#category option", state="attached")
+    ids = page.eval_on_selector_all("#fields [name]", "nodes => nodes.map(n => n.id)")
+    assert ids == [*listing_in["required"], "asking_price"]
+    for name in listing_in["required"]:
+        declared = listing_in["properties"][name]
+        assert page.inner_text(f"label[for={name}]") == declared["x-label"]
+        if declared["x-kind"] == "flag":
+            offered = page.eval_on_selector_all(
+                f"#{name} option", "nodes => nodes.map(n => n.value)"
+            )
+            assert offered == [choice["value"] for choice in declared["x-choices"]]
+    headers = page.eval_on_selector_all("#comparables-head th", "nodes => nodes.length")
+    assert headers == 1 + len(listing_in["required"]) + 3
+    page.close()
