@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     quote = commands.add_parser("quote", help="value one listing with the champion model")
     for field in FEATURES:
         quote.add_argument(
-            f"--{field.name.replace('_', '-')}", required=True, help=field.description
+            f"--{field.name.replace('_', '-')}",
+            required=field.default is None,
+            help=field.description,
         )
     quote.add_argument("--level", type=_level, default=0.8, help="range level, 0.5 to 0.95")
     quote.add_argument("--explain", action="store_true", help="show each feature's contribution")
@@ -215,7 +217,8 @@ def run_quote(args) -> int:
     from valuation.quoting import full_quote
     from valuation.registry import load_valuer
 
-    listing = Listing.parse({field.name: getattr(args, field.name) for field in FEATURES})
+    given = {field.name: getattr(args, field.name) for field in FEATURES}
+    listing = Listing.parse({name: value for name, value in given.items() if value is not None})
     valuer = load_valuer(_settings())
     # The answer's shape is the API's (`valuation.quoting`): --json prints it, the text reads it.
     _, answer = full_quote(

@@ -56,7 +56,7 @@ def _feature(field: SchemaField):
                 json_schema_extra=_page_hints(field),
             ),
         ],
-        ...,
+        ... if field.default is None else field.default,
     )
 
 

@@ -23,7 +23,7 @@ from training.promotion import champion_errors, record_decision
 from training.report import log_evaluation
 from training.tracking import use_experiment
 from valuation import bundles, monitoring, registry
-from valuation.encoding import FEATURE_NAMES, Encoder
+from valuation.encoding import Encoder
 from valuation.loading import load_listings, write_rejects
 from valuation.schema import FEATURES
 from valuation.settings import Settings
@@ -339,7 +339,8 @@ def _signature():
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    inputs = Schema([ColSpec(AnyType(), name) for name in FEATURE_NAMES])
+    # A field with a default may be left out (the pyfunc reads it with its default).
+    inputs = Schema([ColSpec(AnyType(), f.name, required=f.default is None) for f in FEATURES])
     outputs = Schema(
         [
             ColSpec("double", "price_estimate"),

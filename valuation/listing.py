@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import field as dataclass_field
 from dataclasses import make_dataclass
 
 from valuation.parsing import PARSERS, SpellingError
@@ -42,7 +43,10 @@ class _Reading:
             if field.name in problems:
                 continue
             if field.name not in named:
-                problems[field.name] = f"{field.name} is missing"
+                if field.default is None:
+                    problems[field.name] = f"{field.name} is missing"
+                else:
+                    parsed[field.name] = field.default
                 continue
             try:
                 parsed[field.name] = PARSERS[field.name](named[field.name])
@@ -55,7 +59,12 @@ class _Reading:
 
 Listing = make_dataclass(
     "Listing",
-    [(field.name, PYTHON_TYPES[field.kind]) for field in FEATURES],
+    [
+        (field.name, PYTHON_TYPES[field.kind])
+        if field.default is None
+        else (field.name, PYTHON_TYPES[field.kind], dataclass_field(default=field.default))
+        for field in FEATURES
+    ],
     bases=(_Reading,),
     frozen=True,
     slots=True,

@@ -226,7 +226,7 @@ def canonical_headers(columns, require_price: bool) -> dict[str, str]:
             raise ExportError(f"columns {first!r} and {column!r} both mean {name}; keep one")
         mapping[column] = name
     needed = [*FEATURES, TARGET] if require_price else list(FEATURES)
-    missing = [f for f in needed if f.name not in mapping.values()]
+    missing = [f for f in needed if f.name not in mapping.values() and f.default is None]
     if missing:
         wanted = "; ".join(f"{f.name} (or {' / '.join(f.headers)})" for f in missing)
         raise ExportError(f"missing column(s): {wanted}")
@@ -256,6 +256,9 @@ def parse_listings(
         bad |= reasons != None  # noqa: E711 - elementwise on an object array
     listings = pd.DataFrame({name: values[~bad] for name, values in parsed.items()})
     listings.index = np.flatnonzero(~bad)
+    for field in FEATURES:  # a column the export leaves out, read with the field's default
+        if field.name not in listings and field.default is not None:
+            listings[field.name] = field.default
     listings = _typed(listings)
     lines = _consecutive(first_line) if isinstance(first_line, int) else first_line
     rejects = _rejects(raw, mapping, problems, bad, lines)

@@ -43,6 +43,9 @@ class Field:
     similarity_weight: float = 1.0
     """Comparables: the distance this field adds between two sales: per decade of a count, for
     a flag that differs, between two different values of a text."""
+    default: object = None
+    """The value a listing or an export that leaves the field out is read with: a field added
+    after clients and exports were written (old ones keep working). None: the field is required."""
     smoke: tuple[object, ...] = ()
     """The field's value in each smoke listing (valuation/smoke.py), from a small account with
     violations to a large verified one."""
