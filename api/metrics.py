@@ -60,8 +60,8 @@ class Metrics:
         """The served model on the gauges: its name and version, and its market date."""
         if old is not None:
             with suppress(KeyError):  # not every served model was on the gauge
-                self.model.remove(old.card.get("model_name", name), str(old.version))
-        self.model.labels(valuer.card.get("model_name", name), str(valuer.version)).set(1)
+                self.model.remove(old.name or name, str(old.version))
+        self.model.labels(valuer.name or name, str(valuer.version)).set(1)
         day = valuer.market_date
         stamp = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() if day else 0
         self.market_date.set(stamp)
@@ -105,7 +105,7 @@ class LiveFigures:
         yield mdape
         yield count
         valuer = self.state.valuer
-        reference = valuer.card.get("profile") if valuer is not None else None
+        reference = valuer.card.profile if valuer is not None else None
         recent = record.recent_listings(settings.drift_window) if reference else None
         if recent is not None and len(recent):
             drift = GaugeMetricFamily(

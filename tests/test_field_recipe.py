@@ -61,6 +61,7 @@ train(home / "sales.csv", settings)
 valuer = load_valuer(settings)
 
 from api.schemas import ListingIn
+from valuation.encoding import FEATURE_NAMES
 from valuation.listing import Listing
 from valuation.loading import load_listings
 from valuation.reasons import explain
@@ -77,7 +78,8 @@ steps = explain(valuer, listing, high).steps
 schema = ListingIn.model_json_schema()
 loaded = load_listings(home / "old-listings.csv", require_price=False)
 print(json.dumps({
-    "features": valuer.card["features"],
+    "features": list(FEATURE_NAMES),
+    "model_inputs": valuer.boosters["point"].num_feature(),
     "low": low, "high": high, "left_out": left_out,
     "steps": [step.feature for step in steps],
     "required": schema["required"],
@@ -130,6 +132,7 @@ def findings(tmp_path_factory):
 
 def test_the_model_learns_the_new_field_in_its_market_direction(findings):
     assert findings["features"][-1] == "account_level"
+    assert findings["model_inputs"] == len(findings["features"])
     assert findings["high"] > findings["low"] * 1.3  # 45 levels at 2% each: about 2.4x
 
 

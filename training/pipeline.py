@@ -267,12 +267,11 @@ def _evaluate_and_fit(prepared: _Prepared, best: steps.Trial, card: dict, say):
         f"holdout MdAPE {metrics['model']['mdape']:.1%}; fitting the served model on all "
         f"{prepared.rows_train + prepared.rows_holdout} sales"
     )
-    valuer = prepared.fit(best, card, True)
-    valuer.card["holdout_metrics"] = metrics
+    valuer = prepared.fit(best, {**card, "holdout_metrics": metrics}, True)
     mlflow.log_params(
         {
-            "served_rounds": valuer.card["params"]["rounds"],
-            "screened_typos": valuer.card.get("screened_typos", 0),
+            "served_rounds": valuer.card.params["rounds"],
+            "screened_typos": valuer.card.screened_typos,
         }
     )
     for who, values in metrics.items():

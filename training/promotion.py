@@ -21,8 +21,8 @@ def champion_errors(settings: Settings, split: steps.Split, card: dict) -> dict[
     except registry.NoModel:
         return None
     same = ("data_sha256", "split_seed", "holdout_share")
-    if all(champion.card.get(key) == card[key] for key in same):
-        return champion.card["holdout_metrics"]["model"]
+    if all(getattr(champion.card, key) == card[key] for key in same):
+        return champion.card.holdout_metrics["model"]
     return steps.champion_errors(champion, split)
 
 

@@ -387,6 +387,6 @@ def report(settings: Settings, out: Path, version: str | None = None) -> Path:
             ) from error
         predictions = pd.read_parquet(local)
     valuer = registry.load_valuer(settings, version=version)
-    evaluation = Evaluation(metrics=valuer.card["holdout_metrics"], predictions=predictions)
+    evaluation = Evaluation(metrics=valuer.card.holdout_metrics, predictions=predictions)
     subtitle = f"{settings.model_name} version {version}, trained on {Path(run.data.params['data_path']).name}"
     return write_report(evaluation, importance(valuer), out, REPORT_TITLE, subtitle, valuer.market)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from training.evaluation import BASELINES, interval_coverage, price_errors
+from valuation.card import ModelCard
 from valuation.comparables import Comparables
 from valuation.curve import PriceCurve
 from valuation.encoding import (
@@ -321,8 +322,8 @@ def restated(sales: pd.DataFrame, index: MarketIndex | None) -> pd.DataFrame:
 
 
 def with_market(card: dict, index: MarketIndex | None) -> dict:
-    """The card with the market index (None: a model that knows no dates)."""
-    return {**card, "market": index.as_card() if index else None}
+    """The card's known fields with the market index (None: a model that knows no dates)."""
+    return {**card, "market": index}
 
 
 def log_price_now(sales: pd.DataFrame) -> np.ndarray:
@@ -577,7 +578,8 @@ def with_distribution(
     card: dict,
 ) -> Valuer:
     """The served valuer, from the point model, sales and their out-of-sample residuals (log price
-    minus an estimate that did not see the sale).
+    minus an estimate that did not see the sale). `card`: the ModelCard's fields training knew
+    before the fit (the data's digest and rows, the split, the profile, the market index, ...).
 
     Sales of a typo's shape (`is_sale`) are screened out. The median of the others' residuals is
     added to every estimate (a least-squares fit estimates the mean of log price; a quote is the
@@ -588,25 +590,25 @@ def with_distribution(
     sale = is_sale(residual)
     shift = float(np.median(residual[sale]))
     shift_estimates(point, shift)
-    card = {**card, "screened_typos": int((~sale).sum()), "center_shift": shift}
-    if best.curve is not None:
-        card[PRICE_CURVE] = best.curve.as_card()
+    screened = int((~sale).sum())
     sales, residual = sales[sale], residual[sale] - shift
     scale, scale_of = scales(encoder.matrix(sales), residual, seed)
     z = residual / scale_of
     bands = fans_band(sales[FANS.name].to_numpy())
-    card = {
-        **card,
-        "residual_p": RESIDUAL_P.tolist(),
-        "residual_z_by_band": [
-            conformal_quantiles(z[_band_rows(bands, band)], RESIDUAL_P).tolist()
+    card = ModelCard(
+        residual_p=tuple(RESIDUAL_P.tolist()),
+        residual_z_by_band=tuple(
+            tuple(conformal_quantiles(z[_band_rows(bands, band)], RESIDUAL_P).tolist())
             for band in range(len(FANS_BANDS) + 1)
-        ],
-        "calibration_rows": len(sales),
-        "params": {**best.params, "rounds": best.rounds},
-        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "training_rows": card.get("training_rows", len(sales)),
-    }
+        ),
+        params={**best.params, "rounds": best.rounds},
+        trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        calibration_rows=len(sales),
+        screened_typos=screened,
+        center_shift=shift,
+        price_curve=best.curve,
+        **{"training_rows": len(sales), **card},
+    )
     return Valuer({"point": point, "scale": scale}, encoder, card, Comparables.from_sales(sales))
 
 

@@ -16,7 +16,7 @@ from valuation.valuer import Valuation, Valuer
 
 
 def model_ref(valuer: Valuer) -> dict:
-    return {"name": valuer.card.get("model_name"), "version": valuer.version}
+    return {"name": valuer.name, "version": valuer.version}
 
 
 def dates_of(valuer: Valuer, as_of: dt.date | None) -> dict:

@@ -82,7 +82,7 @@ def load_valuer(settings: Settings, alias: str | None = None, version: str | Non
     # copy, and a file in it may have changed since it was downloaded.
     valuer = bundles.load_checked(local, recorded, what)
     valuer.version = version
-    valuer.card["model_name"] = settings.model_name
+    valuer.name = settings.model_name
     return valuer
 
 

@@ -25,18 +25,14 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from valuation.card import BUNDLE_FORMAT, READS_FORMATS, ModelCard
 from valuation.comparables import Comparables
-from valuation.curve import PriceCurve
 from valuation.encoding import CATEGORY_COLUMN, FANS_COLUMN, FEATURE_NAMES, MONOTONE, Encoder
 from valuation.listing import Listing
-from valuation.market import DateOutsideMarket, MarketIndex
+from valuation.market import DateOutsideMarket
 from valuation.schema import CATEGORY, CURRENCY
 from valuation.scoring import RowScorer
 
-BUNDLE_FORMAT = 3
-"""3: the point model may start from a price curve (`price_curve` on the card); code that reads
-format 2 only would price without it, so it refuses a 3. Format 2 bundles (no curve) still load."""
-READS_FORMATS = (2, 3)
 BOOSTERS = ("point", "scale")
 DEFAULT_LEVEL = 0.80
 MIN_LEVEL, MAX_LEVEL = 0.50, 0.95
@@ -112,22 +108,26 @@ class Valuer:
         self,
         boosters: dict[str, lgb.Booster],
         encoder: Encoder,
-        card: dict,
+        card: ModelCard,
         comparables: Comparables | None = None,
+        name: str | None = None,
+        version: str | None = None,
     ):
         self.boosters = boosters
         self.encoder = encoder
         self.card = card
-        """What is known of the model: residual quantiles, metrics, data, versions."""
+        """What is known of the model: residual quantiles, metrics, data (valuation/card.py)."""
         self.comparables = comparables
-        self.version: str | None = card.get("model_version")
-        self.market = MarketIndex.from_card(card.get("market"))
+        self.name = name
+        self.version = version
+        """The registry's name and version of the model (None: not loaded from a registry)."""
+        self.market = card.market
         """Prices over time, when the model was trained on dated sales (else None)."""
-        self.curve = PriceCurve.from_card(card.get("price_curve"))
+        self.curve = card.price_curve
         """The smooth start of the point model: a curve in fans, each category's offset (None:
         the booster alone, as in bundles of format 2)."""
-        p = np.asarray(card["residual_p"])
-        self.grids = [ResidualGrid(p, np.asarray(z)) for z in card["residual_z_by_band"]]
+        p = np.asarray(card.residual_p)
+        self.grids = [ResidualGrid(p, np.asarray(z)) for z in card.residual_z_by_band]
         self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float64)
         self._row_lock = threading.Lock()
         self._scorers = [RowScorer(boosters[name], self._row) for name in BOOSTERS]
@@ -253,7 +253,7 @@ class Valuer:
         if self.comparables is not None:
             self.comparables.save(directory)
         card = {
-            **self.card,
+            **self.card.as_json(),
             "format": BUNDLE_FORMAT,
             "features": list(FEATURE_NAMES),
             "monotone": list(MONOTONE),
@@ -267,7 +267,8 @@ class Valuer:
         """Pickled as data for a Dask cluster's workers: LightGBM's model text and the card (not
         the comparables: workers price, they do not look up sales)."""
         models = {name: booster.model_to_string() for name, booster in self.boosters.items()}
-        return _from_models, (models, {**self.card, "model_version": self.version})
+        card = {**self.card.as_json(), "categories": list(self.encoder.categories)}
+        return _from_models, (models, card, self.name, self.version)
 
     @classmethod
     def load(cls, directory: str | Path) -> Valuer:
@@ -282,9 +283,10 @@ class Valuer:
             name: lgb.Booster(model_file=str(directory / f"{name}.txt")) for name in BOOSTERS
         }
         encoder = Encoder(tuple(card["categories"]))
-        return cls(boosters, encoder, card, Comparables.load(directory))
+        return cls(boosters, encoder, ModelCard.from_json(card), Comparables.load(directory))
 
 
-def _from_models(models: dict[str, str], card: dict) -> Valuer:
+def _from_models(models: dict[str, str], card: dict, model_name, version) -> Valuer:
     boosters = {name: lgb.Booster(model_str=text) for name, text in models.items()}
-    return Valuer(boosters, Encoder(tuple(card["categories"])), card)
+    encoder = Encoder(tuple(card["categories"]))
+    return Valuer(boosters, encoder, ModelCard.from_json(card), name=model_name, version=version)

@@ -23,17 +23,17 @@ def model(valuer: ValuerDep, settings: SettingsDep):
     """The model being served: version, training data, holdout metrics, known categories."""
     card = valuer.card
     return {
-        "name": card.get("model_name"),
+        "name": valuer.name,
         "version": valuer.version,
         "alias": settings.model_alias,
-        "trained_at": card.get("trained_at"),
+        "trained_at": card.trained_at,
         "data": {
-            "rows": card.get("data_rows"),
-            "training_rows": card.get("training_rows"),
-            "sha256": card.get("data_sha256"),
-            "holdout_split": card.get("split_by"),
+            "rows": card.data_rows,
+            "training_rows": card.training_rows,
+            "sha256": card.data_sha256,
+            "holdout_split": card.split_by,
         },
-        "holdout_metrics": card.get("holdout_metrics", {}),
+        "holdout_metrics": card.holdout_metrics,
         "market_date": valuer.market_date,
         "interval": DEFAULT_LEVEL,
         "levels": [MIN_LEVEL, MAX_LEVEL],

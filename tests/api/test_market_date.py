@@ -4,6 +4,7 @@ refused with a 422 naming `as_of`; a model trained without dates knows no market
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -74,7 +75,13 @@ def test_a_date_that_is_not_a_date_is_a_422(client):
 
 @pytest.fixture
 def undated(valuer, settings):
-    model = Valuer(valuer.boosters, valuer.encoder, {**valuer.card, "market": None})
+    model = Valuer(
+        valuer.boosters,
+        valuer.encoder,
+        replace(valuer.card, market=None),
+        name=valuer.name,
+        version=valuer.version,
+    )
     with TestClient(create_app(settings=settings, valuer=model)) as client:
         yield client
 

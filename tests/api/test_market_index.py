@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -71,7 +72,13 @@ def test_a_category_not_in_the_data_is_a_404(client):
 
 
 def test_a_model_without_dates_has_no_market(valuer, settings):
-    model = Valuer(valuer.boosters, valuer.encoder, {**valuer.card, "market": None})
+    model = Valuer(
+        valuer.boosters,
+        valuer.encoder,
+        replace(valuer.card, market=None),
+        name=valuer.name,
+        version=valuer.version,
+    )
     with TestClient(create_app(settings=settings, valuer=model)) as undated:
         answer = undated.get("/v1/market")
         assert answer.status_code == 404

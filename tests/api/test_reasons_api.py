@@ -141,7 +141,14 @@ def test_comparable_without_a_listing_id_is_served(valuer, settings):
     sales.loc[0, "listing_id"] = float("nan")  # what loading makes of a blank 账号ID
     first = sales.iloc[0]
     body = {name: (v.item() if hasattr(v, "item") else v) for name, v in first[FIELD_NAMES].items()}
-    served = Valuer(valuer.boosters, valuer.encoder, valuer.card, Comparables(sales))
+    served = Valuer(
+        valuer.boosters,
+        valuer.encoder,
+        valuer.card,
+        Comparables(sales),
+        valuer.name,
+        valuer.version,
+    )
     app = create_app(settings=settings, valuer=served)
     with TestClient(app, raise_server_exceptions=False) as own:
         response = own.post("/v1/quote", json=body, params={"comparables": 1})

@@ -78,7 +78,7 @@ def test_a_small_market_with_typos_trains_with_them_screened_out():
     typos = int((sales["fate"] == "typo").sum())
     assert typos >= 40
     # Every typo is 10x off: nearly all are caught, and few real sales are caught with them.
-    assert 0.9 * typos <= valuer.card["screened_typos"] <= 1.3 * typos
+    assert 0.9 * typos <= valuer.card.screened_typos <= 1.3 * typos
     truth = market.true_quantiles(sales)[0.5]
     estimate = valuer.value_frame(sales)["price_estimate"].to_numpy()
     # Skewed noise: the estimate is the median (the shift), not the mean, of log price.

@@ -103,4 +103,4 @@ def test_dask_training_registers_and_evaluates_like_the_single_machine(tmp_path)
     assert run.data.params["rows_total"] == "4000"
     assert "model_mdape" in run.data.metrics
     valuer = registry.load_valuer(spread)
-    assert valuer.card["engine"] == "dask"
+    assert valuer.card.engine == "dask"

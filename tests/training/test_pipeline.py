@@ -178,7 +178,7 @@ def test_training_again_registers_a_new_version_and_moves_champion(retrained):
     aliases = client.get_registered_model(own.model_name).aliases
     assert {alias: str(v) for alias, v in aliases.items()} == {"champion": "2"}
     assert registry.load_valuer(own).version == "2"
-    assert registry.load_valuer(own).card["data_rows"] == 800
+    assert registry.load_valuer(own).card.data_rows == 800
 
 
 def test_no_rejects_file_when_every_row_was_readable(retrained):

@@ -148,8 +148,8 @@ def test_search_judges_candidates_learning_without_the_price_typos(market):
         assert trial.rounds == rounds
     # `fit` serves the chosen one from that very cross-fit: no typo in what its models learned.
     valuer = steps.fit(sales, encoder, ranked[0], seed=0, card={}, folds=3)
-    assert valuer.card["screened_typos"] >= typos.sum()
-    assert valuer.card["params"]["rounds"] == ranked[0].rounds
+    assert valuer.card.screened_typos >= typos.sum()
+    assert valuer.card.params["rounds"] == ranked[0].rounds
 
 
 @pytest.mark.parametrize("distinct", [1, 2, 40])
@@ -240,12 +240,12 @@ def test_cross_fit_estimates_each_sale_from_models_that_did_not_see_it(market):
 
 
 def test_fit_gives_a_valuer_with_ordered_ranges_and_its_card(market):
-    valuer = steps.fit(market, steps.vocabulary(market), FIXED_TRIAL, seed=0, card={"x": 1})
+    valuer = steps.fit(market, steps.vocabulary(market), FIXED_TRIAL, seed=0, card={"data_rows": 1})
     assert isinstance(valuer, Valuer)
-    assert valuer.card["x"] == 1
-    assert valuer.card["training_rows"] == len(market)
-    assert 1 <= valuer.card["params"]["rounds"] < steps.MAX_ROUNDS  # early stopping's choice
-    assert valuer.card["screened_typos"] >= 0
+    assert valuer.card.data_rows == 1
+    assert valuer.card.training_rows == len(market)
+    assert 1 <= valuer.card.params["rounds"] < steps.MAX_ROUNDS  # early stopping's choice
+    assert valuer.card.screened_typos >= 0
     priced = valuer.value_frame(market)
     assert (priced["price_low"] <= priced["price_estimate"]).all()
     assert (priced["price_estimate"] <= priced["price_high"]).all()

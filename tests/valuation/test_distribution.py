@@ -4,7 +4,7 @@ the conformal residual grid it is read from."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from fractions import Fraction
 
 import numpy as np
@@ -211,9 +211,9 @@ def test_fans_band_on_arrays():
 @pytest.fixture(scope="module")
 def banded(valuer) -> Valuer:
     """The session's model with a residual grid of clearly different width in each band."""
-    base = np.asarray(valuer.card["residual_z_by_band"][0])
+    base = np.asarray(valuer.card.residual_z_by_band[0])
     spread = [(base * (band + 1)).tolist() for band in range(N_BANDS)]
-    return Valuer(valuer.boosters, valuer.encoder, {**valuer.card, "residual_z_by_band": spread})
+    return Valuer(valuer.boosters, valuer.encoder, replace(valuer.card, residual_z_by_band=spread))
 
 
 def expected_range(valuer: Valuer, listing: Listing, level: float, band: int):
