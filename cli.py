@@ -111,11 +111,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     from training.snapshot import NoSalesOnRecord
     from training.steps import TooManyRejects
-    from valuation.bundles import BundleRejected
     from valuation.listing import ListingError
     from valuation.loading import ExportError
     from valuation.market import DateOutsideMarket
-    from valuation.registry import NoModel
+    from valuation.storage.bundles import BundleRejected
+    from valuation.storage.registry import NoModel
 
     return (
         ExportError,
@@ -166,7 +166,7 @@ def _level(text: str) -> float:
 
 
 def _settings():
-    from valuation.settings import get_settings
+    from valuation.infra.settings import get_settings
 
     return get_settings()
 
@@ -186,7 +186,7 @@ def run_generate(args) -> int:
 def run_train(args) -> int:
     from training.pipeline import train
     from training.snapshot import snapshot_records
-    from valuation.registry import registered_version
+    from valuation.storage.registry import registered_version
 
     settings = _settings()
     if args.if_no_champion and registered_version(settings):
@@ -215,7 +215,7 @@ def run_train(args) -> int:
 def run_quote(args) -> int:
     from valuation.listing import Listing
     from valuation.quoting import full_quote
-    from valuation.registry import load_valuer
+    from valuation.storage.registry import load_valuer
 
     given = {field.name: getattr(args, field.name) for field in FEATURES}
     listing = Listing.parse({name: value for name, value in given.items() if value is not None})
@@ -259,13 +259,13 @@ def run_quote(args) -> int:
 def run_batch(args) -> int:
     from valuation.loading import SUFFIXES, ExportError
     from valuation.pricing import price_file
-    from valuation.registry import load_valuer
+    from valuation.storage.registry import load_valuer
 
     if args.output.suffix.lower() not in SUFFIXES:
         raise ExportError(f"{args.output}: write .csv or .parquet")
     valuer = load_valuer(_settings())
     if args.engine == "dask":
-        from valuation.dask_engine import cluster, price_file_dask
+        from valuation.infra.dask_engine import cluster, price_file_dask
 
         with cluster(args.scheduler) as client:
             outcome = price_file_dask(

@@ -21,9 +21,9 @@ from starlette.exceptions import HTTPException
 from api.deps import SettingsDep
 from api.errors import ServiceError
 from api.schemas import ErrorOut
-from valuation import registry
-from valuation.bundles import BundleRejected
 from valuation.smoke import smoke_problems
+from valuation.storage import registry
+from valuation.storage.bundles import BundleRejected
 from valuation.valuer import Valuer
 
 log = logging.getLogger("api")

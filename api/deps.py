@@ -12,8 +12,8 @@ from fastapi import Depends, Request
 
 from api.errors import ServiceError
 from api.metrics import Metrics
-from valuation.records import Record
-from valuation.settings import Settings
+from valuation.infra.settings import Settings
+from valuation.storage.records import Record
 from valuation.valuer import Valuer
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 
 from api.errors import error_response
-from valuation.settings import Settings, get_settings
+from valuation.infra.settings import Settings, get_settings
 
 # Content-Length has no sign, spaces or other digits than ASCII ones (RFC 9110 8.6): anything
 # else is refused rather than guessed. Past this many digits it is over any limit we could set.

@@ -11,9 +11,9 @@ from api import admin, errors, pages, routes
 from api.limits import BodyLimitMiddleware
 from api.metrics import LiveFigures, Metrics, MetricsMiddleware
 from api.recording import RequestIds
-from valuation.records import Record
+from valuation.infra.settings import Settings, get_settings
 from valuation.schema import FEATURES
-from valuation.settings import Settings, get_settings
+from valuation.storage.records import Record
 from valuation.valuer import Valuer
 
 log = logging.getLogger("api")
@@ -68,8 +68,8 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
 
 
 def _load_champion(settings: Settings) -> Valuer | None:
-    from valuation.bundles import BundleRejected
-    from valuation.registry import NoModel, load_valuer
+    from valuation.storage.bundles import BundleRejected
+    from valuation.storage.registry import NoModel, load_valuer
 
     try:
         valuer = load_valuer(settings)

@@ -13,8 +13,8 @@ from sqlalchemy import Table
 from api.deps import Quoting
 from api.errors import ServiceError
 from valuation.listing import Listing
-from valuation.records import Record, RecordUnavailable, now
-from valuation.records import quotes as quotes_table
+from valuation.storage.records import Record, RecordUnavailable, now
+from valuation.storage.records import quotes as quotes_table
 
 HEADER = b"x-request-id"
 

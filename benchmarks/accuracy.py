@@ -23,10 +23,10 @@ import numpy as np
 from data.simulator import simulate_sales, to_marketplace, true_quantiles
 from training.evaluation import BASELINES, interval_coverage, price_errors
 from training.pipeline import train
+from valuation.infra.settings import Settings
 from valuation.listing import Listing
 from valuation.loading import write_table
-from valuation.registry import load_valuer
-from valuation.settings import Settings
+from valuation.storage.registry import load_valuer
 from valuation.valuer import BAND_NAMES, DEFAULT_LEVEL, fans_band
 
 FANS_BANDS = [

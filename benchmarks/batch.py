@@ -79,8 +79,8 @@ CHILD = """
 import json, resource, statistics, sys, time
 from valuation.loading import parse_listings, read_export_chunks
 from valuation.pricing import price_file
-from valuation.registry import load_valuer
-from valuation.settings import Settings
+from valuation.storage.registry import load_valuer
+from valuation.infra.settings import Settings
 
 home, source, output, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 valuer = load_valuer(Settings(home=home, tracking_uri=None))

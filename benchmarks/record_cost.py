@@ -71,7 +71,7 @@ async def rate(app, seconds: float, clients: int = 4) -> float:
 
 async def measure(home: str) -> dict[str, list[float]]:
     from api.main import create_app
-    from valuation.settings import Settings
+    from valuation.infra.settings import Settings
 
     app = create_app(Settings(home=home))
     rates: dict[str, list[float]] = {"with the record": [], "commit skipped": [], "no record": []}

@@ -106,9 +106,9 @@ def main() -> None:
 def _in_process(home: str) -> dict[str, float]:
     os.environ["VALUATION_HOME"] = home
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    from valuation.infra.settings import Settings
     from valuation.listing import Listing
-    from valuation.registry import load_valuer
-    from valuation.settings import Settings
+    from valuation.storage.registry import load_valuer
 
     valuer = load_valuer(Settings())
     listing = Listing.parse(LISTING)

@@ -542,7 +542,7 @@ def _record_rows(url: str) -> tuple[dict[str, int], dict[str, int]]:
     """Rows of the quotes table by request id, and by endpoint."""
     from sqlalchemy import create_engine, func, select
 
-    from valuation.records import quotes
+    from valuation.storage.records import quotes
 
     engine = create_engine(url)
     try:

@@ -102,8 +102,8 @@ def _index_errors(market, env: dict) -> dict[str, float]:
     """Per category with INDEX_MIN_SALES+ sales: the served model's index change over the period
     (first month's point to the market date, as GET /v1/market?category= answers it) over the
     simulator's true change, minus 1 (0.05: the index says 5% more than the truth)."""
-    from valuation.registry import load_valuer
-    from valuation.settings import Settings
+    from valuation.infra.settings import Settings
+    from valuation.storage.registry import load_valuer
     from valuation.trends import category_index
 
     valuer = load_valuer(Settings(home=env["VALUATION_HOME"], tracking_uri=None))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from data.simulator import generate
+from valuation.infra.settings import Settings
 from valuation.loading import write_table
-from valuation.settings import Settings
 
 
 @pytest.fixture(scope="session")

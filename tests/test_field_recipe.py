@@ -41,7 +41,7 @@ import numpy as np
 
 from data.simulator import simulate_sales, to_marketplace
 from valuation.schema import FEATURES, PRICE
-from valuation.settings import Settings
+from valuation.infra.settings import Settings
 
 home = Path(sys.argv[1])
 sales = simulate_sales(2500, seed=3)
@@ -54,7 +54,7 @@ without = export.drop(columns=["账号等级", "成交价"]).head(50)
 without.to_csv(home / "old-listings.csv", index=False)
 
 from training.pipeline import train
-from valuation.registry import load_valuer
+from valuation.storage.registry import load_valuer
 
 settings = Settings(home=home, tracking_uri=None, search_trials=1, cv_folds=2)
 train(home / "sales.csv", settings)
@@ -65,7 +65,7 @@ from valuation.encoding import FEATURE_NAMES
 from valuation.listing import Listing
 from valuation.loading import load_listings
 from valuation.reasons import explain
-from valuation.records import quotes, sales as sold
+from valuation.storage.records import quotes, sales as sold
 from valuation.smoke import SMOKE_LISTINGS, smoke_problems
 
 base = {"fans": "13.13W", "violations": "无违规", "live_permission": "未开通",

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from training import steps
-from valuation.dask_engine import partition_starts, read_partitions
 from valuation.encoding import CATEGORICAL, FEATURE_NAMES, Encoder
+from valuation.infra.dask_engine import partition_starts, read_partitions
 from valuation.loading import canonical_headers, parse_listings
 from valuation.schema import CATEGORY, PRICE, SOLD_AT
 from valuation.valuer import Valuer

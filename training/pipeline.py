@@ -22,11 +22,12 @@ from training import steps
 from training.promotion import champion_errors, record_decision
 from training.report import log_evaluation
 from training.tracking import use_experiment
-from valuation import bundles, monitoring, registry
+from valuation import monitoring
 from valuation.encoding import Encoder
+from valuation.infra.settings import Settings
 from valuation.loading import load_listings, write_rejects
 from valuation.schema import FEATURES
-from valuation.settings import Settings
+from valuation.storage import bundles, registry
 from valuation.valuer import Valuer
 
 MODEL_FILE = Path(valuation.__file__).parent / "mlflow_model.py"
@@ -58,7 +59,7 @@ def train(
     `scheduler`, or a local one); everything after the fit is the same for both engines."""
     with ExitStack() as stack:
         if engine == "dask":
-            from valuation.dask_engine import cluster
+            from valuation.infra.dask_engine import cluster
 
             dask_client = stack.enter_context(cluster(scheduler))
             prepared = _prepare_dask(dask_client, Path(data), settings, say)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from training import steps
 from training.tracking import use_experiment
-from valuation import registry
-from valuation.settings import Settings
+from valuation.infra.settings import Settings
+from valuation.storage import registry
 
 
 def champion_errors(settings: Settings, split: steps.Split, card: dict) -> dict[str, float] | None:

@@ -14,10 +14,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from training.steps import COVERAGE_TOLERANCE, Evaluation
-from valuation import registry
+from valuation.infra.settings import Settings
 from valuation.market import MarketIndex
 from valuation.schema import FANS, PRICE
-from valuation.settings import Settings
+from valuation.storage import registry
 from valuation.trends import MIN_INDEX_SALES, changes
 from valuation.valuer import BAND_NAMES, DEFAULT_LEVEL, FANS_BANDS, fans_band
 

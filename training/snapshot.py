@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from valuation.infra.settings import Settings
 from valuation.loading import write_table
-from valuation.records import Record
-from valuation.settings import Settings
+from valuation.storage.records import Record
 
 
 class NoSalesOnRecord(LookupError):

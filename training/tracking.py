@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from valuation.settings import Settings
+from valuation.infra.settings import Settings
 
 
 def use_experiment(settings: Settings) -> None:

@@ -12,8 +12,8 @@ from api import recording, schemas
 from api.answers import ERRORS, AsOf, ComparablesK, Explain, Level, at_date, listing_of, readable_id
 from api.deps import QuotingDep
 from api.errors import field_problems
-from valuation import records
 from valuation.quoting import dates_of, full_quote, model_ref, quote_answer
+from valuation.storage import records
 from valuation.valuer import DEFAULT_LEVEL, Valuer
 
 router = APIRouter()

@@ -13,8 +13,8 @@ from api import recording, schemas
 from api.answers import ERRORS, listing_of
 from api.deps import RecordDep
 from api.errors import ServiceError
-from valuation import records
 from valuation.listing import Listing
+from valuation.storage import records
 
 log = logging.getLogger("api")
 router = APIRouter()

@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from valuation.registry import load_valuer
-from valuation.settings import Settings
+from valuation.infra.settings import Settings
+from valuation.storage.registry import load_valuer
 from valuation.valuer import Valuer
 
 

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 
-from valuation.settings import Settings
+from valuation.infra.settings import Settings
 
 
 def free_port() -> int:

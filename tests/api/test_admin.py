@@ -21,9 +21,9 @@ from data.simulator import generate
 from tests.api.server import running_server
 from training.pipeline import train
 from training.promotion import promote
-from valuation import bundles, registry
+from valuation.infra.settings import Settings
 from valuation.loading import write_table
-from valuation.settings import Settings
+from valuation.storage import bundles, registry
 
 TOKEN = "reload-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

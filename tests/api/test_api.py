@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from valuation.listing import Listing
-from valuation.registry import registered_version
 from valuation.schema import FEATURES
+from valuation.storage.registry import registered_version
 
 UNKNOWN = "从没见过的类目"
 MARKETPLACE = {

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, func, select
 
 from api.schemas import EXAMPLE_LISTING
 from tests.api.server import start_server
-from valuation.records import quotes
+from valuation.storage.records import quotes
 
 LISTING = EXAMPLE_LISTING  # the API's own documented example
 MIX = [

@@ -24,8 +24,8 @@ from api.errors import field_problems
 from api.main import create_app
 from api.schemas import EXAMPLE_LISTING, ListingIn
 from tests.hostile import json_hostile_value
+from valuation.infra.settings import Settings
 from valuation.schema import FEATURES, MAX_CATEGORY_LENGTH, MAX_FANS
-from valuation.settings import Settings
 
 FUZZ = settings(
     max_examples=40,

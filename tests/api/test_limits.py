@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api.limits import BodyLimitMiddleware, BodyTooLarge
 from api.main import create_app
 from api.schemas import MAX_BATCH
-from valuation.settings import Settings
+from valuation.infra.settings import Settings
 
 LIMIT = 2048
 SPELLED = {

@@ -15,8 +15,8 @@ from api.main import create_app
 from api.recording import as_text
 from api.schemas import EXAMPLE_LISTING
 from data.simulator import generate
-from valuation.records import Record, quotes, sales
 from valuation.schema import FEATURES
+from valuation.storage.records import Record, quotes, sales
 
 LISTING = EXAMPLE_LISTING  # the API's own documented example
 

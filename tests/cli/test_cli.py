@@ -14,10 +14,10 @@ import pytest
 
 import cli
 from data.simulator import generate
-from valuation import registry
+from valuation.infra.settings import Settings, get_settings
 from valuation.listing import Listing
 from valuation.loading import parse_listings, read_export, rejects_path, write_table
-from valuation.settings import Settings, get_settings
+from valuation.storage import registry
 
 SCRIPT = Path(sys.executable).parent / "valuation"
 QUOTE = [

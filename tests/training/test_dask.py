@@ -8,11 +8,11 @@ import pytest
 
 from data.simulator import generate
 from training.pipeline import train
-from valuation import registry
-from valuation.dask_engine import cluster, price_file_dask
+from valuation.infra.dask_engine import cluster, price_file_dask
+from valuation.infra.settings import Settings
 from valuation.loading import ExportError, write_table
 from valuation.pricing import price_file
-from valuation.settings import Settings
+from valuation.storage import registry
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_dask_batch_gives_the_single_machine_prices(
 
 
 def test_the_catalogue_really_was_split(catalogue):
-    from valuation.dask_engine import read_partitions
+    from valuation.infra.dask_engine import read_partitions
 
     frame, _ = read_partitions(catalogue, blocksize="100KB")
     assert frame.npartitions >= 3

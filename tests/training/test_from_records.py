@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 import cli
 from api.main import create_app
 from data.simulator import generate
-from valuation import registry
-from valuation.records import Record
+from valuation.infra.settings import Settings, get_settings
 from valuation.schema import FEATURES
-from valuation.settings import Settings, get_settings
+from valuation.storage import registry
+from valuation.storage.records import Record
 
 
 def report_sales(settings: Settings, record_url: str, n: int) -> pd.DataFrame:

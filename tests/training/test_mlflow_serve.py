@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from valuation.listing import Listing
-from valuation.registry import load_valuer
+from valuation.storage.registry import load_valuer
 
 ROWS = [
     {

@@ -14,10 +14,10 @@ import pytest
 
 from data.simulator import generate
 from training.pipeline import train
-from valuation import registry
+from valuation.infra.settings import Settings
 from valuation.listing import Listing
 from valuation.loading import read_export, write_table
-from valuation.settings import Settings
+from valuation.storage import registry
 
 RAW_ROWS = pd.DataFrame(
     {

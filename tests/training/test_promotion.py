@@ -8,9 +8,9 @@ from data.simulator import generate
 from training import steps
 from training.pipeline import train
 from training.promotion import promote
-from valuation import registry
+from valuation.infra.settings import Settings
 from valuation.loading import write_table
-from valuation.settings import Settings
+from valuation.storage import registry
 
 
 def errors(mdape: float, coverage: float = 0.8) -> dict[str, float]:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from cli import main
 from training.report import report
-from valuation import registry
+from valuation.storage import registry
 
 
 def test_the_run_logs_the_report_and_the_holdout_predictions(trained, settings):
@@ -28,7 +28,7 @@ def test_report_rewrites_the_champions_report(trained, settings, tmp_path):
 
 
 def test_report_command(trained, settings, tmp_path, monkeypatch, capsys):
-    from valuation.settings import get_settings
+    from valuation.infra.settings import get_settings
 
     monkeypatch.setenv("VALUATION_HOME", str(settings.home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

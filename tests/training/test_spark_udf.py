@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from valuation.listing import Listing
-from valuation.registry import load_valuer
+from valuation.storage.registry import load_valuer
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime")
 
@@ -61,7 +61,7 @@ def spark():
 def test_spark_udf_gives_the_service_prices(trained, settings, spark):
     import mlflow
 
-    from valuation import registry
+    from valuation.storage import registry
 
     registry.client(settings)  # points MLflow at the test's store
     udf = mlflow.pyfunc.spark_udf(

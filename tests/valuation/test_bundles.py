@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from valuation import bundles, registry
+from valuation.storage import bundles, registry
 
 
 @pytest.fixture

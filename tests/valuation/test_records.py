@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from valuation.records import INLINE_ROWS, Record, RecordUnavailable, now, quotes, sales
+from valuation.storage.records import INLINE_ROWS, Record, RecordUnavailable, now, quotes, sales
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -39,7 +39,7 @@ from sqlalchemy import (
 
 from valuation.schema import FEATURES, LISTING_ID, MAX_LISTING_ID_LENGTH, PRICE, SOLD_AT
 
-log = logging.getLogger("valuation.records")
+log = logging.getLogger("valuation.storage.records")
 
 _COLUMN_TYPES = {"count": BigInteger, "flag": Boolean, "text": Text}
 CHECKPOINT_COMMITS = 1_000

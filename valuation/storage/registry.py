@@ -8,8 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from valuation import bundles
-from valuation.settings import Settings
+from valuation.infra.settings import Settings
+from valuation.storage import bundles
 from valuation.valuer import Valuer
 
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
