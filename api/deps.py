@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from api.errors import ServiceError
 from api.metrics import Metrics
+from api.model_updates import ModelUpdates
 from valuation.infra.settings import Settings
 from valuation.storage.records import Record
 from valuation.valuer import Valuer
@@ -60,8 +61,14 @@ async def app_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+async def model_updates_of(request: Request) -> ModelUpdates:
+    """The app's model updates (reloads), for the admin route."""
+    return request.app.state.model_updates
+
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 ValuerDep = Annotated[Valuer, Depends(current_valuer)]
 RecordDep = Annotated[Record, Depends(the_record)]
 MetricsDep = Annotated[Metrics, Depends(app_metrics)]
 QuotingDep = Annotated[Quoting, Depends(quoting)]
+ModelUpdatesDep = Annotated[ModelUpdates, Depends(model_updates_of)]

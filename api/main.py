@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import admin, errors, pages, routes
+from api import errors, pages, routes
 from api.limits import BodyLimitMiddleware
 from api.metrics import LiveFigures, Metrics, MetricsMiddleware
+from api.model_updates import model_updates
 from api.recording import RequestIds
 from valuation.infra.settings import Settings, get_settings
 from valuation.schema import FEATURES
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
             app.state.metrics.serving(app.state.valuer, app.state.settings.model_name)
         app.state.record = Record(app.state.settings.records, app.state.settings.record_timeout)
         try:
-            async with admin.model_updates(app):  # reloads, and polling when configured
+            async with model_updates(app):  # reloads, and polling when configured
                 yield
         finally:
             await app.state.record.aclose()  # commits what is waiting
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
     app.state.metrics.registry.register(LiveFigures(app.state))
     app.state.valuer = None
     errors.install(app)
-    routers = (*routes.ROUTERS, pages.router, admin.router)
+    routers = (*routes.ROUTERS, pages.router)
     for router in routers:
         app.include_router(router)  # without a prefix: each route's path is the one served
     # Added before the metrics, so it runs inside them: refused bodies are counted too.

@@ -311,3 +311,10 @@ class ErrorOut(BaseModel):
     """The one shape of every error answer."""
 
     error: ErrorBody
+
+
+class ReloadOut(BaseModel):
+    name: str
+    previous_version: str | None = Field(description="Served before; null if none was.")
+    version: str = Field(description="Served now.")
+    changed: bool

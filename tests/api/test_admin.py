@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from api import admin
+from api import model_updates
 from api.main import create_app
 from api.schemas import EXAMPLE_LISTING
 from data.simulator import generate
@@ -178,7 +178,7 @@ def test_a_version_without_a_recorded_digest_is_refused(store):
 
 def test_a_model_failing_the_smoke_check_is_refused(store, monkeypatch):
     champion(store, "2")
-    monkeypatch.setattr(admin, "smoke_problems", lambda valuer: ["an estimate of nan"])
+    monkeypatch.setattr(model_updates, "smoke_problems", lambda valuer: ["an estimate of nan"])
     with serving(store) as client:
         error = refused(client, "1", "smoke_failed")
     assert "version 1 failed the smoke check: an estimate of nan" in error["message"]

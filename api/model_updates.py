@@ -1,97 +1,25 @@
-"""Operator endpoints, behind a bearer token: `POST /admin/reload` serves the registry's champion
-(or a named version) without a restart, and optional polling does the same when the champion
-moves. A model is swapped in only once it has loaded from a bundle that matches its registered
-checksum and passed the smoke check; otherwise the model being served keeps serving."""
+"""Model updates without a restart: a reload serves the registry's champion (or a named version),
+and optional polling does the same when the champion moves. A model is swapped in only once it has
+loaded from a bundle that matches its registered checksum and passed the smoke check; otherwise
+the model being served keeps serving. The admin route (api/routes/admin.py) asks for reloads."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException
+from fastapi import FastAPI
 
-from api.deps import SettingsDep
 from api.errors import ServiceError
-from api.schemas import ErrorOut
+from api.schemas import ReloadOut
 from valuation.smoke import smoke_problems
 from valuation.storage import registry
 from valuation.storage.bundles import BundleRejected
 from valuation.valuer import Valuer
 
 log = logging.getLogger("api")
-
-bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="AdminToken",
-    description="The token in the server's `VALUATION_ADMIN_TOKEN`.",
-)
-
-
-async def require_admin(
-    request: Request,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    token = settings.admin_token
-    secret = token.get_secret_value() if token else ""
-    if not secret:
-        raise HTTPException(404)  # off: answered exactly as a path that does not exist
-    given = credentials.credentials if credentials else ""
-    # Digests of equal length, compared in constant time: neither the token's bytes nor its
-    # length can be timed out of the answers.
-    if not hmac.compare_digest(_sha256(given), _sha256(secret)):
-        log.warning("admin request refused: bad or missing token from %s", _client(request))
-        raise ServiceError(
-            401,
-            "unauthorized",
-            "this endpoint needs the admin token: Authorization: Bearer <VALUATION_ADMIN_TOKEN>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
-REFUSALS = {
-    401: {"model": ErrorOut, "description": "The admin token is missing or wrong."},
-    404: {"model": ErrorOut, "description": "Admin endpoints are off (no token configured)."},
-    409: {
-        "model": ErrorOut,
-        "description": "The model was refused (not registered, bundle not the one registered, "
-        "failed to load or failed the smoke check); the one being served keeps serving.",
-    },
-}
-
-
-class ReloadOut(BaseModel):
-    name: str
-    previous_version: str | None = Field(description="Served before; null if none was.")
-    version: str = Field(description="Served now.")
-    changed: bool
-
-
-@router.post("/reload", response_model=ReloadOut, responses=REFUSALS, summary="Reload the model")
-async def reload(
-    request: Request,
-    updates: Annotated[ModelUpdates, Depends(model_updates_of)],
-    version: Annotated[
-        str | None,
-        Query(
-            pattern=r"^[1-9][0-9]{0,11}$",
-            description="A registered version to serve (default: the one behind the alias).",
-        ),
-    ] = None,
-):
-    """Serves `<model_name>@<model_alias>` (or `version`) from now on, once it has loaded, matched
-    its registered checksum and passed the smoke check. Requests under way finish on the model
-    they started with."""
-    return await updates.reload(version, f"admin {_client(request)}")
 
 
 class Refused(ServiceError):
@@ -198,11 +126,6 @@ class ModelUpdates:
                 await self.reload(champion, "polling")
 
 
-async def model_updates_of(request: Request) -> ModelUpdates:
-    """The app's model updates (reloads), for the reload route."""
-    return request.app.state.model_updates
-
-
 @asynccontextmanager
 async def model_updates(app: FastAPI) -> AsyncIterator[None]:
     """For the app's lifespan: reloads possible while it runs, polling too when configured."""
@@ -216,11 +139,3 @@ async def model_updates(app: FastAPI) -> AsyncIterator[None]:
             polling.cancel()
             with suppress(asyncio.CancelledError):
                 await polling
-
-
-def _sha256(text: str) -> bytes:
-    return hashlib.sha256(text.encode()).digest()
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
