@@ -87,6 +87,26 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=_positive_int, default=1)
 
+    keys = commands.add_parser("keys", help="API keys: make, list, revoke (stored hashed)")
+    key_commands = keys.add_subparsers(dest="action", required=True, parser_class=Parser)
+    made = key_commands.add_parser("create", help="make a key; printed once, on the last line")
+    made.add_argument("--role", required=True, choices=("quote", "marketplace", "admin"))
+    made.add_argument("--name", required=True, help="who holds it, e.g. the marketplace's name")
+    key_commands.add_parser("list", help="every key's name, role and dates (never the key)")
+    revoked = key_commands.add_parser("revoke", help="a key stops working within seconds")
+    revoked.add_argument("name")
+
+    record = commands.add_parser("record", help="the record's database")
+    record_commands = record.add_subparsers(dest="action", required=True, parser_class=Parser)
+    record_commands.add_parser("upgrade", help="bring it to this release's tables, in place")
+
+    sales = commands.add_parser("sales", help="reported sales screened as suspect")
+    sale_commands = sales.add_subparsers(dest="action", required=True, parser_class=Parser)
+    sale_commands.add_parser("suspects", help="list the suspect sales waiting for a decision")
+    for action, what in (("confirm", "train on it from now on"), ("reject", "never train on it")):
+        decided = sale_commands.add_parser(action, help=what)
+        decided.add_argument("sale_id", type=_positive_int)
+
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -115,6 +135,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from valuation.loading import ExportError
     from valuation.market import DateOutsideMarket
     from valuation.storage.bundles import BundleRejected
+    from valuation.storage.keys import KeyProblem
+    from valuation.storage.migrations import RecordOutdated
     from valuation.storage.registry import NoModel
 
     return (
@@ -128,6 +150,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
         OSError,
         MlflowException,
         OperationalError,  # the record's database is unreachable
+        KeyProblem,
+        RecordOutdated,
     )
 
 
@@ -308,6 +332,55 @@ def run_serve(args) -> int:
     return 0
 
 
+def run_keys(args) -> int:
+    from valuation.storage import keys
+    from valuation.storage.records import Record
+
+    engine = Record(_settings().records).engine
+    if args.action == "create":
+        key = keys.create(engine, args.name, args.role)
+        print(f"key {args.name!r} ({args.role}); shown once, stored only as its hash:")
+        print(key)
+    elif args.action == "list":
+        for key in keys.listed(engine):
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            print(f"{key.name}\t{key.role}\tmade {key.created_at:%Y-%m-%d %H:%M}\t{state}")
+    else:
+        keys.revoke(engine, args.name)
+        print(f"revoked {args.name!r}: refused within {keys.REFRESH_SECONDS:g} s by a server")
+    return 0
+
+
+def run_record(args) -> int:
+    from valuation.storage import migrations
+    from valuation.storage.records import engine_for
+
+    url = _settings().records
+    before, after, added = migrations.upgrade(engine_for(url))
+    columns = f"; columns added for the schema: {', '.join(added)}" if added else ""
+    print(f"record at revision {after} (was {before or 'none'}){columns}")
+    return 0
+
+
+def run_sales(args) -> int:
+    from valuation.storage import records
+
+    record = records.Record(_settings().records)
+    if args.action == "suspects":
+        for sale in record.suspect_sales():
+            print(
+                f"{sale['id']}\t{sale['listing_id']}\t{sale['price']:,.2f} CNY\t"
+                f"sold {sale['sold_at'] or '?'}\treported by {sale['reported_by'] or '?'}"
+            )
+        return 0
+    status = records.CONFIRMED if args.action == "confirm" else records.REJECTED
+    if record.decide_sale(args.sale_id, status) is None:
+        print(f"valuation sales: error: no suspect sale {args.sale_id}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"sale {args.sale_id} {status}")
+    return 0
+
+
 COMMANDS = {
     "generate": run_generate,
     "train": run_train,
@@ -316,6 +389,9 @@ COMMANDS = {
     "promote": run_promote,
     "report": run_report,
     "serve": run_serve,
+    "keys": run_keys,
+    "record": run_record,
+    "sales": run_sales,
 }
 
 if __name__ == "__main__":

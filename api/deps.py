@@ -36,6 +36,11 @@ async def current_valuer(request: Request) -> Valuer:
     return valuer
 
 
+async def served_valuer(request: Request) -> Valuer | None:
+    """The model being served, or None while there is none (for routes that work without)."""
+    return request.app.state.valuer
+
+
 @dataclass(frozen=True, slots=True)
 class Quoting:
     """What a quoting route needs, in one dependency (each dependency costs a request a few
@@ -68,6 +73,7 @@ async def model_updates_of(request: Request) -> ModelUpdates:
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 ValuerDep = Annotated[Valuer, Depends(current_valuer)]
+ServedDep = Annotated[Valuer | None, Depends(served_valuer)]
 RecordDep = Annotated[Record, Depends(the_record)]
 MetricsDep = Annotated[Metrics, Depends(app_metrics)]
 QuotingDep = Annotated[Quoting, Depends(quoting)]

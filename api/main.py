@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import errors, pages, routes
+from api.auth import need
 from api.limits import BodyLimitMiddleware
 from api.metrics import LiveFigures, Metrics, MetricsMiddleware
 from api.model_updates import model_updates
 from api.recording import RequestIds
 from valuation.infra.settings import Settings, get_settings
 from valuation.schema import FEATURES
+from valuation.storage.keys import Keys
 from valuation.storage.records import Record
 from valuation.valuer import Valuer
 
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
         if app.state.valuer is not None:
             app.state.metrics.serving(app.state.valuer, app.state.settings.model_name)
         app.state.record = Record(app.state.settings.records, app.state.settings.record_timeout)
+        app.state.keys = Keys(app.state.record.engine)
         try:
             async with model_updates(app):  # reloads, and polling when configured
                 yield
@@ -55,8 +58,12 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
     app.state.valuer = None
     errors.install(app)
     routers = (*routes.ROUTERS, pages.router)
+    # Quotes and appraisals are public unless the deployment is private: then any key will do.
+    private = (settings or get_settings()).quotes_need_key
     for router in routers:
-        app.include_router(router)  # without a prefix: each route's path is the one served
+        keyed = private and router in routes.QUOTING
+        # Without a prefix: each route's path is the one served.
+        app.include_router(router, dependencies=[Depends(need("quote"))] if keyed else None)
     # Added before the metrics, so it runs inside them: refused bodies are counted too.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(

@@ -104,6 +104,15 @@ class LiveFigures:
             count.add_metric([str(version)], n)
         yield mdape
         yield count
+        by_status = GaugeMetricFamily(
+            "valuation_sales_on_record",
+            "Reported sales on record by status: suspect ones wait for an admin's decision and "
+            "are not trained on.",
+            labels=["status"],
+        )
+        for status, n in record.sales_by_status().items():
+            by_status.add_metric([status], n)
+        yield by_status
         valuer = self.state.valuer
         reference = valuer.card.profile if valuer is not None else None
         recent = record.recent_listings(settings.drift_window) if reference else None

@@ -219,6 +219,22 @@ class SaleOut(BaseModel):
     quoted: LiveQuote | None = Field(
         description="The listing's last quote before the sale, which live accuracy scores."
     )
+    status: Literal["accepted", "suspect"] = Field(
+        description="suspect: far outside the listing's price distribution (beyond its 99.9% "
+        "range, or 5x or more off the estimate: a typo's shape); stored, but not trained on "
+        "until an admin confirms it."
+    )
+    suspect_because: str | None = Field(None, description="Why it is suspect.")
+
+
+class SuspectSale(BaseModel):
+    id: int
+    listing_id: str
+    price: float
+    sold_at: dt.date | None
+    reported_at: dt.datetime
+    reported_by: str | None = Field(description="The name of the key that reported it.")
+    status: str
 
 
 class Thresholds(BaseModel):

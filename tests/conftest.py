@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,10 @@ def trained(sales_csv, settings):
     return train(sales_csv, settings)
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A throwaway database on the machine's PostgreSQL (`make test` starts it when it is down;
-    VALUATION_TEST_POSTGRES names another server)."""
+@contextmanager
+def throwaway_postgres():
+    """A database of its own on the machine's PostgreSQL (`make test` starts it when it is down;
+    VALUATION_TEST_POSTGRES names another server), dropped afterwards."""
     import os
     import uuid
 
@@ -56,3 +57,23 @@ def postgres_url():
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway database for the session."""
+    with throwaway_postgres() as url:
+        yield url
+
+
+def marketplace_key(database_url: str, role: str = "marketplace") -> dict[str, str]:
+    """The Authorization header of a new key made in the record at `database_url`."""
+    import uuid
+
+    from valuation.storage import keys
+    from valuation.storage.records import Record
+
+    record = Record(database_url)
+    key = keys.create(record.engine, f"{role}-{uuid.uuid4().hex[:8]}", role)
+    record.engine.dispose()
+    return {"Authorization": f"Bearer {key}"}

@@ -6,3 +6,5 @@ waits for its record's commit on the event loop (`api.recording.record`)."""
 from api.routes import admin, appraisals, model, operations, quotes, sales
 
 ROUTERS = tuple(module.router for module in (quotes, appraisals, sales, model, operations, admin))
+QUOTING = (quotes.router, appraisals.router)
+"""Public by default; behind a key in a private deployment (`quotes_need_key`)."""

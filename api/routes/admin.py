@@ -1,67 +1,47 @@
-"""Operator endpoints, behind a bearer token: `POST /admin/reload` serves the registry's champion
-(or a named version) without a restart (api/model_updates.py does the swap)."""
+"""Operator endpoints, behind an admin key: `POST /admin/reload` serves the registry's champion
+(or a named version) without a restart (api/model_updates.py does the swap); the reported sales
+screened as suspect are listed, confirmed or rejected."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.exceptions import HTTPException
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.concurrency import run_in_threadpool
 
-from api.deps import ModelUpdatesDep, SettingsDep
+from api import schemas
+from api.auth import AdminKey, need
+from api.deps import ModelUpdatesDep, RecordDep
 from api.errors import ServiceError
 from api.schemas import ErrorOut, ReloadOut
+from valuation.storage import records
 
 log = logging.getLogger("api")
 
-bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="AdminToken",
-    description="The token in the server's `VALUATION_ADMIN_TOKEN`.",
-)
-
-
-async def require_admin(
-    request: Request,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    token = settings.admin_token
-    secret = token.get_secret_value() if token else ""
-    if not secret:
-        raise HTTPException(404)  # off: answered exactly as a path that does not exist
-    given = credentials.credentials if credentials else ""
-    # Digests of equal length, compared in constant time: neither the token's bytes nor its
-    # length can be timed out of the answers.
-    if not hmac.compare_digest(_sha256(given), _sha256(secret)):
-        log.warning("admin request refused: bad or missing token from %s", _client(request))
-        raise ServiceError(
-            401,
-            "unauthorized",
-            "this endpoint needs the admin token: Authorization: Bearer <VALUATION_ADMIN_TOKEN>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(need("admin"))])
 REFUSALS = {
-    401: {"model": ErrorOut, "description": "The admin token is missing or wrong."},
-    404: {"model": ErrorOut, "description": "Admin endpoints are off (no token configured)."},
-    409: {
-        "model": ErrorOut,
-        "description": "The model was refused (not registered, bundle not the one registered, "
-        "failed to load or failed the smoke check); the one being served keeps serving.",
-    },
+    401: {"model": ErrorOut, "description": "No API key, or not an active one."},
+    403: {"model": ErrorOut, "description": "The key's role is not admin."},
 }
 
 
-@router.post("/reload", response_model=ReloadOut, responses=REFUSALS, summary="Reload the model")
+@router.post(
+    "/reload",
+    response_model=ReloadOut,
+    responses={
+        **REFUSALS,
+        409: {
+            "model": ErrorOut,
+            "description": "The model was refused (not registered, bundle not the one "
+            "registered, failed to load or failed the smoke check); the one being served keeps "
+            "serving.",
+        },
+    },
+    summary="Reload the model",
+)
 async def reload(
-    request: Request,
+    key: AdminKey,
     updates: ModelUpdatesDep,
     version: Annotated[
         str | None,
@@ -74,12 +54,37 @@ async def reload(
     """Serves `<model_name>@<model_alias>` (or `version`) from now on, once it has loaded, matched
     its registered checksum and passed the smoke check. Requests under way finish on the model
     they started with."""
-    return await updates.reload(version, f"admin {_client(request)}")
+    return await updates.reload(version, f"admin key {key.name}")
 
 
-def _sha256(text: str) -> bytes:
-    return hashlib.sha256(text.encode()).digest()
+@router.get(
+    "/sales/suspect",
+    response_model=list[schemas.SuspectSale],
+    responses=REFUSALS,
+    summary="Sales screened as suspect",
+)
+async def suspect_sales(record: RecordDep):
+    """Reported sales far outside their listing's price distribution, kept out of training until
+    confirmed, oldest first."""
+    return await run_in_threadpool(record.suspect_sales)
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+@router.post(
+    "/sales/{sale_id}/{decision}",
+    response_model=schemas.SuspectSale,
+    responses={**REFUSALS, 404: {"model": ErrorOut, "description": "No such suspect sale."}},
+    summary="Confirm or reject a suspect sale",
+)
+async def decide(
+    sale_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    decision: Literal["confirm", "reject"],
+    record: RecordDep,
+    key: AdminKey,
+):
+    """`confirm`: trained on from now on; `reject`: never trained on (kept on record)."""
+    status = records.CONFIRMED if decision == "confirm" else records.REJECTED
+    sale = await run_in_threadpool(record.decide_sale, sale_id, status)
+    if sale is None:
+        raise ServiceError(404, "not_found", f"no suspect sale {sale_id} is on record")
+    log.info("sale %s %sed by admin key %s", sale_id, decision, key.name)
+    return sale

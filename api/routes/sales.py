@@ -11,9 +11,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api import recording, schemas
 from api.answers import ERRORS, listing_of
-from api.deps import RecordDep
+from api.auth import MarketplaceKey
+from api.deps import RecordDep, ServedDep
 from api.errors import ServiceError
+from api.schemas import ErrorOut
 from valuation.listing import Listing
+from valuation.screening import suspicion
 from valuation.storage import records
 
 log = logging.getLogger("api")
@@ -24,14 +27,25 @@ router = APIRouter()
     "/v1/sales",
     status_code=201,
     response_model=schemas.SaleOut,
-    responses=ERRORS,
-    summary="Report a sale: the price a listing really sold for",
+    responses={
+        **ERRORS,
+        401: {"model": ErrorOut, "description": "No API key, or not an active one."},
+        403: {"model": ErrorOut, "description": "The key's role is not marketplace or admin."},
+    },
+    summary="Report a sale: the price a listing really sold for (a marketplace key)",
     tags=["sales"],
 )
-async def sale(body: schemas.SaleIn, request: Request, record: RecordDep):
-    """Stored with the listing's fields (those sent, or those of its last quote) for training
-    (`valuation train --from-records`), and scored against that quote for live accuracy
-    (`/metrics`)."""
+async def sale(
+    body: schemas.SaleIn,
+    request: Request,
+    record: RecordDep,
+    key: MarketplaceKey,
+    served: ServedDep,
+):
+    """Stored with the listing's fields (those sent, or those of its last quote) and the name of
+    the key that reported it, for training (`valuation train --from-records`), and scored
+    against that quote for live accuracy (`/metrics`). A sale far outside the listing's price
+    distribution is stored as `suspect`: not trained on until an admin confirms it."""
     try:
         last = await run_in_threadpool(record.last_quote, body.listing_id)
     except SQLAlchemyError:
@@ -47,6 +61,8 @@ async def sale(body: schemas.SaleIn, request: Request, record: RecordDep):
         why = f"no quote of listing {body.listing_id!r} is on record: send its fields"
         raise ServiceError(422, "unknown_listing", why, ({"field": "listing", "message": why},))
     sold_at = body.sold_at or records.now().date()
+    because = suspicion(served, listing, body.price) if served is not None else None
+    status = records.SUSPECT if because else records.ACCEPTED
     await recording.record(
         record,
         records.sales,
@@ -61,9 +77,13 @@ async def sale(body: schemas.SaleIn, request: Request, record: RecordDep):
                 "quote_id": scored and scored["id"],
                 "model_version": scored and scored["model_version"],
                 "price_estimate": scored and scored["price_estimate"],
+                "reported_by": key.name,
+                "status": status,
             }
         ],
     )
+    if because:
+        log.warning("sale of %r stored as suspect: %s", body.listing_id, because)
     quoted = None
     if scored is not None:
         quoted = {
@@ -76,4 +96,6 @@ async def sale(body: schemas.SaleIn, request: Request, record: RecordDep):
         "price": body.price,
         "sold_at": sold_at,
         "quoted": quoted,
+        "status": status,
+        "suspect_because": because,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from contextlib import contextmanager
 
@@ -23,7 +24,8 @@ from training.pipeline import train
 from training.promotion import promote
 from valuation.infra.settings import Settings
 from valuation.loading import write_table
-from valuation.storage import bundles, registry
+from valuation.storage import bundles, keys, registry
+from valuation.storage.records import Record
 
 TOKEN = "reload-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -60,13 +62,27 @@ def served_version(client) -> str:
     return client.post("/v1/quote", json=LISTING).json()["model"]["version"]
 
 
-def test_admin_is_off_without_a_token(store):
+def test_without_the_token_only_an_admin_key_reloads(store):
+    champion(store, "1")
     with serving(store, token=None) as client:
-        absent = client.post("/admin/nothing-here")
-        for headers in ({}, AUTH):
-            answer = client.post("/admin/reload", headers=headers)
-            assert answer.status_code == 404
-            assert answer.json() == absent.json()
+        for headers in ({}, AUTH):  # the token counts for nothing once unset
+            answer = client.post("/admin/reload", headers=headers, params={"version": "2"})
+            assert answer.status_code == 401
+        engine = Record(store.records).engine
+        admin = keys.create(engine, f"ops-{uuid.uuid4().hex[:8]}", "admin")
+        market = keys.create(engine, f"shop-{uuid.uuid4().hex[:8]}", "marketplace")
+        client.app.state.keys._read_at = -float("inf")  # as if REFRESH_SECONDS had passed
+        refused = client.post(
+            "/admin/reload", headers={"Authorization": f"Bearer {market}"}, params={"version": "2"}
+        )
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "forbidden"
+        assert served_version(client) == "1"
+        answer = client.post(
+            "/admin/reload", headers={"Authorization": f"Bearer {admin}"}, params={"version": "2"}
+        )
+        assert answer.status_code == 200
+        assert served_version(client) == "2"
 
 
 @pytest.mark.parametrize(
@@ -93,14 +109,10 @@ def test_a_missing_or_wrong_token_is_401(store, headers):
 def test_the_admin_route_is_documented_with_its_bearer_scheme(store):
     with serving(store) as client:
         schema = client.get("/openapi.json").json()
-    assert schema["components"]["securitySchemes"]["AdminToken"] == {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "The token in the server's `VALUATION_ADMIN_TOKEN`.",
-    }
+    assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
     operation = schema["paths"]["/admin/reload"]["post"]
-    assert operation["security"] == [{"AdminToken": []}]
-    assert {"200", "401", "404", "409"} <= set(operation["responses"])
+    assert operation["security"] == [{"ApiKey": []}]
+    assert {"200", "401", "403", "409"} <= set(operation["responses"])
 
 
 def test_reload_serves_a_newly_promoted_champion_without_a_restart(store):

@@ -15,6 +15,7 @@ from api.main import create_app
 from api.recording import as_text
 from api.schemas import EXAMPLE_LISTING
 from data.simulator import generate
+from tests.conftest import marketplace_key
 from valuation.schema import FEATURES
 from valuation.storage.records import Record, quotes, sales
 
@@ -23,7 +24,9 @@ LISTING = EXAMPLE_LISTING  # the API's own documented example
 
 def app_with_record(settings, url: str) -> TestClient:
     own = settings.model_copy(update={"database_url": url})
-    return TestClient(create_app(settings=own), raise_server_exceptions=False)
+    client = TestClient(create_app(settings=own), raise_server_exceptions=False)
+    client.headers.update(marketplace_key(url))  # sales need a marketplace key
+    return client
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from fastapi.testclient import TestClient
 import cli
 from api.main import create_app
 from data.simulator import generate
+from tests.conftest import marketplace_key
 from valuation.infra.settings import Settings, get_settings
+from valuation.parsing import parse_price
 from valuation.schema import FEATURES
 from valuation.storage import registry
 from valuation.storage.records import Record
@@ -24,6 +26,7 @@ def report_sales(settings: Settings, record_url: str, n: int) -> pd.DataFrame:
     listings["listing_id"] = market["账号ID"]
     served = settings.model_copy(update={"database_url": record_url})
     with TestClient(create_app(settings=served)) as client:
+        client.headers.update(marketplace_key(record_url))
         half = n // 2
         first = listings.iloc[:half].to_dict("records")
         assert client.post("/v1/quotes", json={"listings": first}).json()["quoted"] == half
@@ -33,7 +36,8 @@ def report_sales(settings: Settings, record_url: str, n: int) -> pd.DataFrame:
                 sale["listing"] = {k: v for k, v in row.items() if k != "listing_id"}
             assert client.post("/v1/sales", json=sale).status_code == 201
         # A corrected report of the first sale replaces it.
-        corrected = {"listing_id": listings["listing_id"].iloc[0], "price": "¥99,999"}
+        first_price = round(parse_price(market["成交价"].iloc[0]) * 1.2)
+        corrected = {"listing_id": listings["listing_id"].iloc[0], "price": first_price}
         assert client.post("/v1/sales", json=corrected).status_code == 201
     return market
 
@@ -62,20 +66,25 @@ def test_train_from_records_trains_on_the_reported_sales(
 
     [snapshot] = (home / "records").glob("sales-*.parquet")
     trained_on = pd.read_parquet(snapshot)
-    assert len(trained_on) == 300  # one row per listing: the correction replaced the first report
-    first = trained_on.set_index("listing_id").loc[market["账号ID"].iloc[0]]
-    assert first["price"] == 99_999
     record = Record(record_url)
     try:
         assert record.counts()["sales"] == 301
+        suspect = {sale["listing_id"] for sale in record.suspect_sales()}
     finally:
         record.close()
+    # The simulated market has 1.5% price typos: screened out as suspect, with few real sales.
+    assert 0 < len(suspect) <= 0.06 * 300
+    assert not suspect & set(trained_on["listing_id"])
+    # One row per listing (the correction replaced the first report), suspects left out.
+    assert len(trained_on) == 300 - len(suspect)
+    first = trained_on.set_index("listing_id").loc[market["账号ID"].iloc[0]]
+    assert first["price"] == round(parse_price(market["成交价"].iloc[0]) * 1.2)
 
     client = registry.client(next_settings)
     version = client.get_model_version(next_settings.model_name, "1")
     run = client.get_run(version.run_id)
     assert run.data.params["data_path"] == str(snapshot)
-    assert int(run.data.params["rows_total"]) == 300
+    assert int(run.data.params["rows_total"]) == len(trained_on)
     assert int(run.data.params["rows_rejected"]) == 0
     # the sales' dates were kept: the model's market date is the latest of them
     latest = pd.to_datetime(trained_on["sold_at"]).max().date()

@@ -28,7 +28,12 @@ class Settings(BaseSettings):
     cv_folds: int = Field(default=5, ge=2)
     seed: int = 0
     admin_token: SecretStr | None = None
-    """The bearer token of the admin endpoints (`POST /admin/reload`); unset, they are off (404)."""
+    """A bearer token that counts as an admin API key (named `admin-token`): the way in before
+    the first admin key exists (`valuation keys create --role admin` needs no server). Unset:
+    only the record's keys are accepted."""
+    quotes_need_key: bool = False
+    """A private deployment: quotes and appraisals need a key (any role). Off: they are public,
+    as the sellers' page needs."""
     reload_seconds: float = Field(default=0, ge=0)
     """Every this-many seconds the server checks the registry's champion and reloads when it
     moved; 0 = only on `POST /admin/reload`."""

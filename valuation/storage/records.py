@@ -35,6 +35,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    update,
 )
 
 from valuation.schema import FEATURES, LISTING_ID, MAX_LISTING_ID_LENGTH, PRICE, SOLD_AT
@@ -53,9 +54,20 @@ GATHER_SECONDS = 0.001
 at most this long after its first write."""
 
 
-def _features() -> list[Column]:
-    return [Column(field.name, _COLUMN_TYPES[field.kind]()) for field in FEATURES]
+def feature_column(field) -> Column:
+    """A listing field's column, typed by its kind (nullable: a record that gains a field keeps
+    its earlier rows)."""
+    return Column(field.name, _COLUMN_TYPES[field.kind]())
 
+
+def _features() -> list[Column]:
+    return [feature_column(field) for field in FEATURES]
+
+
+ACCEPTED, SUSPECT, CONFIRMED, REJECTED = "accepted", "suspect", "confirmed", "rejected"
+"""A reported sale's status: only accepted and confirmed sales are trained on."""
+TRAINED_ON = (ACCEPTED, CONFIRMED)
+SUSPECT_COLUMNS = ("id", "listing_id", "price", "sold_at", "reported_at", "reported_by", "status")
 
 _ROW_ID = BigInteger().with_variant(Integer, "sqlite")
 """64-bit on a server (a busy marketplace outgrows 2^31 quotes); SQLite's rowid is 64-bit already
@@ -101,6 +113,26 @@ sales = Table(
     Column("quote_id", _ROW_ID, doc="The listing's last quote before the sale, if any."),
     Column("model_version", String(32), doc="The model behind that quote."),
     Column("price_estimate", Float, doc="That quote's estimate: live accuracy compares it."),
+    Column("reported_by", String(64), doc="The name of the API key that reported it."),
+    Column(
+        "status",
+        String(16),
+        nullable=False,
+        default=ACCEPTED,
+        server_default=ACCEPTED,
+        doc="accepted; suspect (far outside its listing's price distribution: kept out of "
+        "training until confirmed); confirmed or rejected by an operator.",
+    ),
+)
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("key_sha256", String(64), nullable=False, unique=True, doc="Never the key itself."),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
 )
 
 
@@ -113,6 +145,11 @@ class LiveSale:
     model_version: str
     price: float
     price_estimate: float
+
+
+def engine_for(url: str):
+    """The record's engine, without preparing its tables (`valuation record upgrade`)."""
+    return _engine(url)
 
 
 def _engine(url: str):
@@ -155,6 +192,12 @@ class _Values:
     def __init__(self, columns: list[Column], dialect):
         self.names = [column.name for column in columns]
         self.take = operator.itemgetter(*self.names)
+        # A missing value of a column with a Python-side default is that default, as in Core.
+        self.defaults = {
+            column.name: column.default.arg
+            for column in columns
+            if column.default is not None and column.default.is_scalar
+        }
         self.converted = [
             (position, convert)
             for position, column in enumerate(columns)
@@ -166,7 +209,7 @@ class _Values:
         try:
             values = list(self.take(row))
         except KeyError:
-            values = [row.get(name) for name in self.names]
+            values = [row.get(name, self.defaults.get(name)) for name in self.names]
         for position, convert in self.converted:
             if values[position] is not None:
                 values[position] = convert(values[position])
@@ -229,7 +272,7 @@ class Record:
         self.timeout = timeout
         """Seconds a write may wait for its commit before its request is answered 503."""
         self.engine = _engine(url)
-        metadata.create_all(self.engine)
+        _prepare(self.engine)
         # A SQLite commit of a few rows costs ~0.1 ms of CPU: cheaper on the event loop than the
         # hop to a thread and back (measured: the hop alone cost a fifth of the quote rate). A
         # server's commit waits on the network, and a big group on SQLite takes long: a thread.
@@ -434,9 +477,38 @@ class Record:
         can correct an earlier one): the training table of `valuation train --from-records`."""
         latest = _latest_reports()
         columns = [sales.c[f.name] for f in (LISTING_ID, *FEATURES, PRICE, SOLD_AT)]
-        query = select(*columns).where(sales.c.id.in_(latest)).order_by(sales.c.id)
+        query = (
+            select(*columns)
+            .where(sales.c.id.in_(latest), sales.c.status.in_(TRAINED_ON))
+            .order_by(sales.c.id)
+        )
         with self.engine.connect() as connection:
             return pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in columns])
+
+    def suspect_sales(self) -> list[dict]:
+        columns = [sales.c[name] for name in SUSPECT_COLUMNS]
+        query = select(*columns).where(sales.c.status == SUSPECT).order_by(sales.c.id)
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def decide_sale(self, sale_id: int, status: str) -> dict | None:
+        """A suspect sale confirmed (trained on) or rejected (never); None if no such suspect."""
+        with self.engine.begin() as connection:
+            done = connection.execute(
+                update(sales)
+                .where(sales.c.id == sale_id, sales.c.status == SUSPECT)
+                .values(status=status)
+            )
+            if done.rowcount == 0:
+                return None
+            columns = [sales.c[name] for name in SUSPECT_COLUMNS]
+            row = connection.execute(select(*columns).where(sales.c.id == sale_id)).mappings()
+            return dict(row.one())
+
+    def sales_by_status(self) -> dict[str, int]:
+        query = select(sales.c.status, func.count()).group_by(sales.c.status)
+        with self.engine.connect() as connection:
+            return dict(connection.execute(query).all())
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as connection:
@@ -451,6 +523,21 @@ _UNAVAILABLE = (
     sqlalchemy.exc.InterfaceError,
     sqlite3.OperationalError,
 )
+
+
+def _prepare(engine) -> None:
+    """An empty database gets this code's tables; one behind this code is refused, naming the
+    command that upgrades it in place (valuation/storage/migrations)."""
+    from valuation.storage import migrations
+
+    found = migrations.state(engine)
+    if found == "empty":
+        migrations.create(engine)
+    elif found == "behind":
+        raise migrations.RecordOutdated(
+            f"the record at {engine.url.render_as_string(hide_password=True)} is behind this "
+            "release: run `valuation record upgrade` (nothing is lost)"
+        )
 
 
 def _request_ids(group) -> str:
