@@ -1,4 +1,5 @@
-"""The request body limit: a body over `Settings.max_body_bytes` is answered 413 before it is read.
+"""Limits: a body over `Settings.max_body_bytes` is answered 413 before it is read; public
+quoting is rate-limited per key and per client address (429 with Retry-After).
 
 A plain ASGI middleware, like `api.metrics`: a request that declares its length costs one scan of
 its headers and nothing else; only a body without Content-Length (chunked) has its reads counted.
@@ -6,6 +7,10 @@ its headers and nothing else; only a body without Content-Length (chunked) has i
 
 from __future__ import annotations
 
+import math
+import time
+
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from api.errors import error_response
@@ -103,3 +108,96 @@ async def _refuse(scope, receive, send, status: int, message: str) -> None:
     # The unread body stays on the connection: ask the client to open a fresh one.
     response.headers["connection"] = "close"
     await response(scope, receive, send)
+
+
+class Buckets:
+    """Token buckets, one per caller: `rate` requests a second, up to `burst` at once. In this
+    process's memory (each worker of `serve --workers N` limits on its own); callers idle long
+    enough to be full again are forgotten, so memory stays bounded by the active ones."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, at)
+        self._swept = 0.0
+
+    def take(self, caller: str, now: float) -> float:
+        """0 when the request may go; else the seconds until it could."""
+        tokens, at = self._buckets.get(caller, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1.0:
+            self._buckets[caller] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+        self._buckets[caller] = (tokens - 1.0, now)
+        if now - self._swept > self.burst / self.rate:
+            self._sweep(now)
+        return 0.0
+
+    def _sweep(self, now: float) -> None:
+        full = self.burst / self.rate
+        self._buckets = {c: (t, at) for c, (t, at) in self._buckets.items() if now - at < full}
+        self._swept = now
+
+
+def _key_of(scope):
+    """The active API key a request carries, or None."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, given = value.decode("latin-1").partition(" ")
+            keys = getattr(scope["app"].state, "keys", None) if "app" in scope else None
+            if scheme.lower() != "bearer" or not given or keys is None:
+                return None
+            try:
+                return keys.find(given.strip())
+            except SQLAlchemyError:
+                return None  # counted by address; the route itself answers 503
+    return None
+
+
+class RateLimitMiddleware:
+    """Limits on public quoting (`paths`): per API key when the request carries an active one,
+    else per client address (X-Forwarded-For is not trusted: behind a proxy, limit there). Over the limit: 429 in the
+    error shape, with `Retry-After`. `Settings.quote_rate` 0 turns it off."""
+
+    def __init__(self, app, paths: frozenset[str], settings: Settings | None = None):
+        self.app = app
+        self.paths = paths
+        self._settings = settings
+        self._limits: tuple[Buckets, Buckets] | None = None
+
+    def _buckets(self) -> tuple[Buckets, Buckets] | None:
+        if self._limits is None:  # read on the first request: settings are read lazily
+            settings = self._settings or get_settings()
+            if settings.quote_rate <= 0:
+                self._limits = ()
+            else:
+                self._limits = (
+                    Buckets(settings.quote_rate, settings.quote_burst),
+                    Buckets(settings.key_quote_rate, settings.key_quote_burst),
+                )
+        return self._limits or None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            return await self.app(scope, receive, send)
+        limits = self._buckets()
+        if limits is None:
+            return await self.app(scope, receive, send)
+        by_address, by_key = limits
+        key = _key_of(scope)
+        if key is not None:
+            buckets, caller = by_key, key.name
+        else:  # no key, or not an active one (made-up keys do not buy a bucket each)
+            client = scope.get("client")
+            buckets, caller = by_address, client[0] if client else "unknown"
+        wait = buckets.take(caller, time.monotonic())
+        if not wait:
+            return await self.app(scope, receive, send)
+        seconds = max(1, math.ceil(wait))
+        response = error_response(
+            429,
+            "too_many_requests",
+            f"over the limit of {buckets.rate:g} quotes a second (bursts of {buckets.burst:g}): "
+            f"retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+        await response(scope, receive, send)

@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 
 from api import errors, pages, routes
 from api.auth import need
-from api.limits import BodyLimitMiddleware
+from api.limits import BodyLimitMiddleware, RateLimitMiddleware
 from api.metrics import LiveFigures, Metrics, MetricsMiddleware
 from api.model_updates import model_updates
 from api.recording import RequestIds
@@ -64,8 +64,10 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
         keyed = private and router in routes.QUOTING
         # Without a prefix: each route's path is the one served.
         app.include_router(router, dependencies=[Depends(need("quote"))] if keyed else None)
-    # Added before the metrics, so it runs inside them: refused bodies are counted too.
+    # Added before the metrics, so they run inside them: refused requests are counted too.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
+    quoting = frozenset(route.path for router in routes.QUOTING for route in router.routes)
+    app.add_middleware(RateLimitMiddleware, paths=quoting, settings=settings)
     app.add_middleware(
         MetricsMiddleware,
         metrics=app.state.metrics,

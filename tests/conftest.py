@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 from data.simulator import generate
 from valuation.infra.settings import Settings
 from valuation.loading import write_table
+
+# The suite quotes hundreds of times a second from one address: the quote limits are off for it
+# (a setting any test may turn back on; tests/api/test_rate_limits.py does).
+os.environ.setdefault("VALUATION_QUOTE_RATE", "0")
 
 
 @pytest.fixture(scope="session")

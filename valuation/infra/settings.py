@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     """A bearer token that counts as an admin API key (named `admin-token`): the way in before
     the first admin key exists (`valuation keys create --role admin` needs no server). Unset:
     only the record's keys are accepted."""
+    quote_rate: float = Field(default=20.0, ge=0)
+    """Quotes, batches and appraisals a second per client address without a key (bursts of
+    `quote_burst`); 0 turns the limits off. Each server worker counts on its own."""
+    quote_burst: int = Field(default=100, ge=1)
+    key_quote_rate: float = Field(default=500.0, gt=0)
+    """The same per API key, for callers that send one."""
+    key_quote_burst: int = Field(default=2000, ge=1)
     quotes_need_key: bool = False
     """A private deployment: quotes and appraisals need a key (any role). Off: they are public,
     as the sellers' page needs."""
