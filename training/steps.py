@@ -607,6 +607,7 @@ def with_distribution(
         screened_typos=screened,
         center_shift=shift,
         price_curve=best.curve,
+        price_span=(float(sales[PRICE.name].min()), float(sales[PRICE.name].max())),
         **{"training_rows": len(sales), **card},
     )
     return Valuer({"point": point, "scale": scale}, encoder, card, Comparables.from_sales(sales))

@@ -50,6 +50,8 @@ class ModelCard:
     """How the holdout was drawn: "time" (the latest sales) or "random"."""
     split_seed: int | None = None
     holdout_share: float | None = None
+    price_span: tuple[float, float] | None = None
+    """The lowest and highest training sale price, CNY (the smoke check's bounds)."""
     engine: str = "local"
     """"local" or "dask": where the point model was fitted."""
 
@@ -61,6 +63,7 @@ class ModelCard:
         data["residual_z_by_band"] = [list(z) for z in self.residual_z_by_band]
         data["price_curve"] = self.price_curve.as_card() if self.price_curve else None
         data["market"] = self.market.as_card() if self.market else None
+        data["price_span"] = list(self.price_span) if self.price_span else None
         return data
 
     @classmethod
@@ -73,4 +76,6 @@ class ModelCard:
         values["residual_z_by_band"] = tuple(tuple(z) for z in data["residual_z_by_band"])
         values["price_curve"] = PriceCurve.from_card(data.get("price_curve"))
         values["market"] = MarketIndex.from_card(data.get("market"))
+        span = data.get("price_span")
+        values["price_span"] = tuple(span) if span else None
         return cls(**values)

@@ -337,3 +337,49 @@ def test_a_write_that_waits_too_long_is_refused(tmp_path):
     holder.join()
     assert isinstance(failure, RecordUnavailable) and "within 0.2 s" in str(failure)
     record.close()
+
+
+def test_no_write_waits_without_limit_behind_a_commit_that_hangs(tmp_path):
+    """A commit that does not return: its own writes and the writes queued behind it in the same
+    flush are answered RecordUnavailable after one timeout, the writes that come while it hangs
+    within about two; none waits for it without limit. (Before, the writes behind it waited as
+    long as it did.)"""
+    record = Record(f"sqlite:///{tmp_path / 'records.db'}", timeout=0.2)
+    release = threading.Event()
+    commit = record._commit
+
+    def hanging(group, inserts=None):
+        if inserts is record._thread_inserts:  # the commits sent to a thread
+            release.wait(30)
+        return commit(group, inserts)
+
+    record._commit = hanging
+
+    async def scenario():
+        # 1,001 one-row writes in one turn of the loop: the first 1,000 go to a thread as one
+        # group (more rows than INLINE_ROWS) and hang; the last waits behind them.
+        writes = [
+            asyncio.ensure_future(record.write(quotes, [quote_row(f"r{i}")])) for i in range(1001)
+        ]
+        started = time.monotonic()
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*writes, return_exceptions=True), timeout=5
+        )
+        later = await asyncio.wait_for(
+            asyncio.gather(record.write(quotes, [quote_row("late")]), return_exceptions=True), 5
+        )
+        seconds = time.monotonic() - started
+        release.set()  # the hung commit ends (asyncio.run waits for its thread)
+        return outcomes, later, seconds
+
+    try:
+        outcomes, later, seconds = asyncio.run(scenario())
+        assert all(isinstance(o, RecordUnavailable) for o in outcomes)
+        # A write while it hangs is answered too: committed on the loop (SQLite's other
+        # connection; the hung one holds no lock) or refused, never left waiting.
+        assert later[0] is None or isinstance(later[0], RecordUnavailable)
+        assert seconds < 2.0
+    finally:
+        release.set()
+        time.sleep(0.2)
+        record.close()

@@ -284,6 +284,8 @@ class Record:
         self._first_write = 0.0  # loop time of the waiting group's first write
         self._seen = 0  # writes waiting when the group last looked
         self._in_thread: asyncio.Task | None = None
+        self._stuck: asyncio.Future | None = None
+        """A commit that outlived two timeouts, still running in its thread: writes are refused."""
         self._commits = 0
         self._closed = False
 
@@ -293,6 +295,8 @@ class Record:
         meanwhile (group commit); raises RecordUnavailable when they could not be."""
         if self._closed:
             raise RecordUnavailable("the record is closed")
+        if self._stuck is not None:
+            raise RecordUnavailable("the record's last commit has not ended")
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._pending.append((table, rows, done))
@@ -385,9 +389,19 @@ class Record:
             failures = await asyncio.wait_for(asyncio.shield(work), self.timeout)
         except TimeoutError:
             expired = RecordUnavailable(f"the record did not answer within {self.timeout:g} s")
-            _settle(group, [expired] * len(group))
+            # The writes queued behind it too: some were queued with no deadline of their own
+            # (while no commit was in a thread) and would otherwise wait for this one to end.
+            behind, self._pending = self._pending, []
+            _settle(group + behind, [expired] * (len(group) + len(behind)))
+            # One commit at a time (SQLite's thread connection is not shared): the next waits for
+            # this one, for one more timeout at most; past it the record is stuck, and writes
+            # are refused at once until the commit ends.
             with suppress(Exception):
-                await work  # one commit at a time: the next group waits for this one to end
+                await asyncio.wait_for(asyncio.shield(work), self.timeout)
+            if not work.done():
+                log.error("a record commit has hung for %s s: refusing writes", 2 * self.timeout)
+                self._stuck = work
+                work.add_done_callback(self._unstuck)
         except BaseException:
             _settle(group, [RecordUnavailable("the record could not be written")] * len(group))
             raise
@@ -398,6 +412,12 @@ class Record:
             if self._pending and not self._flush_due:
                 self._flush_due = True
                 asyncio.get_running_loop().call_soon(self._flush)
+
+    def _unstuck(self, work) -> None:
+        self._stuck = None
+        with suppress(Exception):  # its outcome was answered already (as a timeout)
+            work.result()
+        log.warning("the record's hung commit ended: writes resume")
 
     def _commit_alone(self, write, inserts) -> RecordUnavailable | None:
         try:
