@@ -37,6 +37,7 @@ _MULTIPLIERS = {
     "": 1,
     "k": 1_000,
     "千": 1_000,
+    "ww": 10_000,  # the seed page's cards write the unit twice: 13.13WW is 13.13W
     "w": 10_000,
     "万": 10_000,
     "m": 1_000_000,
@@ -49,7 +50,7 @@ _MULTIPLIERS = {
 # must not become 1313W, a hundred times the count.
 _AMOUNT = re.compile(
     r"^(?P<number>(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?)"
-    r"\s*(?P<unit>k|千|w|万|m|百万|千万|亿)?$"
+    r"\s*(?P<unit>k|千|ww|w|万|m|百万|千万|亿)?$"
 )
 _DATE_FORMATS = (
     "%Y-%m-%d",
@@ -184,7 +185,7 @@ def parse_fans(value: object) -> int:
 # times 1亿 stays inside int64; longer counts are left to `parse_fans`.
 _BULK_COUNT = (
     r"^(?P<whole>[0-9]{1,10}|[0-9]{1,3}(?:,[0-9]{3}){1,2})(?:\.(?P<fraction>[0-9]{1,4}))?"
-    r"(?P<unit>k|千|w|万|m|百万|千万|亿)?$"
+    r"(?P<unit>k|千|ww|w|万|m|百万|千万|亿)?$"
 )
 _UNITS = [unit for unit in _MULTIPLIERS if unit]
 

@@ -83,8 +83,8 @@ FANS = Field(
     "fans",
     "count",
     ("粉丝数量", "粉丝数", "粉丝"),
-    "Followers of the account, 0 to 100亿; `13.13W`, `13.1万`, `1.2亿`, `131,300` and `3.5k` are "
-    "all accepted.",
+    "Followers of the account, 0 to 100亿; `13.13W`, `13.13WW` (the marketplace's cards write "
+    "the unit twice), `13.1万`, `1.2亿`, `131,300` and `3.5k` are all accepted.",
     english="fans",
     examples=("13.13W", 52000, "13.1万", "131,300"),
     monotone=+1,

@@ -713,3 +713,14 @@ def test_docs_page(client):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "swagger" in response.text.lower() and "/openapi.json" in response.text
+
+
+def test_the_seed_pages_double_unit_prices_as_the_number(client):
+    """13.13WW, as the marketplace page this project starts from renders its cards."""
+    listing = {**MARKETPLACE}
+    spelled = client.post("/v1/quote", json={**listing, "fans": "13.13WW"})
+    number = client.post("/v1/quote", json={**listing, "fans": 131_300})
+    assert spelled.status_code == number.status_code == 200
+    assert spelled.json()["price_estimate"] == number.json()["price_estimate"]
+    mixed = client.post("/v1/quote", json={**listing, "fans": "13.13W万"})
+    assert mixed.status_code == 422

@@ -73,6 +73,9 @@ any_text = st.one_of(st.text(), spelling_text)
     [
         ("13.13W", 131_300),
         ("13.13w", 131_300),
+        ("13.13WW", 131_300),  # as the seed page's cards write it: the unit, then again
+        ("13.13ww", 131_300),
+        ("5WW", 50_000),
         ("13.1万", 131_000),
         ("1.2亿", 120_000_000),
         ("131,300", 131_300),
@@ -143,7 +146,10 @@ def test_fans_w_display_round_trip(hundreds: int) -> None:
         "-13.13W",
         "1e5",
         "1E5",
-        "13.13WW",
+        "13.13WWW",
+        "13.13W万",  # mixed double units stay refused
+        "1.2亿W",
+        "13.13万万",
         "abc",
         "约10万",
         "10万+",
