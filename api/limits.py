@@ -155,7 +155,8 @@ def _key_of(scope):
 
 class RateLimitMiddleware:
     """Limits on public quoting (`paths`): per API key when the request carries an active one,
-    else per client address (X-Forwarded-For is not trusted: behind a proxy, limit there). Over the limit: 429 in the
+    else per client address (X-Forwarded-For is not trusted: behind a proxy, limit there). In a
+    private deployment (`Settings.quotes_need_key`) a request without an active key is a 401. Over the limit: 429 in the
     error shape, with `Retry-After`. `Settings.quote_rate` 0 turns it off."""
 
     def __init__(self, app, paths: frozenset[str], settings: Settings | None = None):
@@ -163,10 +164,12 @@ class RateLimitMiddleware:
         self.paths = paths
         self._settings = settings
         self._limits: tuple[Buckets, Buckets] | None = None
+        self._private = False
 
     def _buckets(self) -> tuple[Buckets, Buckets] | None:
         if self._limits is None:  # read on the first request: settings are read lazily
             settings = self._settings or get_settings()
+            self._private = settings.quotes_need_key
             if settings.quote_rate <= 0:
                 self._limits = ()
             else:
@@ -180,10 +183,20 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             return await self.app(scope, receive, send)
         limits = self._buckets()
+        if limits is None and not self._private:
+            return await self.app(scope, receive, send)
+        key = _key_of(scope)
+        if key is None and self._private:
+            response = error_response(
+                401,
+                "unauthorized",
+                "this deployment quotes for API keys only: Authorization: Bearer <key>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            return await response(scope, receive, send)
         if limits is None:
             return await self.app(scope, receive, send)
         by_address, by_key = limits
-        key = _key_of(scope)
         if key is not None:
             buckets, caller = by_key, key.name
         else:  # no key, or not an active one (made-up keys do not buy a bucket each)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from api import errors, pages, routes
-from api.auth import need
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware
 from api.metrics import LiveFigures, Metrics, MetricsMiddleware
 from api.model_updates import model_updates
@@ -58,12 +57,8 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
     app.state.valuer = None
     errors.install(app)
     routers = (*routes.ROUTERS, pages.router)
-    # Quotes and appraisals are public unless the deployment is private: then any key will do.
-    private = (settings or get_settings()).quotes_need_key
     for router in routers:
-        keyed = private and router in routes.QUOTING
-        # Without a prefix: each route's path is the one served.
-        app.include_router(router, dependencies=[Depends(need("quote"))] if keyed else None)
+        app.include_router(router)  # without a prefix: each route's path is the one served
     # Added before the metrics, so they run inside them: refused requests are counted too.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     quoting = frozenset(route.path for router in routes.QUOTING for route in router.routes)

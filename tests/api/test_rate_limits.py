@@ -52,3 +52,17 @@ def test_limits_are_on_by_default():
 
     defaults = Settings.model_fields
     assert defaults["quote_rate"].default > 0 and defaults["quote_burst"].default > 0
+
+
+def test_importing_the_app_reads_no_settings():
+    """Settings are read lazily: the limits and the private switch on the first request."""
+    import subprocess
+    import sys
+
+    code = (
+        "import api.main\n"
+        "from valuation.infra.settings import get_settings\n"
+        "print(get_settings.cache_info().currsize)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "0"
