@@ -254,6 +254,13 @@ class AppraisalOut(BaseModel):
         description="Share of comparable sales expected below the asking price."
     )
     verdict: Literal["below_market", "fair", "above_market"]
+    deal_rating: Literal["great", "good", "fair", "high", "overpriced"] = Field(
+        description="A buyer's view of the asking price, from its percentile: see deal_ratings."
+    )
+    deal_ratings: dict[str, float] = Field(
+        description="Each rating's upper percentile (exclusive): great under 0.1, good under "
+        "0.3, fair under 0.7, high under 0.9, overpriced up to 1."
+    )
     thresholds: Thresholds
     quote: Quote
 

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Request
 from api import recording, schemas
 from api.answers import ERRORS, AsOf, ComparablesK, Explain, Level, at_date, listing_of
 from api.deps import QuotingDep
-from valuation.appraisal import appraise
+from valuation.appraisal import DEAL_RATINGS, appraise
 from valuation.quoting import full_quote
 from valuation.valuer import DEFAULT_LEVEL
 
 router = APIRouter()
+DEAL_THRESHOLDS = {rating: upto for rating, upto in DEAL_RATINGS}
 
 
 @router.post(
@@ -32,8 +33,10 @@ async def appraisal(
     as_of: AsOf = None,
 ):
     """Where the asking price falls in the model's calibrated price distribution for this listing
-    (its percentile), and a verdict: `fair` inside the price range, `below_market` or
-    `above_market` outside it. The thresholds are in the answer."""
+    (its percentile), a verdict (`fair` inside the price range, `below_market` or
+    `above_market` outside it) and a deal rating, a buyer's view on five steps (`great` under the
+    10th percentile, `good` to the 30th, `fair` to the 70th, `high` to the 90th, `overpriced`
+    above). The thresholds of both are in the answer."""
     listing = listing_of(body.listing)
     valuation, quote_body = at_date(
         full_quote,
@@ -50,6 +53,8 @@ async def appraisal(
         "asking_price": result.asking_price,
         "percentile": result.percentile,
         "verdict": result.verdict,
+        "deal_rating": result.deal_rating,
+        "deal_ratings": DEAL_THRESHOLDS,
         "thresholds": {
             "below_market_under": result.below_market_under,
             "above_market_over": result.above_market_over,

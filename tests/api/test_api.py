@@ -724,3 +724,16 @@ def test_the_seed_pages_double_unit_prices_as_the_number(client):
     assert spelled.json()["price_estimate"] == number.json()["price_estimate"]
     mixed = client.post("/v1/quote", json={**listing, "fans": "13.13W万"})
     assert mixed.status_code == 422
+
+
+@pytest.mark.parametrize(("times", "rating"), [(0.3, "great"), (1.0, "fair"), (3.0, "overpriced")])
+def test_deal_ratings_at_a_third_the_estimate_and_three_times_it(client, times, rating):
+    estimate = client.post("/v1/quote", json=MARKETPLACE).json()["price_estimate"]
+    answer = client.post(
+        "/v1/appraisal", json={"listing": MARKETPLACE, "asking_price": estimate * times}
+    ).json()
+    assert answer["deal_rating"] == rating
+    thresholds = answer["deal_ratings"]
+    assert list(thresholds) == ["great", "good", "fair", "high", "overpriced"]
+    below = [r for r, upto in thresholds.items() if answer["percentile"] < upto]
+    assert below[0] == rating  # the rating is the first whose threshold is above the percentile

@@ -122,6 +122,7 @@ def test_a_broker_gets_the_api_verdict(server, browser):
 
     assert expected["verdict"] == "above_market"
     assert page.get_attribute("#verdict", "data-verdict") == expected["verdict"]
+    assert page.get_attribute("#deal-rating", "data-rating") == expected["deal_rating"]
     assert page.text_content("#percentile") == f"{expected['percentile'] * 100:.1f}"
     assert page.text_content("#estimate") == _yuan(expected["quote"]["price_estimate"])
     # Broker mode asks for the reasons and comparables too; the appraisal carries them in `quote`.
