@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     quote.add_argument("--explain", action="store_true", help="show each feature's contribution")
     quote.add_argument("--comparables", type=int, default=0, metavar="K", help="show K past sales")
     quote.add_argument("--json", action="store_true", help="print the valuation as JSON")
+    quote.add_argument(
+        "--advice", action="store_true", help="what a seller could change, and the price after it"
+    )
     quote.add_argument("--as-of", type=_date, help=AS_OF_HELP)
 
     batch = commands.add_parser("batch", help="price every listing of a CSV or Parquet file")
@@ -246,7 +249,7 @@ def run_quote(args) -> int:
     valuer = load_valuer(_settings())
     # The answer's shape is the API's (`valuation.quoting`): --json prints it, the text reads it.
     _, answer = full_quote(
-        valuer, listing, None, args.level, args.explain, args.comparables, args.as_of
+        valuer, listing, None, args.level, args.explain, args.comparables, args.as_of, args.advice
     )
     if args.json:
         print(json.dumps(answer, ensure_ascii=False, default=str))
@@ -269,6 +272,13 @@ def run_quote(args) -> int:
                 f"({step['percent']:+.1f}%)"
             )
         print(f"{'estimate':25}¥{answer['price_estimate']:>10,.0f}")
+    if answer.get("advice"):
+        print("\nwhat a seller could change")
+        for entry in answer["advice"]:
+            print(
+                f"  {entry['feature']} -> {entry['to']}: ¥{entry['price_estimate']:,.0f} "
+                f"({entry['change']:+,.0f})"
+            )
     if answer.get("comparables"):
         print("\ncomparable sales")
         for comp in answer["comparables"]:

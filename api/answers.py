@@ -57,6 +57,13 @@ Level = Annotated[
 Explain = Annotated[
     bool, Query(description="Add the reasons: each feature's contribution, in CNY and percent.")
 ]
+Advise = Annotated[
+    bool,
+    Query(
+        description="Add advice: each change a seller can make (violations cleared, live "
+        "permission opened, verified) with the price after it."
+    ),
+]
 AsOf = Annotated[
     dt.date | None,
     Query(

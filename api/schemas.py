@@ -110,6 +110,15 @@ ComparableSale = create_model(
 ComparableSale.__doc__ = "A past sale like the listing, as a broker would show it."
 
 
+class Advice(BaseModel):
+    feature: str
+    to: bool = Field(description="The feature's value after the change.")
+    price_estimate: float = Field(description="The changed listing's estimate, CNY.")
+    price_low: float
+    price_high: float
+    change: float = Field(description="CNY gained (or lost) against this listing's estimate.")
+
+
 class Quote(BaseModel):
     listing_id: str | None = None
     price_estimate: float = Field(description="Estimated sale price, CNY.")
@@ -130,6 +139,11 @@ class Quote(BaseModel):
     model: ModelRef
     reasons: Reasons | None = Field(None, description="With `explain=true`.")
     comparables: list[ComparableSale] | None = Field(None, description="With `comparables=k`.")
+    advice: list[Advice] | None = Field(
+        None,
+        description="With `advice=true`: each change a seller can make that the market pays "
+        "for, and the quote of the listing so changed (equal to /v1/quote of it).",
+    )
 
 
 class QuotesIn(BaseModel):

@@ -8,10 +8,11 @@ every quote has, a batch's entries included.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from valuation.listing import Listing
 from valuation.reasons import explain
+from valuation.schema import FEATURES
 from valuation.valuer import Valuation, Valuer
 
 
@@ -40,13 +41,44 @@ def quote_answer(valuation: Valuation, model: dict, listing_id: str | None, date
     }
 
 
+def advice(valuer: Valuer, listing: Listing, valuation: Valuation, level: float, as_of=None):
+    """Each change a seller can make (a flag the schema marks `seller_can_change`, moved the way
+    the market pays for), with the quote of the listing so changed and the difference."""
+    entries = []
+    for field in FEATURES:
+        better = field.monotone > 0
+        if not field.seller_can_change or getattr(listing, field.name) == better:
+            continue
+        after = valuer.value(replace(listing, **{field.name: better}), level, as_of)
+        entries.append(
+            {
+                "feature": field.name,
+                "to": better,
+                "price_estimate": after.price_estimate,
+                "price_low": after.price_low,
+                "price_high": after.price_high,
+                "change": after.price_estimate - valuation.price_estimate,
+            }
+        )
+    return entries
+
+
 def full_quote(
-    valuer, listing: Listing, listing_id, level: float, explain_it: bool, k: int, as_of=None
+    valuer,
+    listing: Listing,
+    listing_id,
+    level: float,
+    explain_it: bool,
+    k: int,
+    as_of=None,
+    advise: bool = False,
 ):
-    """A single listing's quote, with its reasons and comparable sales when asked for; a date
-    outside the model's market raises DateOutsideMarket."""
+    """A single listing's quote, with its reasons, comparable sales and advice when asked for;
+    a date outside the model's market raises DateOutsideMarket."""
     valuation = valuer.value(listing, level, as_of)
     body = quote_answer(valuation, model_ref(valuer), listing_id, dates_of(valuer, as_of))
+    if advise:
+        body["advice"] = advice(valuer, listing, valuation, level, as_of)
     if explain_it:
         reasons = explain(valuer, listing, valuation.price_estimate, as_of)
         body["reasons"] = {

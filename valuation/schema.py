@@ -43,6 +43,9 @@ class Field:
     similarity_weight: float = 1.0
     """Comparables: the distance this field adds between two sales: per decade of a count, for
     a flag that differs, between two different values of a text."""
+    seller_can_change: bool = False
+    """A flag a seller can change before listing (violations cleared, live permission opened,
+    verified): the quote's advice prices the listing with it changed."""
     default: object = None
     """The value a listing or an export that leaves the field out is read with: a field added
     after clients and exports were written (old ones keep working). None: the field is required."""
@@ -104,6 +107,7 @@ VIOLATIONS = Field(
     true_english="has violations",
     false_english="none",
     monotone=-1,
+    seller_can_change=True,
     smoke=(True, False, False),
 )
 LIVE_PERMISSION = Field(
@@ -118,6 +122,7 @@ LIVE_PERMISSION = Field(
     true_english="opened",
     false_english="not opened",
     monotone=+1,
+    seller_can_change=True,
     smoke=(False, False, True),
 )
 VERIFIED = Field(
@@ -132,6 +137,7 @@ VERIFIED = Field(
     true_english="verified",
     false_english="not verified",
     monotone=+1,
+    seller_can_change=True,
     smoke=(False, False, True),
 )
 CATEGORY = Field(

@@ -9,7 +9,17 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from api import recording, schemas
-from api.answers import ERRORS, AsOf, ComparablesK, Explain, Level, at_date, listing_of, readable_id
+from api.answers import (
+    ERRORS,
+    Advise,
+    AsOf,
+    ComparablesK,
+    Explain,
+    Level,
+    at_date,
+    listing_of,
+    readable_id,
+)
 from api.deps import QuotingDep
 from api.errors import field_problems
 from valuation.quoting import dates_of, full_quote, model_ref, quote_answer
@@ -35,13 +45,22 @@ async def quote(
     explain: Explain = False,
     comparables: ComparablesK = 0,
     as_of: AsOf = None,
+    advice: Advise = False,
 ):
     """The estimated sale price in CNY, its range (80% of sales by default, `level` to change it),
-    the model used and, on request, the reasons and the most similar past sales. Valued at the
-    model's market date, or `as_of` an earlier one."""
+    the model used and, on request, the reasons, the most similar past sales and advice for the
+    seller. Valued at the model's market date, or `as_of` an earlier one."""
     listed = listing_of(listing)
     _, body = at_date(
-        full_quote, quoting.valuer, listed, listing.listing_id, level, explain, comparables, as_of
+        full_quote,
+        quoting.valuer,
+        listed,
+        listing.listing_id,
+        level,
+        explain,
+        comparables,
+        as_of,
+        advice,
     )
     return await recording.answer_one(request, quoting, "quote", listed, body)
 

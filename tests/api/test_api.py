@@ -737,3 +737,24 @@ def test_deal_ratings_at_a_third_the_estimate_and_three_times_it(client, times, 
     assert list(thresholds) == ["great", "good", "fair", "high", "overpriced"]
     below = [r for r, upto in thresholds.items() if answer["percentile"] < upto]
     assert below[0] == rating  # the rating is the first whose threshold is above the percentile
+
+
+def test_every_advice_entry_is_the_quote_of_the_changed_listing(client):
+    answer = client.post("/v1/quote", params={"advice": "true"}, json=MARKETPLACE).json()
+    plain = client.post("/v1/quote", json=MARKETPLACE).json()
+    assert "advice" not in plain
+    # 有违规, 未开通, 已认证: clearing the violations and opening live are the changes left.
+    assert [(a["feature"], a["to"]) for a in answer["advice"]] == [
+        ("violations", False),
+        ("live_permission", True),
+    ]
+    for entry in answer["advice"]:
+        changed = client.post("/v1/quote", json={**MARKETPLACE, entry["feature"]: entry["to"]})
+        quoted = changed.json()
+        assert entry["price_estimate"] == quoted["price_estimate"]
+        assert (entry["price_low"], entry["price_high"]) == (
+            quoted["price_low"],
+            quoted["price_high"],
+        )
+        assert entry["change"] == quoted["price_estimate"] - answer["price_estimate"]
+        assert entry["change"] >= 0  # market logic: these changes never lower the price

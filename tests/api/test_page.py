@@ -295,3 +295,36 @@ def test_the_form_is_built_from_the_api_description_of_a_listing(server, browser
     headers = page.eval_on_selector_all("#comparables-head th", "nodes => nodes.length")
     assert headers == 1 + len(listing_in["required"]) + 3
     page.close()
+
+
+def test_a_seller_sees_the_api_advice(server, browser):
+    listing = {
+        "fans": "13.13W",
+        "violations": "有违规",
+        "live_permission": "未开通",
+        "verified": "已认证",
+        "category": "自媒体",
+    }
+    expected = json.loads(
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{server}/v1/quote?advice=true",
+                data=json.dumps(listing).encode(),
+                headers={"Content-Type": "application/json"},
+            ),
+            timeout=10,
+        ).read()
+    )["advice"]
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_function("document.querySelectorAll('#category option').length > 0")
+    page.fill("#fans", listing["fans"])
+    for field in ("violations", "live_permission", "verified", "category"):
+        page.select_option(f"#{field}", listing[field])
+    page.click("#submit")
+    page.wait_for_selector("#advice-box:not([hidden])")
+    shown = page.eval_on_selector_all(
+        "#advice li", "nodes => nodes.map(n => [n.dataset.feature, Number(n.dataset.price)])"
+    )
+    assert shown == [[a["feature"], a["price_estimate"]] for a in expected]
+    page.close()

@@ -186,13 +186,13 @@ def test_quote_json_is_the_apis_answer(champion_home, settings, capsys):
 
     from api.main import create_app
 
-    assert cli.main([*QUOTE, "--json", "--explain", "--comparables", "2"]) == 0
+    assert cli.main([*QUOTE, "--json", "--explain", "--comparables", "2", "--advice"]) == 0
     printed = json.loads(capsys.readouterr().out)
     with TestClient(create_app(settings)) as client:
-        answered = client.post("/v1/quote?explain=true&comparables=2", json=QUOTED)
+        answered = client.post("/v1/quote?explain=true&comparables=2&advice=true", json=QUOTED)
     assert answered.status_code == 200
     assert printed == json.loads(json.dumps(answered.json(), default=str))
-    assert set(printed) >= {"price_estimate", "model", "as_of", "reasons", "comparables"}
+    assert set(printed) >= {"price_estimate", "model", "as_of", "reasons", "comparables", "advice"}
 
 
 def test_quote_notes_an_unknown_category(champion_home, capsys):
