@@ -355,3 +355,25 @@ class ReloadOut(BaseModel):
     previous_version: str | None = Field(description="Served before; null if none was.")
     version: str = Field(description="Served now.")
     changed: bool
+
+
+class QuoteOnRecord(BaseModel):
+    served_at: dt.datetime
+    endpoint: str = Field(description="quote, quotes (a batch's item) or appraisal.")
+    model: ModelRef
+    price_estimate: float | None
+    price_low: float | None
+    price_high: float | None
+
+
+class SaleOnRecord(BaseModel):
+    price: float
+    sold_at: dt.date | None
+    reported_at: dt.datetime
+    status: str = Field(description="accepted, suspect, confirmed or rejected.")
+
+
+class ListingHistory(BaseModel):
+    listing_id: str
+    quotes: list[QuoteOnRecord] = Field(description="Oldest first (the latest 1,000 at most).")
+    sale: SaleOnRecord | None = Field(description="Its latest reported sale, if any.")

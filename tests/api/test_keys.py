@@ -173,3 +173,33 @@ def test_the_cli_prints_a_new_key_alone_on_the_last_line(served, monkeypatch, ca
         assert cli.main(["keys", "revoke", "shop-cli"]) == cli.EXIT_FAILED
     finally:
         get_settings.cache_clear()
+
+
+def test_a_listing_quoted_twice_has_two_quotes_in_its_history(served):
+    client, url = served
+    market = marketplace_key(url)
+    first = client.post("/v1/quote", json={**LISTING, "listing_id": "H-1"}).json()
+    second = client.post(
+        "/v1/appraisal",
+        json={"listing": {**LISTING, "fans": 52_000, "listing_id": "H-1"}, "asking_price": 100},
+    ).json()["quote"]
+    assert client.get("/v1/listings/H-1").status_code == 401
+    assert client.get("/v1/listings/H-1", headers=marketplace_key(url, "quote")).status_code == 403
+    history = client.get("/v1/listings/H-1", headers=market).json()
+    assert history["listing_id"] == "H-1" and history["sale"] is None
+    assert [q["endpoint"] for q in history["quotes"]] == ["quote", "appraisal"]  # oldest first
+    for got, answered in zip(history["quotes"], (first, second), strict=True):
+        assert (got["price_estimate"], got["price_low"], got["price_high"]) == (
+            answered["price_estimate"],
+            answered["price_low"],
+            answered["price_high"],
+        )
+        assert got["model"] == answered["model"]
+    sold = client.post(
+        "/v1/sales", json={"listing_id": "H-1", "price": second["price_estimate"]}, headers=market
+    )
+    assert sold.status_code == 201
+    history = client.get("/v1/listings/H-1", headers=market).json()
+    assert history["sale"]["price"] == second["price_estimate"]
+    assert history["sale"]["status"] == "accepted"
+    assert client.get("/v1/listings/nobody", headers=market).status_code == 404

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import operator
 import sqlite3
@@ -67,6 +68,8 @@ def _features() -> list[Column]:
 ACCEPTED, SUSPECT, CONFIRMED, REJECTED = "accepted", "suspect", "confirmed", "rejected"
 """A reported sale's status: only accepted and confirmed sales are trained on."""
 TRAINED_ON = (ACCEPTED, CONFIRMED)
+HISTORY_QUOTES = 1_000
+"""A listing's history holds at most its latest this-many quotes."""
 SUSPECT_COLUMNS = ("id", "listing_id", "price", "sold_at", "reported_at", "reported_by", "status")
 
 _ROW_ID = BigInteger().with_variant(Integer, "sqlite")
@@ -504,6 +507,31 @@ class Record:
         )
         with self.engine.connect() as connection:
             return pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in columns])
+
+    def listing_history(self, listing_id: str) -> tuple[list[dict], dict | None]:
+        """The listing's quotes on record (the latest HISTORY_QUOTES, oldest first), each with
+        its range read back from the answer given, and its latest reported sale (or None)."""
+        columns = [quotes.c[name] for name in ("served_at", "endpoint", "model_name")]
+        query = (
+            select(*columns, quotes.c.model_version, quotes.c.price_estimate, quotes.c.answer)
+            .where(quotes.c.listing_id == listing_id)
+            .order_by(quotes.c.id.desc())
+            .limit(HISTORY_QUOTES)
+        )
+        sale = (
+            select(sales.c.price, sales.c.sold_at, sales.c.reported_at, sales.c.status)
+            .where(sales.c.listing_id == listing_id)
+            .order_by(sales.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            found = [dict(row) for row in connection.execute(query).mappings()]
+            last_sale = connection.execute(sale).mappings().first()
+        for row in found:
+            answer = json.loads(row.pop("answer") or "{}")
+            answer = answer.get("quote", answer)  # an appraisal's answer holds its quote
+            row["price_low"], row["price_high"] = answer.get("price_low"), answer.get("price_high")
+        return found[::-1], dict(last_sale) if last_sale else None
 
     def suspect_sales(self) -> list[dict]:
         columns = [sales.c[name] for name in SUSPECT_COLUMNS]
