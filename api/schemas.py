@@ -377,3 +377,31 @@ class ListingHistory(BaseModel):
     listing_id: str
     quotes: list[QuoteOnRecord] = Field(description="Oldest first (the latest 1,000 at most).")
     sale: SaleOnRecord | None = Field(description="Its latest reported sale, if any.")
+
+
+CARD_EXAMPLE = "13.13WW\n有违规\n未开通\n已认证\n粉丝数量\n有无违规\n直播权限\n认证状态"
+
+
+class CardIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": CARD_EXAMPLE, "category": "自媒体"}]},
+    )
+    text: str = Field(
+        max_length=2_000,
+        description="The listing card as copied from the marketplace's page: its values, then "
+        "its labels (粉丝数量, 有无违规, 直播权限, 认证状态), or `label: value` lines in any order.",
+    )
+    category: str | None = Field(
+        None, description="The category (类目), when the card does not say it (the page's heading)."
+    )
+
+
+ListingRead = create_model(
+    "ListingRead", **{field.name: (PYTHON_TYPES[field.kind], ...) for field in FEATURES}
+)
+ListingRead.__doc__ = "The listing as read from the card."
+
+
+class CardQuote(Quote):
+    listing: ListingRead

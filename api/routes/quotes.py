@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,8 +22,11 @@ from api.answers import (
     readable_id,
 )
 from api.deps import QuotingDep
-from api.errors import field_problems
+from api.errors import ServiceError, field_problems
+from valuation.cards import CardError, read_card
+from valuation.listing import Listing, ListingError
 from valuation.quoting import dates_of, full_quote, model_ref, quote_answer
+from valuation.schema import CATEGORY
 from valuation.storage import records
 from valuation.valuer import DEFAULT_LEVEL, Valuer
 
@@ -63,6 +67,47 @@ async def quote(
         advice,
     )
     return await recording.answer_one(request, quoting, "quote", listed, body)
+
+
+@router.post(
+    "/v1/quote/card",
+    response_model=schemas.CardQuote,
+    response_model_exclude_unset=True,
+    responses=ERRORS,
+    summary="Value a listing card pasted from the marketplace's page",
+    tags=["quotes"],
+)
+async def quote_card(
+    card: schemas.CardIn,
+    request: Request,
+    quoting: QuotingDep,
+    level: Level = DEFAULT_LEVEL,
+    explain: Explain = False,
+    comparables: ComparablesK = 0,
+    as_of: AsOf = None,
+    advice: Advise = False,
+):
+    """As `/v1/quote`, for a card as a broker copies it (values then labels, as the page
+    renders them, or `label: value` lines), plus the listing as read. What the card does not
+    give is a 422 naming the field."""
+    try:
+        values = read_card(card.text)
+    except CardError as error:
+        raise ServiceError(
+            422, "invalid_listing", str(error), ({"field": "text", "message": str(error)},)
+        ) from None
+    if card.category is not None:
+        values[CATEGORY.name] = card.category
+    try:
+        listed = Listing.parse(values)
+    except ListingError as error:
+        problems = [{"field": name, "message": why} for name, why in error.problems.items()]
+        raise ServiceError(422, "invalid_listing", str(error), problems) from None
+    _, body = at_date(
+        full_quote, quoting.valuer, listed, None, level, explain, comparables, as_of, advice
+    )
+    answer = {**body, "listing": asdict(listed)}
+    return await recording.answer_one(request, quoting, "card", listed, body, answer)
 
 
 @router.post(

@@ -758,3 +758,40 @@ def test_every_advice_entry_is_the_quote_of_the_changed_listing(client):
         )
         assert entry["change"] == quoted["price_estimate"] - answer["price_estimate"]
         assert entry["change"] >= 0  # market logic: these changes never lower the price
+
+
+CARD = "13.13WW\n有违规\n未开通\n已认证\n粉丝数量\n有无违规\n直播权限\n认证状态"
+AS_NUMBERS = {
+    "fans": 131_300,
+    "violations": True,
+    "live_permission": False,
+    "verified": True,
+    "category": "自媒体",
+}
+
+
+def test_a_card_as_the_page_gives_it_prices_as_the_listing_in_numbers(client):
+    card = client.post("/v1/quote/card", json={"text": CARD, "category": "自媒体"})
+    assert card.status_code == 200, card.text
+    plain = client.post("/v1/quote", json=AS_NUMBERS).json()
+    assert card.json()["listing"] == AS_NUMBERS
+    assert card.json()["price_estimate"] == plain["price_estimate"]
+    assert (card.json()["price_low"], card.json()["price_high"]) == (
+        plain["price_low"],
+        plain["price_high"],
+    )
+
+
+def test_a_card_of_label_value_lines_in_any_order_with_its_category(client):
+    text = "认证状态：已认证\n类目: 自媒体\n粉丝数量: 13.13W\n直播权限: 未开通\n有无违规: 有违规"
+    answer = client.post("/v1/quote/card", json={"text": text}).json()
+    assert answer["listing"] == AS_NUMBERS
+
+
+def test_what_a_card_does_not_give_is_a_422_that_names_it(client):
+    missing = client.post("/v1/quote/card", json={"text": CARD})  # no category anywhere
+    assert missing.status_code == 422
+    assert [f["field"] for f in missing.json()["error"]["fields"]] == ["category"]
+    uneven = client.post("/v1/quote/card", json={"text": "13.13WW\n有违规\n粉丝数量"})
+    assert uneven.status_code == 422
+    assert uneven.json()["error"]["fields"][0]["field"] == "text"
