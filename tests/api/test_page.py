@@ -328,3 +328,18 @@ def test_a_seller_sees_the_api_advice(server, browser):
     )
     assert shown == [[a["feature"], a["price_estimate"]] for a in expected]
     page.close()
+
+
+def test_a_pasted_card_gets_the_api_estimate(server, browser):
+    card = "13.13WW\n有违规\n未开通\n已认证\n粉丝数量\n有无违规\n直播权限\n认证状态"
+    expected = _post(server, "/v1/quote/card", {"text": card, "category": "自媒体"})
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_function("document.querySelectorAll('#category option').length > 0")
+    page.select_option("#category", "自媒体")
+    page.click("#card-box summary")
+    page.fill("#card-text", card)
+    page.click("#card-submit")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.text_content("#estimate") == _yuan(expected["price_estimate"])
+    page.close()
