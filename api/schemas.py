@@ -128,6 +128,11 @@ class Quote(BaseModel):
     currency: str
     known_category: bool = Field(description="False when the category was unknown to the model.")
     notes: list[str]
+    confidence: Literal["high", "medium", "low"] = Field(
+        description="How sure the model is, from the range's spread whatever the level: "
+        "ln(price_high / price_low) over a normal range's width at the same level, under 0.15 "
+        "high (an 80% range within about 1.5x), under 0.30 medium (about 2.2x), else low."
+    )
     market_date: dt.date | None = Field(
         None,
         description="The model's market date: its latest training sale. None for a model "

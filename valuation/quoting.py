@@ -8,7 +8,10 @@ every quote has, a batch's entries included.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import asdict, replace
+from functools import lru_cache
+from statistics import NormalDist
 
 from valuation.listing import Listing
 from valuation.reasons import explain
@@ -26,6 +29,26 @@ def dates_of(valuer: Valuer, as_of: dt.date | None) -> dict:
     return {"market_date": market_date, "as_of": as_of.isoformat() if as_of else market_date}
 
 
+CONFIDENCE = (("high", 0.15), ("medium", 0.30))
+"""A quote's confidence grade from its range's spread: ln(high / low) over the width, in standard
+deviations, of a normal range at the same level (so the grade does not depend on the level asked
+for). Under 0.15 high (an 80% range within about 1.5x from low to high), under 0.30 medium (about
+2.2x), else low."""
+
+
+@lru_cache(maxsize=64)
+def _sigmas(level: float) -> float:
+    return 2 * NormalDist().inv_cdf((1 + level) / 2)
+
+
+def confidence(low: float, high: float, level: float) -> str:
+    spread = math.log(max(high, 1.0) / max(low, 1.0)) / _sigmas(level)
+    for grade, under in CONFIDENCE:
+        if spread < under:
+            return grade
+    return "low"
+
+
 def quote_answer(valuation: Valuation, model: dict, listing_id: str | None, dates: dict) -> dict:
     return {
         "listing_id": listing_id,
@@ -36,6 +59,7 @@ def quote_answer(valuation: Valuation, model: dict, listing_id: str | None, date
         "currency": valuation.currency,
         "known_category": valuation.known_category,
         "notes": valuation.notes,
+        "confidence": confidence(valuation.price_low, valuation.price_high, valuation.interval),
         **dates,
         "model": model,
     }

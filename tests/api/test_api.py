@@ -795,3 +795,28 @@ def test_what_a_card_does_not_give_is_a_422_that_names_it(client):
     uneven = client.post("/v1/quote/card", json={"text": "13.13WW\n有违规\n粉丝数量"})
     assert uneven.status_code == 422
     assert uneven.json()["error"]["fields"][0]["field"] == "text"
+
+
+def test_each_quote_carries_its_confidence_grade(client):
+    from valuation.quoting import confidence
+
+    for level in (0.5, 0.8, 0.95):
+        answer = client.post("/v1/quote", params={"level": level}, json=MARKETPLACE).json()
+        assert answer["confidence"] == confidence(
+            answer["price_low"], answer["price_high"], answer["interval"]
+        )
+    batch = client.post("/v1/quotes", json={"listings": [MARKETPLACE]}).json()
+    assert batch["results"][0]["confidence"] in {"high", "medium", "low"}
+
+
+@pytest.mark.parametrize(
+    ("spread", "grade"), [(0.10, "high"), (0.149, "high"), (0.20, "medium"), (0.31, "low")]
+)
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.95])
+def test_confidence_grades_follow_the_documented_thresholds_at_any_level(spread, grade, level):
+    from statistics import NormalDist
+
+    from valuation.quoting import confidence
+
+    width = 2 * NormalDist().inv_cdf((1 + level) / 2) * spread
+    assert confidence(1000.0, 1000.0 * np.exp(width), level) == grade
