@@ -293,6 +293,10 @@ class ModelInfo(BaseModel):
         description="Rows, SHA-256 and holdout split of the training data."
     )
     holdout_metrics: dict[str, dict[str, float]]
+    holdout_by: dict[str, dict[str, dict[str, float]]] = Field(
+        description="Where the model is less sure: its holdout MdAPE and count of sales by "
+        "`fans_band` and by `category` (categories under 30 holdout sales pooled)."
+    )
     market_date: dt.date | None = Field(
         description="Quotes value listings as of this date (the latest sale in the training "
         "data) unless they name an earlier `as_of`; None for a model trained without dates."

@@ -62,3 +62,34 @@ class LogLinear:
 
 
 BASELINES = {"baseline_fans_band": FansBandMedian, "baseline_linear": LogLinear}
+
+
+MIN_GROUP_SALES = 30
+"""A category with fewer holdout sales is reported with the others, under OTHER_CATEGORIES."""
+OTHER_CATEGORIES = "(other categories)"
+
+
+def accuracy_by(predictions: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """The model's MdAPE on the holdout by fans band and by category (those with at least
+    MIN_GROUP_SALES sales; the rest pooled), with each group's count of sales: where the model is
+    less sure."""
+    from valuation.valuer import BAND_NAMES, fans_band
+
+    actual = predictions["price"].to_numpy(dtype=float)
+    relative = np.abs(predictions["price_estimate"].to_numpy(dtype=float) - actual) / actual
+
+    def groups(keys) -> dict[str, dict[str, float]]:
+        frame = pd.DataFrame({"key": keys, "relative": relative})
+        summary = frame.groupby("key", sort=False)["relative"].agg(["median", "size"])
+        ordered = summary.sort_values("size", ascending=False)
+        return {
+            str(k): {"mdape": float(row["median"]), "sales": int(row["size"])}
+            for k, row in ordered.iterrows()
+        }
+
+    bands = fans_band(predictions["fans"].to_numpy())
+    by_band = groups(np.asarray(BAND_NAMES, dtype=object)[bands])
+    counts = predictions["category"].value_counts()
+    kept = set(counts[counts >= MIN_GROUP_SALES].index)
+    categories = predictions["category"].where(predictions["category"].isin(kept), OTHER_CATEGORIES)
+    return {"fans_band": by_band, "category": groups(categories.to_numpy())}

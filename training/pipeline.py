@@ -19,6 +19,7 @@ import pandas as pd
 
 import valuation
 from training import steps
+from training.evaluation import accuracy_by
 from training.promotion import champion_errors, record_decision
 from training.report import log_evaluation
 from training.tracking import use_experiment
@@ -268,7 +269,8 @@ def _evaluate_and_fit(prepared: _Prepared, best: steps.Trial, card: dict, say):
         f"holdout MdAPE {metrics['model']['mdape']:.1%}; fitting the served model on all "
         f"{prepared.rows_train + prepared.rows_holdout} sales"
     )
-    valuer = prepared.fit(best, {**card, "holdout_metrics": metrics}, True)
+    by = accuracy_by(evaluation.predictions)
+    valuer = prepared.fit(best, {**card, "holdout_metrics": metrics, "holdout_by": by}, True)
     mlflow.log_params(
         {
             "served_rounds": valuer.card.params["rounds"],

@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from training.evaluation import MIN_GROUP_SALES, accuracy_by
 from training.steps import COVERAGE_TOLERANCE, Evaluation
 from valuation.infra.settings import Settings
 from valuation.market import MarketIndex
@@ -299,6 +300,16 @@ def _bands(by_band: pd.DataFrame) -> str:
     return f'<table id="by-band"><tr>{header}</tr>{"".join(rows)}</table>'
 
 
+def _categories(evaluation: Evaluation) -> str:
+    rows = [
+        f'<tr><th scope="row">{html.escape(name)}</th><td>{group["sales"]:.0f}</td>'
+        f"<td>{_percent(group['mdape'])}</td></tr>"
+        for name, group in accuracy_by(evaluation.predictions)["category"].items()
+    ]
+    header = "<th>Category</th><th>Sales</th><th>Model MdAPE</th>"
+    return f'<table id="by-category"><tr>{header}</tr>{"".join(rows)}</table>'
+
+
 STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
 color:#222;line-height:1.5}table{border-collapse:collapse;margin:1rem 0}th,td{padding:.3rem .7rem;
 border-bottom:1px solid #ddd;text-align:right}th[scope=row]{text-align:left}.note{background:#f4f6f8;
@@ -334,6 +345,10 @@ line through log fans and the three yes/no details. A model worth using beats bo
 the real price, and how wide the range typically is (high minus low, as a share of the estimate).
 A range is useful when it keeps its promise and is narrow.</p>
 {_bands(by_band)}
+<h2>By category</h2>
+<p>The typical error per category (those with fewer than {MIN_GROUP_SALES} holdout sales
+together): where the model is less sure.</p>
+{_categories(evaluation)}
 <h2>Figures</h2>
 {figures}
 </body></html>

@@ -44,6 +44,9 @@ class ModelCard:
     """The training listings' bins and shares per feature, for drift monitoring."""
     holdout_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     """Errors on the holdout of the model and of each baseline (the fit that did not see it)."""
+    holdout_by: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    """The model's holdout MdAPE and sales by fans band and by category (training.evaluation
+    .accuracy_by): where it is less sure."""
     data_sha256: str | None = None
     data_rows: int | None = None
     split_by: str | None = None

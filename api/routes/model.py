@@ -34,6 +34,7 @@ def model(valuer: ValuerDep, settings: SettingsDep):
             "holdout_split": card.split_by,
         },
         "holdout_metrics": card.holdout_metrics,
+        "holdout_by": card.holdout_by,
         "market_date": valuer.market_date,
         "interval": DEFAULT_LEVEL,
         "levels": [MIN_LEVEL, MAX_LEVEL],

@@ -820,3 +820,16 @@ def test_confidence_grades_follow_the_documented_thresholds_at_any_level(spread,
 
     width = 2 * NormalDist().inv_cdf((1 + level) / 2) * spread
     assert confidence(1000.0, 1000.0 * np.exp(width), level) == grade
+
+
+def test_the_model_says_where_it_is_less_sure(client, trained):
+    by = client.get("/v1/model").json()["holdout_by"]
+    assert set(by) == {"fans_band", "category"}
+    bands, categories = by["fans_band"], by["category"]
+    assert sum(group["sales"] for group in bands.values()) == sum(
+        group["sales"] for group in categories.values()
+    )
+    assert all(0 <= group["mdape"] < 5 for group in (*bands.values(), *categories.values()))
+    assert all(
+        group["sales"] >= 30 for name, group in categories.items() if not name.startswith("(")
+    )

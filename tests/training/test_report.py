@@ -165,6 +165,19 @@ def test_per_band_counts_and_coverage_match_an_independent_count(evaluation, tab
     assert f"held <strong>{overall}</strong>" in report.read_text(encoding="utf-8")
 
 
+def test_per_category_counts_and_errors_match_an_independent_count(evaluation, tables):
+    predictions = evaluation.predictions
+    relative = (predictions["price_estimate"] - predictions["price"]).abs() / predictions["price"]
+    rows = {row[0][0]: (row[1][0], row[2][0]) for row in tables["by-category"][1:]}
+    counts = predictions["category"].value_counts()
+    kept = counts[counts >= 30]
+    assert len(kept) >= 1, "the fixture must have a category with 30+ holdout sales"
+    for category, n in kept.items():
+        expected = f"{relative[predictions['category'] == category].median():.1%}"
+        assert rows[category] == (str(n), expected)
+    assert sum(int(sales) for sales, _ in rows.values()) == len(predictions)
+
+
 def test_a_second_run_without_pyplot_on_svg_writes_the_same_files(
     evaluation, report, tmp_path, monkeypatch
 ):
