@@ -414,3 +414,32 @@ ListingRead.__doc__ = "The listing as read from the card."
 
 class CardQuote(Quote):
     listing: ListingRead
+
+
+class AppraisalsIn(BaseModel):
+    appraisals: list[dict[str, Any]] = Field(
+        max_length=MAX_BATCH,
+        description=f"Up to {MAX_BATCH:,} appraisals, each shaped like AppraisalIn (a listing and "
+        "its asking price). Each is checked on its own: a bad one gets an error entry and does "
+        "not sink the others.",
+        examples=[[{"listing": EXAMPLE_LISTING, "asking_price": "¥3,800"}]],
+    )
+
+
+class AppraisedItem(BaseModel):
+    index: int
+    asking_price: float
+    percentile: float
+    verdict: Literal["below_market", "fair", "above_market"]
+    deal_rating: Literal["great", "good", "fair", "high", "overpriced"]
+    quote: Quote
+
+
+class AppraisalsOut(BaseModel):
+    model: ModelRef
+    appraised: int
+    failed: int
+    deal_ratings: dict[str, float] = Field(description="Each rating's upper percentile.")
+    results: list[AppraisedItem | QuoteError] = Field(
+        description="One entry per appraisal, in order."
+    )

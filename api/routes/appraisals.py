@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
 
 from api import recording, schemas
-from api.answers import ERRORS, AsOf, ComparablesK, Explain, Level, at_date, listing_of
+from api.answers import (
+    ERRORS,
+    AsOf,
+    ComparablesK,
+    Explain,
+    Level,
+    at_date,
+    listing_of,
+    readable_id,
+)
 from api.deps import QuotingDep
+from api.errors import field_problems
 from valuation.appraisal import DEAL_RATINGS, appraise
-from valuation.quoting import full_quote
+from valuation.quoting import dates_of, full_quote, model_ref, quote_answer
+from valuation.storage import records
 from valuation.valuer import DEFAULT_LEVEL
 
 router = APIRouter()
@@ -62,3 +75,73 @@ async def appraisal(
         "quote": quote_body,
     }
     return await recording.answer_one(request, quoting, "appraisal", listing, quote_body, answer)
+
+
+@router.post(
+    "/v1/appraisals",
+    response_model=schemas.AppraisalsOut,
+    responses=ERRORS,
+    summary=f"Rate up to {schemas.MAX_BATCH:,} asking prices at once (a catalogue)",
+    tags=["quotes"],
+)
+async def appraisals(
+    body: schemas.AppraisalsIn,
+    request: Request,
+    quoting: QuotingDep,
+    level: Level = DEFAULT_LEVEL,
+):
+    """Each asking price's percentile, verdict and deal rating, in order; an appraisal that
+    cannot be read gets an error entry naming its fields."""
+    head, results, rows = await run_in_threadpool(
+        _appraise_batch, body, request, quoting.valuer, level
+    )
+    if rows:
+        await recording.record(quoting.record, records.quotes, rows)
+    quoting.metrics.quotes.labels("appraisals").inc(head["appraised"])
+    return recording.batch_answer(head, results)
+
+
+def _appraise_batch(body: schemas.AppraisalsIn, request: Request, valuer, level: float):
+    model, dates = model_ref(valuer), dates_of(valuer, None)
+    results, rows = [], []
+    for index, raw in enumerate(body.appraisals):
+        try:
+            item = schemas.AppraisalIn.model_validate(raw)
+        except ValidationError as error:
+            listing = raw.get("listing") if isinstance(raw, dict) else None
+            failure = {
+                "index": index,
+                "listing_id": readable_id(listing.get("listing_id"))
+                if isinstance(listing, dict)
+                else None,
+                "error": "invalid_listing",
+                "fields": field_problems(error.errors()),
+            }
+            results.append(recording.as_text(failure))
+            continue
+        listing = listing_of(item.listing)
+        valuation = valuer.value(listing, level)
+        rated = appraise(valuation, item.asking_price)
+        result = {
+            "index": index,
+            "asking_price": rated.asking_price,
+            "percentile": rated.percentile,
+            "verdict": rated.verdict,
+            "deal_rating": rated.deal_rating,
+            "quote": quote_answer(valuation, model, item.listing.listing_id, dates),
+        }
+        sent = recording.as_text(raw)
+        rows.append(
+            recording.quote_row(
+                request, "appraisals", index, listing, sent, result["quote"], result
+            )
+        )
+        results.append(rows[-1]["answer"])
+    appraised = len(rows)
+    head = {
+        "model": model,
+        "appraised": appraised,
+        "failed": len(results) - appraised,
+        "deal_ratings": DEAL_THRESHOLDS,
+    }
+    return head, results, rows

@@ -833,3 +833,22 @@ def test_the_model_says_where_it_is_less_sure(client, trained):
     assert all(
         group["sales"] >= 30 for name, group in categories.items() if not name.startswith("(")
     )
+
+
+def test_a_catalogue_is_rated_at_once_with_per_item_errors(client):
+    estimate = client.post("/v1/quote", json=MARKETPLACE).json()["price_estimate"]
+    catalogue = [
+        {"listing": MARKETPLACE, "asking_price": estimate * 0.3},
+        {"listing": {**MARKETPLACE, "fans": "很多"}, "asking_price": 100},
+        {"listing": MARKETPLACE, "asking_price": estimate * 3},
+    ]
+    answer = client.post("/v1/appraisals", json={"appraisals": catalogue})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["appraised"], body["failed"]) == (2, 1)
+    first, bad, last = body["results"]
+    assert first["deal_rating"] == "great" and last["deal_rating"] == "overpriced"
+    assert bad["error"] == "invalid_listing" and bad["fields"][0]["field"] == "listing.fans"
+    single = client.post("/v1/appraisal", json=catalogue[2]).json()
+    assert last["percentile"] == single["percentile"]
+    assert last["quote"]["price_estimate"] == single["quote"]["price_estimate"]
