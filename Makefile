@@ -27,6 +27,7 @@ train: install  ## train on the committed sample unless a champion is registered
 	$(BIN)/valuation train --data $(SAMPLE) --if-no-champion
 
 run: train  ## set up, train when needed, serve the API and the quote page on 127.0.0.1:8000
+	$(BIN)/valuation record upgrade
 	$(BIN)/valuation serve --host 127.0.0.1 --port 8000
 
 browser:  ## Debian's chromium, for the quote page's browser tests
