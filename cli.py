@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument(
         "--chunk-rows", type=_positive_int, default=200_000, help="rows read at a time (memory)"
     )
+    batch.add_argument(
+        "--asking-price-column",
+        metavar="COL",
+        help="rate each row's asking price in COL: adds asking_percentile and deal_rating",
+    )
     _engine_arguments(batch)
 
     promote = commands.add_parser(
@@ -298,6 +303,8 @@ def run_batch(args) -> int:
     if args.output.suffix.lower() not in SUFFIXES:
         raise ExportError(f"{args.output}: write .csv or .parquet")
     valuer = load_valuer(_settings())
+    if args.engine == "dask" and args.asking_price_column:
+        raise ExportError("--asking-price-column runs with the local engine")
     if args.engine == "dask":
         from valuation.infra.dask_engine import cluster, price_file_dask
 
@@ -307,7 +314,13 @@ def run_batch(args) -> int:
             )
     else:
         outcome = price_file(
-            valuer, args.input, args.output, args.level, args.chunk_rows, args.as_of
+            valuer,
+            args.input,
+            args.output,
+            args.level,
+            args.chunk_rows,
+            args.as_of,
+            args.asking_price_column,
         )
     print(f"priced {outcome.priced} of {outcome.rows} listings into {outcome.output}")
     if outcome.rejected:

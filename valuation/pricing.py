@@ -7,16 +7,21 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from valuation.appraisal import deal_rating
 from valuation.loading import (
+    ExportError,
     LineNumbers,
     TableWriter,
     parse_listings,
     read_export_chunks,
     rejects_path,
 )
+from valuation.parsing import SpellingError, parse_price
+from valuation.schema import CATEGORY
 from valuation.valuer import DEFAULT_LEVEL, Valuer
 
 PRICE_COLUMNS = ["price_estimate", "price_low", "price_high"]
@@ -38,10 +43,12 @@ def price_chunk(
     first_line: int | LineNumbers,
     level: float = DEFAULT_LEVEL,
     as_of: dt.date | None = None,
+    asking_column: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The readable rows as exported plus price_estimate, price_low, price_high, model_version
     (and as_of, the date valued at, for a model trained on dated sales); and the rejects with
-    their line and reason. Every input row is in exactly one of the two."""
+    their line and reason. Every input row is in exactly one of the two. With `asking_column`,
+    each row's asking price is rated too (`rate_asking_prices`)."""
     loaded = parse_listings(raw, require_price=False, first_line=first_line)
     priced = raw.iloc[loaded.listings.index].reset_index(drop=True)
     prices = valuer.value_frame(loaded.listings, level, as_of)
@@ -50,7 +57,33 @@ def price_chunk(
     priced["model_version"] = valuer.version
     if valuer.market_date:
         priced["as_of"] = (as_of or valuer.market_date).isoformat()
+    if asking_column is not None:
+        moved = valuer.level_as_of(loaded.listings[CATEGORY.name].to_numpy(), as_of)
+        matrix = valuer.encoder.matrix(loaded.listings)
+        rate_asking_prices(valuer, priced, priced[asking_column].to_numpy(), matrix, moved)
     return priced, loaded.rejects
+
+
+def rate_asking_prices(valuer: Valuer, priced: pd.DataFrame, asked, matrix, moved) -> None:
+    """Adds asking_percentile, deal_rating and asking_price_error: an asking price that cannot be
+    read leaves the listing priced, its rating empty and the reason beside it (nothing dropped)."""
+    prices = np.full(len(asked), np.nan)
+    errors = np.full(len(asked), None, dtype=object)
+    for i, value in enumerate(asked):
+        try:
+            prices[i] = parse_price(value)
+        except SpellingError as error:
+            errors[i] = error.reason
+    readable = ~np.isnan(prices)
+    percentiles = np.full(len(asked), np.nan)
+    if readable.any():
+        shifted = moved[readable] if np.ndim(moved) else moved
+        percentiles[readable] = valuer.percentile_matrix(
+            matrix[readable], prices[readable], shifted
+        )
+    priced["asking_percentile"] = percentiles
+    priced["deal_rating"] = [deal_rating(p) if p == p else None for p in percentiles]
+    priced["asking_price_error"] = errors
 
 
 def price_file(
@@ -60,6 +93,7 @@ def price_file(
     level: float = DEFAULT_LEVEL,
     chunk_rows: int = CHUNK_ROWS,
     as_of: dt.date | None = None,
+    asking_column: str | None = None,
 ) -> BatchOutcome:
     """Streams `source` through the model into `output` (CSV or Parquet), chunk by chunk, so memory
     stays bounded whatever the file's size; rejects go to `<output>.rejects.csv`. A date outside
@@ -73,7 +107,9 @@ def price_file(
         progress = tqdm(desc="pricing", unit=" rows", unit_scale=True, disable=None)
         empty = None
         for raw, first_line in read_export_chunks(source, chunk_rows):
-            priced, rejects = price_chunk(valuer, raw, first_line, level, as_of)
+            if asking_column is not None and asking_column not in raw:
+                raise ExportError(f"{source}: no column {asking_column!r} of asking prices")
+            priced, rejects = price_chunk(valuer, raw, first_line, level, as_of, asking_column)
             priced_out.write(priced)
             if len(rejects):
                 rejects_out.write(rejects)

@@ -202,6 +202,21 @@ class Valuer:
         scale = np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
         return self._prices(center, scale, level, fans_band(matrix[:, FANS_COLUMN]))
 
+    def percentile_matrix(self, matrix: np.ndarray, prices: np.ndarray, moved=0.0) -> np.ndarray:
+        """Each price's percentile in its row's calibrated distribution (as
+        `PriceDistribution.percentile` for one listing), for many rows at once."""
+        center = self.boosters["point"].predict(matrix) + moved
+        if self.curve is not None:
+            center += self.curve(matrix)
+        scale = np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
+        z = (np.log(prices) - center) / scale
+        bands = fans_band(matrix[:, FANS_COLUMN])
+        out = np.empty(len(z))
+        for band, grid in enumerate(self.grids):
+            rows = bands == band
+            out[rows] = grid.cdf(z[rows])
+        return out
+
     def _band_tails(self, level: float) -> tuple[np.ndarray, np.ndarray]:
         """The standardized residuals below and above which each band's tails lie at `level`."""
         tail = (1 - check_level(level)) / 2

@@ -388,3 +388,48 @@ def test_the_console_script_without_a_model_says_so_in_one_line(tmp_path):
     done = _script(*QUOTE, home=tmp_path)
     assert done.returncode == cli.EXIT_FAILED
     assert "no model registered" in _one_error_line(done.stderr, "quote")
+
+
+def test_batch_rates_a_catalogues_asking_prices_as_the_api_does(
+    champion_home, settings, tmp_path, capsys
+):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    listing = {
+        "粉丝数量": "13.13WW",
+        "有无违规": "有违规",
+        "直播权限": "未开通",
+        "认证状态": "已认证",
+    }
+    with TestClient(create_app(settings)) as client:
+        body = {**{k: v for k, v in QUOTED.items()}}
+        estimate = client.post("/v1/quote", json=body).json()["price_estimate"]
+        asked = [estimate * 0.3, estimate, estimate * 3]
+        answers = [
+            client.post("/v1/appraisal", json={"listing": body, "asking_price": a}).json()
+            for a in asked
+        ]
+    rows = [{**listing, "类目": QUOTED["category"], "报价": a} for a in asked]
+    rows.append({**listing, "类目": QUOTED["category"], "报价": "面议"})  # no price at all
+    source, out = tmp_path / "catalogue.csv", tmp_path / "rated.csv"
+    pd.DataFrame(rows).to_csv(source, index=False)
+    assert (
+        cli.main(
+            ["batch", "--input", str(source), "--output", str(out), "--asking-price-column", "报价"]
+        )
+        == 0
+    )
+    rated = pd.read_csv(out)
+    assert len(rated) == 4  # the row whose asking price cannot be read is priced all the same
+    assert list(rated["deal_rating"][:3]) == ["great", "fair", "overpriced"]
+    assert list(rated["deal_rating"][:3]) == [a["deal_rating"] for a in answers]
+    assert rated["asking_percentile"][:3].tolist() == pytest.approx(
+        [a["percentile"] for a in answers], abs=1e-9
+    )
+    assert pd.isna(rated["deal_rating"][3]) and "price" in rated["asking_price_error"][3]
+    missing = ["batch", "--input", str(source), "--output", str(out), "--asking-price-column", "x"]
+    capsys.readouterr()
+    assert cli.main(missing) == cli.EXIT_FAILED
+    assert "no column 'x'" in _one_error_line(capsys.readouterr().err, "batch")
