@@ -247,7 +247,7 @@ def parse_listings(
     for column, name in mapping.items():
         if name not in wanted:
             continue
-        parsed[name], problems[name] = _parse_column(
+        parsed[name], problems[name] = parse_column(
             raw[column], PARSERS[name], BULK_PARSERS.get(name)
         )
 
@@ -273,7 +273,7 @@ def load_listings(path: str | Path, require_price: bool) -> LoadedListings:
         return parse_listings(raw, require_price, lines)
 
 
-def _parse_column(values: pd.Series, parse, bulk=None) -> tuple[np.ndarray, np.ndarray]:
+def parse_column(values: pd.Series, parse, bulk=None) -> tuple[np.ndarray, np.ndarray]:
     """Parses each distinct value once: exports repeat the same spellings many times over."""
     if isinstance(values.dtype, pd.StringDtype):  # text as read from CSV: factorized natively
         codes, uniques = pd.factorize(values, use_na_sentinel=False)

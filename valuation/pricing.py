@@ -16,11 +16,12 @@ from valuation.loading import (
     ExportError,
     LineNumbers,
     TableWriter,
+    parse_column,
     parse_listings,
     read_export_chunks,
     rejects_path,
 )
-from valuation.parsing import SpellingError, parse_price
+from valuation.parsing import parse_price
 from valuation.schema import CATEGORY
 from valuation.valuer import DEFAULT_LEVEL, Valuer
 
@@ -51,15 +52,17 @@ def price_chunk(
     each row's asking price is rated too (`rate_asking_prices`)."""
     loaded = parse_listings(raw, require_price=False, first_line=first_line)
     priced = raw.iloc[loaded.listings.index].reset_index(drop=True)
-    prices = valuer.value_frame(loaded.listings, level, as_of)
-    for column in PRICE_COLUMNS:
-        priced[column] = prices[column].to_numpy()
+    # The model's input and the dates' shifts, once: for the prices and the asking prices alike.
+    moved = valuer.level_as_of(loaded.listings[CATEGORY.name].to_numpy(), as_of)
+    matrix = valuer.encoder.matrix(loaded.listings)
+    for column, values in zip(
+        PRICE_COLUMNS, valuer.value_matrix(matrix, level, moved), strict=True
+    ):
+        priced[column] = values
     priced["model_version"] = valuer.version
     if valuer.market_date:
         priced["as_of"] = (as_of or valuer.market_date).isoformat()
     if asking_column is not None:
-        moved = valuer.level_as_of(loaded.listings[CATEGORY.name].to_numpy(), as_of)
-        matrix = valuer.encoder.matrix(loaded.listings)
         rate_asking_prices(valuer, priced, priced[asking_column].to_numpy(), matrix, moved)
     return priced, loaded.rejects
 
@@ -67,14 +70,9 @@ def price_chunk(
 def rate_asking_prices(valuer: Valuer, priced: pd.DataFrame, asked, matrix, moved) -> None:
     """Adds asking_percentile, deal_rating and asking_price_error: an asking price that cannot be
     read leaves the listing priced, its rating empty and the reason beside it (nothing dropped)."""
-    prices = np.full(len(asked), np.nan)
-    errors = np.full(len(asked), None, dtype=object)
-    for i, value in enumerate(asked):
-        try:
-            prices[i] = parse_price(value)
-        except SpellingError as error:
-            errors[i] = error.reason
-    readable = ~np.isnan(prices)
+    parsed, errors = parse_column(pd.Series(asked, dtype=object), parse_price)
+    readable = errors == None  # noqa: E711 - elementwise on an object array
+    prices = np.where(readable, parsed, np.nan).astype(float)
     percentiles = np.full(len(asked), np.nan)
     if readable.any():
         shifted = moved[readable] if np.ndim(moved) else moved

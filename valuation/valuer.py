@@ -196,19 +196,20 @@ class Valuer:
     def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL, moved=0.0):
         """Estimate, low and high in whole CNY for many rows; low <= estimate <= high. `moved`:
         each row's log level at its date relative to the market date (`level_as_of`)."""
+        center, scale = self._center_scale(matrix, moved)
+        return self._prices(center, scale, level, fans_band(matrix[:, FANS_COLUMN]))
+
+    def _center_scale(self, matrix: np.ndarray, moved) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's log estimate (curve and shift included) and scale."""
         center = self.boosters["point"].predict(matrix) + moved
         if self.curve is not None:
             center += self.curve(matrix)
-        scale = np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
-        return self._prices(center, scale, level, fans_band(matrix[:, FANS_COLUMN]))
+        return center, np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
 
     def percentile_matrix(self, matrix: np.ndarray, prices: np.ndarray, moved=0.0) -> np.ndarray:
         """Each price's percentile in its row's calibrated distribution (as
         `PriceDistribution.percentile` for one listing), for many rows at once."""
-        center = self.boosters["point"].predict(matrix) + moved
-        if self.curve is not None:
-            center += self.curve(matrix)
-        scale = np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
+        center, scale = self._center_scale(matrix, moved)
         z = (np.log(prices) - center) / scale
         bands = fans_band(matrix[:, FANS_COLUMN])
         out = np.empty(len(z))
