@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from api.errors import ServiceError
+from api.errors import ServiceError, field_problems
 from api.schemas import ErrorOut
 from valuation.comparables import MAX_K
 from valuation.listing import Listing
@@ -85,3 +85,14 @@ def at_date(value, *args):
         raise ServiceError(
             422, "invalid_request", f"as_of: {error}", ({"field": "as_of", "message": str(error)},)
         ) from error
+
+
+def invalid_entry(index: int, listing_id: object, error) -> dict:
+    """A batch's entry for an item that cannot be read: its fields' problems, its id if
+    readable."""
+    return {
+        "index": index,
+        "listing_id": readable_id(listing_id),
+        "error": "invalid_listing",
+        "fields": field_problems(error.errors()),
+    }

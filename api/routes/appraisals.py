@@ -14,11 +14,10 @@ from api.answers import (
     Explain,
     Level,
     at_date,
+    invalid_entry,
     listing_of,
-    readable_id,
 )
 from api.deps import QuotingDep
-from api.errors import field_problems
 from valuation.appraisal import DEAL_RATINGS, appraise
 from valuation.quoting import dates_of, full_quote, model_ref, quote_answer
 from valuation.storage import records
@@ -63,10 +62,7 @@ async def appraisal(
     )
     result = appraise(valuation, body.asking_price)
     answer = {
-        "asking_price": result.asking_price,
-        "percentile": result.percentile,
-        "verdict": result.verdict,
-        "deal_rating": result.deal_rating,
+        **_rated(result),
         "deal_ratings": DEAL_THRESHOLDS,
         "thresholds": {
             "below_market_under": result.below_market_under,
@@ -108,26 +104,15 @@ def _appraise_batch(body: schemas.AppraisalsIn, request: Request, valuer, level:
         try:
             item = schemas.AppraisalIn.model_validate(raw)
         except ValidationError as error:
-            listing = raw.get("listing") if isinstance(raw, dict) else None
-            failure = {
-                "index": index,
-                "listing_id": readable_id(listing.get("listing_id"))
-                if isinstance(listing, dict)
-                else None,
-                "error": "invalid_listing",
-                "fields": field_problems(error.errors()),
-            }
-            results.append(recording.as_text(failure))
+            listing = raw.get("listing")
+            listing_id = listing.get("listing_id") if isinstance(listing, dict) else None
+            results.append(recording.as_text(invalid_entry(index, listing_id, error)))
             continue
         listing = listing_of(item.listing)
         valuation = valuer.value(listing, level)
-        rated = appraise(valuation, item.asking_price)
         result = {
             "index": index,
-            "asking_price": rated.asking_price,
-            "percentile": rated.percentile,
-            "verdict": rated.verdict,
-            "deal_rating": rated.deal_rating,
+            **_rated(appraise(valuation, item.asking_price)),
             "quote": quote_answer(valuation, model, item.listing.listing_id, dates),
         }
         sent = recording.as_text(raw)
@@ -145,3 +130,13 @@ def _appraise_batch(body: schemas.AppraisalsIn, request: Request, valuer, level:
         "deal_ratings": DEAL_THRESHOLDS,
     }
     return head, results, rows
+
+
+def _rated(appraisal) -> dict:
+    """What an appraisal answers of the asking price, single or in a catalogue."""
+    return {
+        "asking_price": appraisal.asking_price,
+        "percentile": appraisal.percentile,
+        "verdict": appraisal.verdict,
+        "deal_rating": appraisal.deal_rating,
+    }

@@ -18,11 +18,11 @@ from api.answers import (
     Explain,
     Level,
     at_date,
+    invalid_entry,
     listing_of,
-    readable_id,
 )
 from api.deps import QuotingDep
-from api.errors import ServiceError, field_problems
+from api.errors import ServiceError
 from valuation.cards import CardError, read_card
 from valuation.listing import Listing, ListingError
 from valuation.quoting import dates_of, full_quote, model_ref, quote_answer
@@ -146,12 +146,7 @@ def _value_batch(
         try:
             listing_in = schemas.ListingIn.model_validate(raw)
         except ValidationError as error:
-            failure = {
-                "index": index,
-                "listing_id": readable_id(raw.get("listing_id")),
-                "error": "invalid_listing",
-                "fields": field_problems(error.errors()),
-            }
+            failure = invalid_entry(index, raw.get("listing_id"), error)
             results.append(recording.as_text(failure))
             continue
         parsed.append((index, listing_in.listing_id, listing_of(listing_in)))
