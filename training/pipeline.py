@@ -28,7 +28,7 @@ from valuation.encoding import Encoder
 from valuation.infra.settings import Settings
 from valuation.loading import load_listings, write_rejects
 from valuation.schema import FEATURES
-from valuation.storage import bundles, registry
+from valuation.storage import bundles, compiled_cache, registry
 from valuation.valuer import Valuer
 
 MODEL_FILE = Path(valuation.__file__).parent / "mlflow_model.py"
@@ -310,8 +310,14 @@ def _register(client, settings, valuer: Valuer, say) -> tuple[str, Path]:
         # A store made anew numbers from 1 again: an old cache under this number must go whole
         # (a leftover file would fail the check).
         shutil.rmtree(local, ignore_errors=True)
+        shutil.rmtree(compiled_cache.root(local), ignore_errors=True)
         shutil.copytree(bundle, local)
     say(f"registered {settings.model_name} version {version}")
+    if settings.compiled_trees:
+        # Compiled now, once, so that the first quote and batch of this version need not.
+        valuer.version = version
+        registry.attach_compiled(settings, valuer, local, {})
+        say("compiled its trees for this machine" if valuer.compiled else "not compiled here")
     return version, local
 
 

@@ -8,11 +8,11 @@ Distance: one decade of fans counts 2, a differing flag 1, a differing category 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.neighbors import NearestNeighbors
 
 from valuation.listing import Listing
 from valuation.schema import FEATURES, LISTING_ID, PRICE, SOLD_AT
@@ -38,7 +38,13 @@ class Comparables:
         self.vocabularies = {
             f.name: sorted(self.sales[f.name].unique()) for f in FEATURES if f.kind == "text"
         }
-        self._index = NearestNeighbors().fit(self._design(self.sales))
+
+    @cached_property
+    def _index(self):
+        """Built on the first search: a quote without comparables never pays for it."""
+        from sklearn.neighbors import NearestNeighbors
+
+        return NearestNeighbors().fit(self._design(self.sales))
 
     @classmethod
     def from_sales(cls, sales: pd.DataFrame) -> Comparables:

@@ -9,7 +9,9 @@ so they agree with each other and hold their promise out of sample.
 
 A bundle is data, not code: LightGBM's own text models plus `bundle.json` (feature order, category
 vocabulary, residual quantiles, metrics, versions) and, when kept, the comparable sales as Parquet.
-Loading it executes nothing.
+Loading it executes nothing. The same trees compiled to machine code (valuation/compiled.py) price
+exactly as LightGBM does, faster; where they are attached, LightGBM is not even imported until an
+explanation needs it.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -31,7 +34,11 @@ from valuation.encoding import CATEGORY_COLUMN, FANS_COLUMN, FEATURE_NAMES, MONO
 from valuation.listing import Listing
 from valuation.market import DateOutsideMarket
 from valuation.schema import CATEGORY, CURRENCY
-from valuation.scoring import RowScorer
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+    from valuation.compiled import CompiledTrees
 
 BOOSTERS = ("point", "scale")
 DEFAULT_LEVEL = 0.80
@@ -106,14 +113,18 @@ def check_level(level: float) -> float:
 class Valuer:
     def __init__(
         self,
-        boosters: dict[str, lgb.Booster],
+        boosters: Mapping[str, lgb.Booster | str],
         encoder: Encoder,
         card: ModelCard,
         comparables: Comparables | None = None,
         name: str | None = None,
         version: str | None = None,
     ):
-        self.boosters = boosters
+        self._models = dict(boosters)
+        """Each model as a LightGBM booster, or as its text until a booster is needed."""
+        self._models_lock = threading.Lock()
+        self.compiled: dict[str, CompiledTrees] | None = None
+        """The same trees compiled (`use_compiled`): they price when present."""
         self.encoder = encoder
         self.card = card
         """What is known of the model: residual quantiles, metrics, data (valuation/card.py)."""
@@ -130,11 +141,53 @@ class Valuer:
         self.grids = [ResidualGrid(p, np.asarray(z)) for z in card.residual_z_by_band]
         self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float64)
         self._row_lock = threading.Lock()
-        self._scorers = [RowScorer(boosters[name], self._row) for name in BOOSTERS]
-        self._contributions = RowScorer(boosters["point"], self._row, contributions=True)
+        self._scorers = None  # scoring `_row`: made on the first quote, by whatever prices
+        self._contributions = None
         # A range level's tails per band, read off the grids once per level: levels come from
         # requests (any float in range), so only the most recent few are kept.
         self._tails = lru_cache(maxsize=64)(self._band_tails)
+
+    @property
+    def boosters(self) -> dict[str, lgb.Booster]:
+        """LightGBM's boosters, parsed from their text on first use."""
+        if any(isinstance(model, str) for model in self._models.values()):
+            import lightgbm as lgb
+
+            with self._models_lock:
+                self._models = {
+                    name: lgb.Booster(model_str=model) if isinstance(model, str) else model
+                    for name, model in self._models.items()
+                }
+        return self._models
+
+    def model_text(self, name: str) -> str:
+        """LightGBM's text of the model `name` (what a bundle stores, and what is compiled)."""
+        model = self._models[name]
+        return model if isinstance(model, str) else model.model_to_string()
+
+    def use_compiled(self, trees: dict[str, CompiledTrees] | None) -> None:
+        """Prices with these compiled trees from now on (None: with LightGBM)."""
+        with self._row_lock:
+            self.compiled = trees
+            self._scorers = None
+
+    def _row_scorers(self):
+        """Called under `_row_lock`."""
+        if self._scorers is None:
+            if self.compiled is not None:
+                self._scorers = [self.compiled[name].row_scorer(self._row) for name in BOOSTERS]
+            else:
+                from valuation.scoring import RowScorer
+
+                self._scorers = [RowScorer(self.boosters[name], self._row) for name in BOOSTERS]
+        return self._scorers
+
+    def predict(self, name: str, matrix: np.ndarray) -> np.ndarray:
+        """The raw score of model `name` for each row: compiled trees where attached (the same
+        numbers), else LightGBM."""
+        if self.compiled is not None:
+            return self.compiled[name].predict(matrix)
+        return self.boosters[name].predict(matrix)
 
     @property
     def market_date(self) -> dt.date | None:
@@ -162,7 +215,7 @@ class Valuer:
         moved = 0.0 if as_of is None else float(self.level_as_of([listing.category], as_of)[0])
         with self._row_lock:
             self.encoder.fill(self._row, listing)
-            center, scale = (score() for score in self._scorers)
+            center, scale = (score() for score in self._row_scorers())
             if self.curve is not None:
                 center += self.curve.one(listing.fans, self._row[0, CATEGORY_COLUMN])
         center += moved
@@ -201,10 +254,10 @@ class Valuer:
 
     def _center_scale(self, matrix: np.ndarray, moved) -> tuple[np.ndarray, np.ndarray]:
         """Each row's log estimate (curve and shift included) and scale."""
-        center = self.boosters["point"].predict(matrix) + moved
+        center = self.predict("point", matrix) + moved
         if self.curve is not None:
             center += self.curve(matrix)
-        return center, np.maximum(self.boosters["scale"].predict(matrix), MIN_SCALE)
+        return center, np.maximum(self.predict("scale", matrix), MIN_SCALE)
 
     def percentile_matrix(self, matrix: np.ndarray, prices: np.ndarray, moved=0.0) -> np.ndarray:
         """Each price's percentile in its row's calibrated distribution (as
@@ -253,6 +306,12 @@ class Valuer:
         sales; the means join the base value)."""
         with self._row_lock:
             self.encoder.fill(self._row, listing)
+            if self._contributions is None:
+                from valuation.scoring import RowScorer
+
+                self._contributions = RowScorer(
+                    self.boosters["point"], self._row, contributions=True
+                )
             contributions = self._contributions.all()
             if self.curve is not None:
                 fans, category = self.curve.contributions(self._row[0])
@@ -264,8 +323,8 @@ class Valuer:
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for name, booster in self.boosters.items():
-            booster.save_model(directory / f"{name}.txt")
+        for name in BOOSTERS:
+            (directory / f"{name}.txt").write_text(self.model_text(name))
         if self.comparables is not None:
             self.comparables.save(directory)
         card = {
@@ -274,7 +333,7 @@ class Valuer:
             "features": list(FEATURE_NAMES),
             "monotone": list(MONOTONE),
             "categories": list(self.encoder.categories),
-            "lightgbm": lgb.__version__,
+            "lightgbm": _lightgbm_version(),
         }
         (directory / "bundle.json").write_text(json.dumps(card, ensure_ascii=False, indent=2))
         return directory
@@ -282,7 +341,7 @@ class Valuer:
     def __reduce__(self):
         """Pickled as data for a Dask cluster's workers: LightGBM's model text and the card (not
         the comparables: workers price, they do not look up sales)."""
-        models = {name: booster.model_to_string() for name, booster in self.boosters.items()}
+        models = {name: self.model_text(name) for name in BOOSTERS}
         card = {**self.card.as_json(), "categories": list(self.encoder.categories)}
         return _from_models, (models, card, self.name, self.version)
 
@@ -295,14 +354,17 @@ class Valuer:
                 f"{directory}: bundle format {card.get('format')} with features "
                 f"{card.get('features')} does not match this code ({list(FEATURE_NAMES)})"
             )
-        boosters = {
-            name: lgb.Booster(model_file=str(directory / f"{name}.txt")) for name in BOOSTERS
-        }
+        models = {name: (directory / f"{name}.txt").read_text() for name in BOOSTERS}
         encoder = Encoder(tuple(card["categories"]))
-        return cls(boosters, encoder, ModelCard.from_json(card), Comparables.load(directory))
+        return cls(models, encoder, ModelCard.from_json(card), Comparables.load(directory))
 
 
 def _from_models(models: dict[str, str], card: dict, model_name, version) -> Valuer:
-    boosters = {name: lgb.Booster(model_str=text) for name, text in models.items()}
     encoder = Encoder(tuple(card["categories"]))
-    return Valuer(boosters, encoder, ModelCard.from_json(card), name=model_name, version=version)
+    return Valuer(models, encoder, ModelCard.from_json(card), name=model_name, version=version)
+
+
+def _lightgbm_version() -> str:
+    from importlib.metadata import version
+
+    return version("lightgbm")
