@@ -1,13 +1,17 @@
-"""Whole-catalogue pricing against bare `lightgbm.Booster.predict`, and how it scales.
+"""`valuation batch` as a user runs it, against bare `lightgbm.Booster.predict` of the same models.
 
-Trains a champion on the committed (simulated) sample in a throwaway project folder, writes
-simulated catalogues of 10k, 100k, 1M and 10M listings as Parquet (marketplace spellings, a few
-unreadable rows), then for each size, in one fresh process, alternated so both see the same machine:
-  - `price_file`, what `valuation batch` runs once the model is loaded (read, parse, encode,
-    predict, write): seconds and rows/s;
-  - bare `Booster.predict` of the same two models (point and scale) on the same rows, already
-    encoded as numpy matrices (encoded outside the timing, 1M rows at a time): seconds and rows/s.
-Medians of 3 runs (1 at 10M); peak memory is that process's.
+Trains a champion on the committed (simulated) sample in a throwaway project folder (its trees are
+compiled there, as training does), writes simulated catalogues of 10k, 100k, 1M and 10M listings
+as Parquet (marketplace spellings, a few unreadable rows), then for each size, alternated so all
+see the same machine:
+  - `valuation batch --input ... --output ...` as a process: wall seconds from launch to exit
+    (start-up, resolving the champion, reading, parsing, pricing, writing), and its peak memory;
+  - the same with `VALUATION_COMPILED_TREES=0` (LightGBM prices), up to 1M rows;
+  - bare `Booster.predict` of the same two models (point and scale), loaded from the bundle's
+    files, on the same rows already encoded as numpy matrices (read and encoded outside the
+    timing, 1M rows at a time): only the predict calls are timed.
+Medians of 3 runs (1 at 10M). `speed x` is bare predict's seconds over batch's: above 1, the
+whole command is faster than LightGBM's prediction alone.
 
     .venv/bin/python benchmarks/batch.py [--sizes 10000,100000,1000000,10000000]
 """
@@ -17,18 +21,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from champion import train_champion  # benchmarks/champion.py: scripts run from this folder
+from champion import BIN, train_champion  # benchmarks/champion.py: scripts run from this folder
 
 from data.simulator import generate
-from valuation.loading import TableWriter
+from valuation.loading import TableWriter, rejects_path
 
 GENERATE_CHUNK = 500_000
+LIGHTGBM_UP_TO = 1_000_000
 
 
 def main() -> None:
@@ -41,29 +48,61 @@ def main() -> None:
         env = train_champion(home)
         print(f"{os.cpu_count()} cores\n")
         print(
-            f"{'rows':>11} {'batch s':>9} {'batch rows/s':>13} {'peak MB':>8} "
-            f"{'predict s':>10} {'predict rows/s':>15} {'batch/predict':>14}"
+            f"{'rows':>11} {'batch s':>8} {'rows/s':>11} {'peak MB':>8} {'lgbm batch s':>13} "
+            f"{'predict s':>10} {'speed x':>8} {'lgbm speed x':>13}"
         )
         for size in sizes:
             catalogue = Path(home) / f"catalogue-{size}.parquet"
             _write_catalogue(catalogue, size)
             output = Path(home) / f"priced-{size}.parquet"
-            figures = _measure(catalogue, output, env, repeats=3 if size <= 1_000_000 else 1)
-            priced = pq.ParquetFile(output).metadata.num_rows
-            rejects = Path(home) / f"priced-{size}.rejects.csv"
-            rejected = (
-                sum(1 for _ in open(rejects, encoding="utf-8-sig")) - 1 if rejects.exists() else 0
-            )
-            assert priced + rejected == size, f"{priced} + {rejected} != {size}"
-            batch, predict = figures["batch"], figures["predict"]
+            repeats = 3 if size <= 1_000_000 else 1
+            batch, plain, predict, peak = [], [], [], 0.0
+            for _ in range(repeats):
+                seconds, peak_mb = _batch(catalogue, output, env)
+                batch.append(seconds)
+                peak = max(peak, peak_mb)
+                _check(output, size)
+                if size <= LIGHTGBM_UP_TO:
+                    plain.append(
+                        _batch(catalogue, output, env | {"VALUATION_COMPILED_TREES": "0"})[0]
+                    )
+                predict.append(_bare_predict(catalogue, env))
+            batch_s, predict_s = statistics.median(batch), statistics.median(predict)
+            plain_s = statistics.median(plain) if plain else float("nan")
             print(
-                f"{size:11,} {batch:9.2f} {size / batch:13,.0f} {figures['peak_mb']:8.0f} "
-                f"{predict:10.2f} {size / predict:15,.0f} {predict / batch:13.0%}"
+                f"{size:11,} {batch_s:8.2f} {size / batch_s:11,.0f} {peak:8.0f} {plain_s:13.2f} "
+                f"{predict_s:10.2f} {predict_s / batch_s:8.2f} {predict_s / plain_s:13.2f}"
             )
             catalogue.unlink()
     print(
-        "\nbatch/predict: whole-file pricing speed as a share of bare Booster.predict (target >= 80%)"
+        "\nspeed x: bare Booster.predict's seconds / `valuation batch`'s (start-up included); "
+        "target >= 1.0.\nlgbm: the same command pricing with LightGBM (compiled trees off)."
     )
+
+
+def _batch(catalogue: Path, output: Path, env: dict) -> tuple[float, float]:
+    """Wall seconds and peak MB of one `valuation batch` process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [BIN / "valuation", "batch", "--input", catalogue, "--output", output],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f"valuation batch failed: {process.stderr.read().decode()[-2000:]}")
+    process.stderr.close()
+    return seconds, usage.ru_maxrss / 1024
+
+
+def _check(output: Path, size: int) -> None:
+    priced = pq.ParquetFile(output).metadata.num_rows
+    rejects = rejects_path(output)
+    rejected = sum(1 for _ in open(rejects, encoding="utf-8-sig")) - 1 if rejects.exists() else 0
+    assert priced + rejected == size, f"{priced} + {rejected} != {size}"
 
 
 def _write_catalogue(path: Path, rows: int) -> None:
@@ -75,49 +114,39 @@ def _write_catalogue(path: Path, rows: int) -> None:
             writer.write(chunk.drop(columns=["成交价"]))  # a catalogue to price: no sale price yet
 
 
-CHILD = """
-import json, resource, statistics, sys, time
-from valuation.loading import parse_listings, read_export_chunks
-from valuation.pricing import price_file
-from valuation.storage.registry import load_valuer
+BARE = """
+import json, sys, time
+from pathlib import Path
+import lightgbm as lgb
 from valuation.infra.settings import Settings
+from valuation.loading import parse_listings, read_export_chunks
+from valuation.storage.registry import bundle_dir, registered_version
+from valuation.valuer import Valuer
 
-home, source, output, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-valuer = load_valuer(Settings(home=home, tracking_uri=None))
-
-
-def bare_predict():
-    seconds = 0.0
-    for raw, first in read_export_chunks(source, 1_000_000):
-        matrix = valuer.encoder.matrix(parse_listings(raw, False, first).listings)
-        started = time.perf_counter()
-        for name in ("point", "scale"):
-            valuer.boosters[name].predict(matrix)
-        seconds += time.perf_counter() - started
-    return seconds
-
-
-batch, predict = [], []
-for _ in range(repeats):
+settings = Settings(home=sys.argv[1], tracking_uri=None)
+bundle = bundle_dir(settings, registered_version(settings))
+encoder = Valuer.load(bundle).encoder
+boosters = [lgb.Booster(model_file=str(bundle / f"{name}.txt")) for name in ("point", "scale")]
+seconds = 0.0
+for raw, first in read_export_chunks(sys.argv[2], 1_000_000):
+    matrix = encoder.matrix(parse_listings(raw, False, first).listings)
     started = time.perf_counter()
-    price_file(valuer, source, output)
-    batch.append(time.perf_counter() - started)
-    predict.append(bare_predict())
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"batch": statistics.median(batch), "predict": statistics.median(predict),
-                  "peak_mb": peak_mb}))
+    for booster in boosters:
+        booster.predict(matrix)
+    seconds += time.perf_counter() - started
+print(json.dumps({"predict": seconds}))
 """
 
 
-def _measure(source: Path, output: Path, env: dict, repeats: int) -> dict:
+def _bare_predict(catalogue: Path, env: dict) -> float:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, env["VALUATION_HOME"], source, output, str(repeats)],
+        [sys.executable, "-c", BARE, env["VALUATION_HOME"], catalogue],
         env=env,
         check=True,
         capture_output=True,
         text=True,
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])["predict"]
 
 
 if __name__ == "__main__":

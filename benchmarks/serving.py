@@ -2,7 +2,9 @@
 
 Trains a champion on the committed (simulated) sample in a throwaway project folder, then:
   1. a valuation inside the process (no HTTP): median over many calls;
-  2. single quotes over HTTP with wrk (-t1 -c4) against one uvicorn worker of our API;
+  2. single quotes over HTTP with wrk (-t1 -c4) against one uvicorn worker of our API, alternated
+     with the transport floor (benchmarks/floor.py: a bare ASGI app answering a constant, on the
+     same uvicorn), three runs each: our share of the floor is the median ratio of neighbours;
   3. the same listing through `mlflow models serve` (its pyfunc, same model) with the same wrk load;
   4. batches of 10,000 listings through /v1/quotes.
 Needs wrk on the PATH (Debian: apt-get install wrk).
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from champion import (  # benchmarks/champion.py, beside this script
     BIN,
@@ -50,8 +53,20 @@ def main() -> None:
         body = json.dumps(LISTING, ensure_ascii=False)
         # The quote limits' cost: our API with them on (the default; set too high to refuse
         # anything) and off, alternated twice.
+        runs, floors = [], []
+        for _ in range(3):
+            with _our_server(env):
+                runs.append(
+                    _wrk("http://127.0.0.1:8471/v1/quote", body, args.seconds, args.connections)
+                )
+            with _floor_server(env):
+                floors.append(
+                    _wrk("http://127.0.0.1:8473/v1/quote", body, args.seconds, args.connections)
+                )
+        ours = sorted(runs, key=lambda run: run["rps"])[1]  # the median run
+        floor = sorted(floors, key=lambda run: run["rps"])[1]
+        shares = [run["rps"] / bare["rps"] for run, bare in zip(runs, floors, strict=True)]
         with _our_server(env):
-            ours = _wrk("http://127.0.0.1:8471/v1/quote", body, args.seconds, args.connections)
             batch = batch_times("http://127.0.0.1:8471/v1/quotes", 10_000)
         limits = {"on": [ours["rps"]], "off": []}
         for state in ("off", "on", "off"):
@@ -85,10 +100,15 @@ def main() -> None:
     print(f"{'server':34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, figures in (
         ("our API (uvicorn, 1 worker)", ours),
+        ("transport floor (bare ASGI)", floor),
         ("mlflow models serve (pyfunc)", theirs),
     ):
         print(f"{name:34}{figures['rps']:10.0f}{figures['p50']:10.2f}{figures['p99']:10.2f}")
-    print(f"\nthroughput ratio ours / mlflow: {ours['rps'] / theirs['rps']:.1f}x  (target >= 20x)")
+    print(
+        f"\nshare of the transport floor: {statistics.median(shares):.3f} "
+        f"(runs {', '.join(f'{share:.3f}' for share in shares)}; target >= 0.15)"
+    )
+    print(f"throughput ratio ours / mlflow: {ours['rps'] / theirs['rps']:.1f}x  (target >= 20x)")
     on, off = statistics.median(limits["on"]), statistics.median(limits["off"])
     print(
         f"quote limits on / off (alternated, median of 2 runs each): {on:.0f} / {off:.0f} req/s "
@@ -107,6 +127,12 @@ def main() -> None:
 def _our_server(env: dict) -> Server:
     command = [BIN / "uvicorn", "api.main:app", "--port", "8471", "--no-access-log"]
     return Server([*command, "--log-level", "warning"], env, "http://127.0.0.1:8471/readyz")
+
+
+def _floor_server(env: dict) -> Server:
+    command = [BIN / "uvicorn", "floor:app", "--app-dir", Path(__file__).parent, "--port", "8473"]
+    ready = "http://127.0.0.1:8473/"
+    return Server([*command, "--no-access-log", "--log-level", "warning"], env, ready)
 
 
 def _in_process(home: str) -> dict[str, float]:
