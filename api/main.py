@@ -11,6 +11,7 @@ from api import errors, pages, routes
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware
 from api.metrics import LiveFigures, Metrics, MetricsMiddleware
 from api.model_updates import model_updates
+from api.quick import QuickQuotes
 from api.recording import RequestIds
 from valuation.infra.settings import Settings, get_settings
 from valuation.schema import FEATURES
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
     routers = (*routes.ROUTERS, pages.router)
     for router in routers:
         app.include_router(router)  # without a prefix: each route's path is the one served
+    # Innermost: a plain quote skips FastAPI's routing, behind every limit and count below.
+    app.add_middleware(QuickQuotes, routes=[route for router in routers for route in router.routes])
     # Added before the metrics, so they run inside them: refused requests are counted too.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     quoting = frozenset(route.path for router in routes.QUOTING for route in router.routes)
