@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None, valuer: Valuer | None = None) -
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # OpenTelemetry is not configured here (/metrics is Prometheus): without this, FastAPI
+        # looks its providers up again on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.metrics = Metrics()
     app.state.metrics.registry.register(LiveFigures(app.state))

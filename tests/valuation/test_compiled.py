@@ -246,3 +246,26 @@ def test_a_quote_from_the_command_line_imports_neither_lightgbm_nor_mlflow(train
     assert done.returncode == 0, done.stderr
     assert "estimate" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_quote_prices_as_the_batch_path_does_bit_for_bit(pair):
+    """The quote path reads its prices in plain Python floats (`Valuer._prices_one`), the batch
+    path in arrays: the same numbers, compiled or not, at any level."""
+    from valuation.listing import Listing
+
+    rng = np.random.default_rng(7)
+    categories = [*pair[0].encoder.categories, "never seen"]
+    listings = [
+        Listing(
+            fans=int(10 ** rng.uniform(0, 9.5)),
+            violations=bool(rng.integers(2)),
+            live_permission=bool(rng.integers(2)),
+            verified=bool(rng.integers(2)),
+            category=categories[rng.integers(len(categories))],
+        )
+        for _ in range(5_000)
+    ]
+    for valuer in pair:
+        for level in (0.5, 0.8, 0.95):
+            one_by_one = [valuer.value(listing, level) for listing in listings]
+            assert one_by_one == valuer.value_many(listings, level)
