@@ -31,6 +31,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from champion import BIN, train_champion  # benchmarks/champion.py: scripts run from this folder
 
+from data.markets import BY_NAME
 from data.simulator import generate
 from valuation.loading import TableWriter, rejects_path
 
@@ -41,12 +42,22 @@ LIGHTGBM_UP_TO = 1_000_000
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000,10000000")
+    parser.add_argument(
+        "--market",
+        help="train on this market of data/markets.py (its 20,000-sale export, the default "
+        "search, as a user runs it) instead of the sample (2 trials)",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
 
     with tempfile.TemporaryDirectory() as home:
-        env = train_champion(home)
-        print(f"{os.cpu_count()} cores\n")
+        if args.market:
+            export = Path(home) / f"{args.market}.csv"
+            BY_NAME[args.market].export(seed=11).to_csv(export, index=False)
+            env = train_champion(home, export, trials=None)
+        else:
+            env = train_champion(home)
+        print(f"{os.cpu_count()} cores; {_trees(home)}\n")
         print(
             f"{'rows':>11} {'batch s':>8} {'rows/s':>11} {'peak MB':>8} {'lgbm batch s':>13} "
             f"{'predict s':>10} {'speed x':>8} {'lgbm speed x':>13}"
@@ -78,6 +89,19 @@ def main() -> None:
         "\nspeed x: bare Booster.predict's seconds / `valuation batch`'s (start-up included); "
         "target >= 1.0.\nlgbm: the same command pricing with LightGBM (compiled trees off)."
     )
+
+
+def _trees(home: str) -> str:
+    from valuation.infra.settings import Settings
+    from valuation.storage.registry import bundle_dir, registered_version
+
+    settings = Settings(home=home, tracking_uri=None)
+    bundle = bundle_dir(settings, registered_version(settings))
+    counts = [
+        sum(line.startswith("Tree=") for line in open(bundle / f"{name}.txt"))
+        for name in ("point", "scale")
+    ]
+    return f"champion of {counts[0]} + {counts[1]} trees (point + scale)"
 
 
 def _batch(catalogue: Path, output: Path, env: dict) -> tuple[float, float]:

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def train_champion(home: str) -> dict[str, str]:
-    """Trains in `home` (2 search trials) and returns the environment that points child
+def train_champion(home: str, data: Path | None = None, trials: int | None = 2) -> dict[str, str]:
+    """Trains in `home` on `data` (default: the committed sample) with `trials` search trials
+    (None: the default search, as a user runs it) and returns the environment that points child
     processes at it: no inherited MLflow URIs, this venv's tools first on PATH."""
     env = {
         k: v
@@ -28,8 +29,9 @@ def train_champion(home: str) -> dict[str, str]:
     # The quote limits on (each request pays for its check) but never reached: the benchmarks
     # send thousands of quotes a second from one address.
     env.setdefault("VALUATION_QUOTE_RATE", "1e9")
+    search = [] if trials is None else ["--trials", str(trials)]
     subprocess.run(
-        [BIN / "valuation", "train", "--data", ROOT / "data/sample_sales.csv", "--trials", "2"],
+        [BIN / "valuation", "train", "--data", data or ROOT / "data/sample_sales.csv", *search],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
