@@ -15,6 +15,10 @@ from valuation.loading import write_table
 # The suite quotes hundreds of times a second from one address: the quote limits are off for it
 # (a setting any test may turn back on; tests/api/test_rate_limits.py does).
 os.environ.setdefault("VALUATION_QUOTE_RATE", "0")
+# Compiling a model's trees costs a training a few seconds: the session's champion (`settings`)
+# and tests/valuation/test_compiled.py compile theirs; the many side trainings price with
+# LightGBM, which keeps that path (the fallback) covered too.
+os.environ.setdefault("VALUATION_COMPILED_TREES", "0")
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +33,7 @@ def sales_csv(tmp_path_factory) -> Path:
 def settings(tmp_path_factory) -> Settings:
     """A project folder of its own: embedded MLflow store, artifacts and bundles under tmp."""
     home = tmp_path_factory.mktemp("home")
-    return Settings(home=home, tracking_uri=None, search_trials=2, cv_folds=2)
+    return Settings(home=home, tracking_uri=None, search_trials=2, cv_folds=2, compiled_trees=True)
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ def quick_and_routed(client, body: bytes):
 )
 def test_the_quick_answer_is_the_routes_byte_for_byte(recorded, listing):  # noqa: F811
     client, engine = recorded
+    assert client.app.state.valuer.compiled is not None  # the champion's trees, compiled
     quick, routed = quick_and_routed(client, json.dumps(listing, ensure_ascii=False).encode())
     assert quick.status_code == routed.status_code == 200
     assert quick.content == routed.content
