@@ -34,6 +34,10 @@ CALIBRATION_SHARE = 0.25
 SCALE_FOLDS = 4
 MDAPE_TOLERANCE = 0.01  # a candidate may be 1% worse (relative) and still take over: noise
 COVERAGE_TOLERANCE = 0.04  # the 80% range must hold 76-84% of the holdout sales
+BAND_PRIOR_ROWS = 50
+"""A band's own residual quantiles weigh n / (n + this) against its neighbourhood's (the band
+widened to 4x this many sales): a thin top band of a small export (~50 sales) over-covers on its
+own and under-covers on its neighbours'. Bands of 200+ sales keep exactly their own."""
 MIN_BAND_ROWS = 40  # fewer calibration sales in a band: borrow its neighbours (95% needs 39+)
 RESIDUAL_P = np.round(np.linspace(0.005, 0.995, 199), 3)
 SCALE_ROUNDS = 300
@@ -598,8 +602,7 @@ def with_distribution(
     card = ModelCard(
         residual_p=tuple(RESIDUAL_P.tolist()),
         residual_z_by_band=tuple(
-            tuple(conformal_quantiles(z[_band_rows(bands, band)], RESIDUAL_P).tolist())
-            for band in range(len(FANS_BANDS) + 1)
+            tuple(_band_quantiles(z, bands, band).tolist()) for band in range(len(FANS_BANDS) + 1)
         ),
         params={**best.params, "rounds": best.rounds},
         trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -632,10 +635,25 @@ def _scale_model(matrix: np.ndarray, target: np.ndarray, seed: int) -> lgb.Boost
     return lgb.train({**SCALE_PARAMS, "seed": seed}, data, num_boost_round=SCALE_ROUNDS)
 
 
-def _band_rows(bands: np.ndarray, band: int) -> np.ndarray:
+def _band_quantiles(z: np.ndarray, bands: np.ndarray, band: int) -> np.ndarray:
+    """A band's residual quantiles, shrunk towards its neighbourhood's by how few sales it has:
+    weight n / (n + BAND_PRIOR_ROWS) on its own (split conformal), the rest on the band widened
+    to its neighbours until BAND_PRIOR_ROWS * 4 sales."""
+    own_rows = _band_rows(bands, band)
+    own = conformal_quantiles(z[own_rows], RESIDUAL_P)
+    wide_rows = _band_rows(bands, band, 4 * BAND_PRIOR_ROWS)
+    if np.array_equal(wide_rows, own_rows):
+        return own  # enough sales of its own
+    wide = conformal_quantiles(z[wide_rows], RESIDUAL_P)
+    n = int(own_rows.sum())
+    weight = n / (n + BAND_PRIOR_ROWS)
+    return np.maximum.accumulate(weight * own + (1 - weight) * wide)
+
+
+def _band_rows(bands: np.ndarray, band: int, at_least: int = 0) -> np.ndarray:
     """The calibration rows of a band, widened to the nearest bands while it has too few."""
     low = high = band
-    while (chosen := (bands >= low) & (bands <= high)).sum() < MIN_BAND_ROWS:
+    while (chosen := (bands >= low) & (bands <= high)).sum() < max(MIN_BAND_ROWS, at_least):
         if low == 0 and high == len(FANS_BANDS):
             break
         low, high = max(low - 1, 0), min(high + 1, len(FANS_BANDS))

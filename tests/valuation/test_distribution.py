@@ -359,3 +359,27 @@ def test_the_range_is_crepes_mondrian_conformal_interval(n, level):
     y_hat, sigma = np.array([3.0]), np.array([0.3])
     interval = cps.predict_int(y_hat, sigmas=sigma, bins=np.zeros(1, int), confidence=level)
     np.testing.assert_allclose(interval[0], y_hat[0] + sigma[0] * ours, rtol=1e-12)
+
+
+def test_a_band_with_few_sales_is_shrunk_towards_its_neighbours():
+    """A top band of 50 sales with wider residuals than its neighbours: its grid lies between its
+    own quantiles and its neighbourhood's, by weight n / (n + BAND_PRIOR_ROWS); a band of a
+    few hundred keeps exactly its own."""
+    from training.steps import BAND_PRIOR_ROWS, _band_quantiles
+
+    rng = np.random.default_rng(3)
+    counts = [3000, 3000, 1000, 50]
+    bands = np.repeat(np.arange(N_BANDS), counts)
+    z = rng.standard_normal(len(bands)) * np.where(bands == 3, 2.0, 1.0)
+    top = _band_quantiles(z, bands, 3)
+    own = conformal_quantiles(z[bands == 3], RESIDUAL_P)
+    wide = conformal_quantiles(z[_band_rows(bands, 3, 4 * BAND_PRIOR_ROWS)], RESIDUAL_P)
+    weight = 50 / (50 + BAND_PRIOR_ROWS)
+    np.testing.assert_allclose(top, np.maximum.accumulate(weight * own + (1 - weight) * wide))
+    tails = [RESIDUAL_P.searchsorted(0.1), RESIDUAL_P.searchsorted(0.9)]
+    assert own[tails[0]] < top[tails[0]] < wide[tails[0]]  # narrower than its own, not as narrow
+    assert wide[tails[1]] < top[tails[1]] < own[tails[1]]
+    for band in (0, 1, 2):  # enough sales of its own (4 * BAND_PRIOR_ROWS): exactly its own
+        own = conformal_quantiles(z[bands == band], RESIDUAL_P)
+        np.testing.assert_array_equal(_band_quantiles(z, bands, band), own)
+    assert np.all(np.diff(top) >= 0)
