@@ -56,18 +56,18 @@ class QuickQuotes:
             or _content_type(scope) not in _JSON
         ):
             return await self.app(scope, receive, send)
-        body, more = await _read(receive)
-        if more is None:
+        body = await _read(receive)
+        if body is None:
             return None  # the client went away
         state = scope["app"].state
-        listing_in = _listing(body) if state.valuer is not None else None
+        valuer = state.valuer  # read once: a reload may swap it meanwhile
+        listing_in = _listing(body) if valuer is not None else None
         if listing_in is None:
             return await self.app(scope, _replay(body, receive), send)
         try:
             listed = listing_of(listing_in)
         except ListingError:
             return await self.app(scope, _replay(body, receive), send)
-        valuer = state.valuer
         scope["route"] = self.route
         _, quote = full_quote(
             valuer, listed, listing_in.listing_id, DEFAULT_LEVEL, False, 0, None, False
@@ -102,16 +102,16 @@ def _content_type(scope) -> bytes | None:
     return None
 
 
-async def _read(receive) -> tuple[bytes, bool | None]:
-    """The whole body; `None` in place of `more` when the client disconnected."""
+async def _read(receive) -> bytes | None:
+    """The whole body; None when the client disconnected first."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b"", None
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            return b"".join(chunks), False
+            return b"".join(chunks)
 
 
 def _listing(body: bytes):
