@@ -29,9 +29,12 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from champion import BIN, train_champion  # benchmarks/champion.py: scripts run from this folder
+from champion import (
+    BIN,
+    MARKET_HELP,
+    train_champion,
+)  # benchmarks/champion.py: scripts run from this folder
 
-from data.markets import BY_NAME
 from data.simulator import generate
 from valuation.loading import TableWriter, rejects_path
 
@@ -42,21 +45,12 @@ LIGHTGBM_UP_TO = 1_000_000
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000,10000000")
-    parser.add_argument(
-        "--market",
-        help="train on this market of data/markets.py (its 20,000-sale export, the default "
-        "search, as a user runs it) instead of the sample (2 trials)",
-    )
+    parser.add_argument("--market", help=MARKET_HELP)
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
 
     with tempfile.TemporaryDirectory() as home:
-        if args.market:
-            export = Path(home) / f"{args.market}.csv"
-            BY_NAME[args.market].export(seed=11).to_csv(export, index=False)
-            env = train_champion(home, export, trials=None)
-        else:
-            env = train_champion(home)
+        env = train_champion(home, args.market)
         print(f"{os.cpu_count()} cores; {_trees(home)}\n")
         print(
             f"{'rows':>11} {'batch s':>8} {'rows/s':>11} {'peak MB':>8} {'lgbm batch s':>13} "

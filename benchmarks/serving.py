@@ -28,6 +28,7 @@ from pathlib import Path
 
 from champion import (  # benchmarks/champion.py, beside this script
     BIN,
+    MARKET_HELP,
     Server,
     batch_times,
     train_champion,
@@ -43,24 +44,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per server")
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument(
-        "--market",
-        help="train on this market of data/markets.py (its 20,000-sale export, the default "
-        "search, as a user runs it) instead of the sample (2 trials)",
-    )
+    parser.add_argument("--market", help=MARKET_HELP)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("serving benchmark: wrk is not installed (Debian: apt-get install wrk)")
 
     with tempfile.TemporaryDirectory() as home:
-        if args.market:
-            from data.markets import BY_NAME
-
-            export = Path(home) / f"{args.market}.csv"
-            BY_NAME[args.market].export(seed=11).to_csv(export, index=False)
-            env = train_champion(home, export, trials=None)
-        else:
-            env = train_champion(home)
+        env = train_champion(home, args.market)
         in_process = _in_process(home)
         body = json.dumps(LISTING, ensure_ascii=False)
         # The quote limits' cost: our API with them on (the default; set too high to refuse
