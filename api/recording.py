@@ -118,3 +118,12 @@ async def answer_one(
     await record(quoting.record, quotes_table, [row])
     quoting.metrics.quotes.labels(endpoint).inc()
     return as_given(row)
+
+
+async def answer_batch(quoting: Quoting, endpoint: str, head: dict, results: list[str], rows):
+    """A batch's answer (`batch_answer`): the rows of the listings valued put on record, their
+    commit awaited, counted in the metrics."""
+    if rows:
+        await record(quoting.record, quotes_table, rows)
+    quoting.metrics.quotes.labels(endpoint).inc(len(rows))
+    return batch_answer(head, results)

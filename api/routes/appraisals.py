@@ -20,7 +20,6 @@ from api.answers import (
 from api.deps import QuotingDep
 from valuation.appraisal import DEAL_RATINGS, appraise
 from valuation.quoting import dates_of, full_quote, model_ref, quote_answer
-from valuation.storage import records
 from valuation.valuer import DEFAULT_LEVEL
 
 router = APIRouter()
@@ -91,10 +90,7 @@ async def appraisals(
     head, results, rows = await run_in_threadpool(
         _appraise_batch, body, request, quoting.valuer, level
     )
-    if rows:
-        await recording.record(quoting.record, records.quotes, rows)
-    quoting.metrics.quotes.labels("appraisals").inc(head["appraised"])
-    return recording.batch_answer(head, results)
+    return await recording.answer_batch(quoting, "appraisals", head, results, rows)
 
 
 def _appraise_batch(body: schemas.AppraisalsIn, request: Request, valuer, level: float):

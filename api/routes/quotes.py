@@ -27,7 +27,6 @@ from valuation.cards import CardError, read_card
 from valuation.listing import Listing, ListingError
 from valuation.quoting import dates_of, full_quote, model_ref, quote_answer
 from valuation.schema import CATEGORY
-from valuation.storage import records
 from valuation.valuer import DEFAULT_LEVEL, Valuer
 
 router = APIRouter()
@@ -129,10 +128,7 @@ async def quotes(
     valuer = quoting.valuer
     at_date(valuer.level_as_of, [], as_of)  # a date outside the market: refused before any work
     head, results, rows = await run_in_threadpool(_value_batch, body, request, valuer, level, as_of)
-    if rows:
-        await recording.record(quoting.record, records.quotes, rows)
-    quoting.metrics.quotes.labels("quotes").inc(head["quoted"])
-    return recording.batch_answer(head, results)
+    return await recording.answer_batch(quoting, "quotes", head, results, rows)
 
 
 def _value_batch(
