@@ -315,13 +315,7 @@ def test_a_seller_sees_the_api_advice(server, browser):
             timeout=10,
         ).read()
     )["advice"]
-    page = browser.new_page()
-    page.goto(server)
-    page.wait_for_function("document.querySelectorAll('#category option').length > 0")
-    page.fill("#fans", listing["fans"])
-    for field in ("violations", "live_permission", "verified", "category"):
-        page.select_option(f"#{field}", listing[field])
-    page.click("#submit")
+    page = _quote_on_page(server, browser, listing)
     page.wait_for_selector("#advice-box:not([hidden])")
     shown = page.eval_on_selector_all(
         "#advice li", "nodes => nodes.map(n => [n.dataset.feature, Number(n.dataset.price)])"
