@@ -295,7 +295,7 @@ class Valuer:
         )
 
     def _prices(self, center, scale, level, band):
-        """Arrays (batches) or scalars alike; `band` picks each row's grid."""
+        """Arrays of rows (batches; one listing: `_prices_one`); `band` picks each row's grid."""
         below, above = self._tails(level)
         below, above = below[band], above[band]
         low, high = center + scale * below, center + scale * above
