@@ -46,11 +46,14 @@ def main() -> None:
     parser.add_argument("--coverage-rows", type=int, default=50_000)
     parser.add_argument("--suite", action="store_true", help="every market of data/markets.py")
     parser.add_argument("--markets", help="with --suite: a comma-separated subset")
+    parser.add_argument(
+        "--draws", type=int, default=1, help="with --suite: draws of each market, and their mean"
+    )
     args = parser.parse_args()
     if args.suite:
         from suite import run_suite
 
-        run_suite(args.markets.split(",") if args.markets else None, args.seed)
+        run_suite(args.markets.split(",") if args.markets else None, args.seed, args.draws)
         return
 
     with tempfile.TemporaryDirectory() as home:
