@@ -74,9 +74,10 @@ def compare(market, seed: int) -> dict[str, dict]:
     matrix = encoder.matrix(sales)
     residual = log_price - best.estimate
     sale = steps.is_sale(residual)
-    residual = residual[sale] - np.median(residual[sale])
-    _, scale_of = steps.scales(matrix[sale], residual, 0)
-    bands = fans_band(sales[FANS.name].to_numpy()[sale])
+    tail = steps.calibrates(residual, sales[FANS.name].to_numpy())
+    residual = residual[tail] - np.median(residual[sale])
+    _, scale_of = steps.scales(matrix[tail], residual, 0)
+    bands = fans_band(sales[FANS.name].to_numpy()[tail])
 
     test = market.sales(TEST_ROWS, seed + 1000)
     test = test[test["fate"] != "typo"].reset_index(drop=True)

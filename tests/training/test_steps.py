@@ -298,6 +298,56 @@ def test_a_price_typo_barely_moves_the_estimates_of_its_neighbours():
     assert change.max() < 0.08
 
 
+def test_a_quiet_band_calibrates_on_its_sales_alone_and_a_typo_stays_out():
+    rng = np.random.default_rng(0)
+    fans = np.full(2_000, 50_000)
+    residual = rng.normal(0.0, 0.2, 2_000)
+    residual[:20] = np.log(10) + rng.normal(0.0, 0.2, 20)  # an extra zero
+    np.testing.assert_array_equal(steps.calibrates(residual, fans), steps.is_sale(residual))
+    assert not steps.calibrates(residual, fans)[:20].any()
+
+
+def test_a_noisy_band_calibrates_on_its_real_tails_beyond_the_typo_screen():
+    """Small accounts of a heavy-tailed market: real sales reach past TYPO_LOG. They calibrate the
+    ranges (not the point model); a residual far beyond the band's own spread does not."""
+    rng = np.random.default_rng(1)
+    noisy = rng.standard_t(3, 4_000) * 0.45  # median |r| ~0.34: 8 deviations ~2.7
+    quiet = rng.normal(0.0, 0.15, 4_000)
+    residual = np.concatenate([noisy, quiet, [6.0, -6.0]])
+    fans = np.concatenate([np.full(4_000, 3_000), np.full(4_000, 500_000), [3_000, 3_000]])
+    tail = (np.abs(residual) > steps.TYPO_LOG) & (np.abs(residual) < 2.5)
+    assert tail[:4_000].sum() > 100, "the noisy band needs real sales past the typo screen"
+    kept = steps.calibrates(residual, fans)
+    assert kept[:4_000][tail[:4_000]].all()
+    assert not steps.is_sale(residual)[:4_000][tail[:4_000]].any()
+    assert not kept[-2:].any()  # 6 log points (400x): a typo's shape whatever the band
+    np.testing.assert_array_equal(kept[4_000:8_000], steps.is_sale(residual[4_000:8_000]))
+
+
+def test_ranges_of_a_heavy_tailed_noisy_market_hold_its_real_sales():
+    """t3 noise at 1.5x the suite's spread, 3,000 sales: the 80% range holds ~80% of new real sales
+    below 1万 fans (74.5% when its calibration left out the real sales past TYPO_LOG)."""
+    from dataclasses import replace
+
+    from data.markets import BY_NAME
+    from valuation.valuer import fans_band
+
+    market = replace(BY_NAME["standard"], noise="t3", noise_scale=1.5, rows=3000)
+    sales = market.sales(market.rows, 1)
+    encoder = steps.vocabulary(sales)
+    valuer = steps.fit(sales, encoder, FIXED_TRIAL, seed=0, card={})
+    learned = valuer.card.training_rows - valuer.card.screened_typos
+    assert valuer.card.calibration_rows > learned  # the real tails calibrate too
+    test = market.sales(20_000, 1001)
+    test = test[test["fate"] != "typo"].reset_index(drop=True)
+    priced = valuer.value_frame(test)
+    small = fans_band(test["fans"].to_numpy()) == 0
+    covered = interval_coverage(
+        test["price"][small], priced["price_low"][small], priced["price_high"][small]
+    )
+    assert 0.78 <= covered <= 0.84
+
+
 # price_errors and interval_coverage ----------------------------------------------------------
 
 
