@@ -368,6 +368,27 @@ MARKETS: tuple[Market, ...] = (
         bargain_share=0.03,
     ),
     Market(
+        "noisy-t3",
+        "design",
+        "3,000 sales; t3 noise at 1.5x the spread: real sales reach past the typo screen "
+        "(declared with the ranges' tail calibration, which was chosen on it)",
+        rows=3000,
+        noise="t3",
+        noise_scale=1.5,
+    ),
+    Market(
+        "noisy-bimodal",
+        "report",
+        "4,000 sales declared beside noisy-t3 and measured once: bimodal fans, concave top, "
+        "skewed noise at 1.4x the spread, 2.5% typos",
+        rows=4000,
+        fans_shape="bimodal",
+        top_exponent=0.6,
+        noise="skew",
+        noise_scale=1.4,
+        typo_share=0.025,
+    ),
+    Market(
         "drifting",
         "report",
         "24 months of dated sales; category levels drift monthly, 游戏 drops 20% in month 16",
