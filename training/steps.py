@@ -716,17 +716,19 @@ def evaluate(valuer: Valuer, split: Split) -> Evaluation:
         valuer.value_frame(holdout, DEFAULT_LEVEL)
     )
     metrics = {"model": price_errors(actual, predictions["price_estimate"])}
-    metrics["model"].update(_range_errors(actual, predictions))
+    metrics["model"].update(_range_errors(holdout, predictions))
     for name, baseline in BASELINES.items():
         predictions[name] = baseline().fit(split.train).predict(holdout)
         metrics[name] = price_errors(actual, predictions[name])
     return Evaluation(metrics=metrics, predictions=predictions.reset_index(drop=True))
 
 
-def _range_errors(actual: np.ndarray, priced: pd.DataFrame) -> dict[str, float]:
-    """The range's coverage of the holdout's sales, those of a typo's shape set aside (more than
-    TYPO_LOG from the estimate: not sales, as in training), and how many sales it counted."""
-    sale = is_sale(np.log(actual / priced["price_estimate"].to_numpy()))
+def _range_errors(holdout: pd.DataFrame, priced: pd.DataFrame) -> dict[str, float]:
+    """The range's coverage of the holdout's sales, those of a typo's shape set aside as in
+    the calibration (`calibrates`: a noisy band's real tails count), and how many it counted."""
+    actual = holdout[PRICE.name].to_numpy()
+    residual = np.log(actual / priced["price_estimate"].to_numpy())
+    sale = calibrates(residual, holdout[FANS.name].to_numpy())
     return {
         "interval_coverage": interval_coverage(
             actual[sale],
@@ -792,7 +794,7 @@ def champion_errors(champion: Valuer, split: Split) -> dict[str, float]:
     actual = split.holdout[PRICE.name].to_numpy()
     priced = champion.value_frame(split.holdout, DEFAULT_LEVEL)
     errors = price_errors(actual, priced["price_estimate"])
-    errors.update(_range_errors(actual, priced))
+    errors.update(_range_errors(split.holdout, priced))
     return errors
 
 
