@@ -66,10 +66,10 @@ TAIL_SPREADS = 8.0
 """A sale beyond TYPO_LOG still calibrates the ranges (the point model never learns from it) when
 its residual is within this many of its fans band's median absolute deviations: where a market
 is noisy (the small accounts of a heavy-tailed market), real sales reach past TYPO_LOG, and a
-range calibrated without them is too narrow (t3 noise at 1.5x the suite's spread, 3,000 sales:
-its 80% range held 77.1% of real sales, 74.5% below 1万 fans, in process over 4 draws; 79.9%
-and 80.4% with them). On the suite's markets 8 deviations reach past TYPO_LOG below 1万 fans
-alone, and 1 to 34 more sales calibrate (0 to 9 of them typos; seed 1)."""
+range calibrated without them is too narrow (`noisy-t3`, in process over 16 draws: its 80%
+range held 77.1% of real sales, 75.1% below 1万 fans; 80.2% and 81.3% with them). On the
+suite's other markets 8 deviations reach past TYPO_LOG below 1万 fans alone, and 1 to 34 more
+sales calibrate (0 to 9 of them typos; seed 1)."""
 UNKNOWN_CATEGORY_SHARE = 0.05
 """Share of training sales whose category the point model sees as unknown (Encoder.unknown_code):
 drawn from every category alike, they teach it the price of a category outside the vocabulary,
