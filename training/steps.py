@@ -445,7 +445,7 @@ def calibrates(residual: np.ndarray, fans: np.ndarray) -> np.ndarray:
         rows = bands == band
         spread = np.median(np.abs(residual[rows] - np.median(residual[rows])))
         limit[rows] = max(TYPO_LOG, TAIL_SPREADS * spread)
-    return is_sale(residual) | (np.abs(residual) <= limit)
+    return np.abs(residual) <= limit
 
 
 def _folds(rows: int, folds: int, seed: int) -> np.ndarray:

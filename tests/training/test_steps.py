@@ -324,6 +324,28 @@ def test_a_noisy_band_calibrates_on_its_real_tails_beyond_the_typo_screen():
     np.testing.assert_array_equal(kept[4_000:8_000], steps.is_sale(residual[4_000:8_000]))
 
 
+def test_the_holdout_coverage_sets_aside_what_the_calibration_sets_aside():
+    """A noisy band's real tails past TYPO_LOG count against the range (the gate would read a
+    flattering coverage without them); a typo-shaped sale in a quiet band does not."""
+    rng = np.random.default_rng(2)
+    noisy = rng.standard_t(3, 1_000) * 0.45
+    quiet = rng.normal(0.0, 0.15, 1_000)
+    quiet[0] = np.log(10)  # an extra zero
+    residual = np.concatenate([noisy, quiet])
+    fans = np.concatenate([np.full(1_000, 3_000), np.full(1_000, 500_000)])
+    holdout = pd.DataFrame({"fans": fans, "price": 100.0 * np.exp(residual)})
+    priced = pd.DataFrame(
+        {"price_estimate": 100.0, "price_low": 100.0 / np.e, "price_high": 100.0 * np.e},
+        index=range(2_000),
+    )
+    errors = steps._range_errors(holdout, priced)
+    kept = steps.calibrates(residual, fans)
+    assert errors["typo_shaped"] == (~kept).sum() < (~steps.is_sale(residual)).sum()
+    assert not kept[1_000]
+    inside = np.abs(residual) <= 1.0
+    assert errors["interval_coverage"] == pytest.approx(inside[kept].mean())
+
+
 def test_ranges_of_a_heavy_tailed_noisy_market_hold_its_real_sales():
     """`noisy-t3` (t3 noise at 1.5x the spread, 3,000 sales): the 80% range holds ~80% of new
     real sales below 1万 fans (75.1% on this draw when the calibration left out the real sales
