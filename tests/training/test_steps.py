@@ -309,19 +309,30 @@ def test_a_quiet_band_calibrates_on_its_sales_alone_and_a_typo_stays_out():
 
 def test_a_noisy_band_calibrates_on_its_real_tails_beyond_the_typo_screen():
     """Small accounts of a heavy-tailed market: real sales reach past TYPO_LOG. They calibrate the
-    ranges (not the point model); a residual far beyond the band's own spread does not."""
+    ranges (not the point model), up to TAIL_CAP; a residual far beyond the band's own spread
+    does not."""
     rng = np.random.default_rng(1)
     noisy = rng.standard_t(3, 4_000) * 0.45  # median |r| ~0.34: 8 deviations ~2.7
     quiet = rng.normal(0.0, 0.15, 4_000)
     residual = np.concatenate([noisy, quiet, [6.0, -6.0]])
     fans = np.concatenate([np.full(4_000, 3_000), np.full(4_000, 500_000), [3_000, 3_000]])
-    tail = (np.abs(residual) > steps.TYPO_LOG) & (np.abs(residual) < 2.5)
-    assert tail[:4_000].sum() > 100, "the noisy band needs real sales past the typo screen"
+    tail = (np.abs(residual) > steps.TYPO_LOG) & (np.abs(residual) <= steps.TAIL_CAP)
+    assert tail[:4_000].sum() > 50, "the noisy band needs real sales past the typo screen"
     kept = steps.calibrates(residual, fans)
     assert kept[:4_000][tail[:4_000]].all()
     assert not steps.is_sale(residual)[:4_000][tail[:4_000]].any()
     assert not kept[-2:].any()  # 6 log points (400x): a typo's shape whatever the band
+    assert steps.TAIL_SPREADS * np.median(np.abs(noisy)) > np.log(10)  # the band reaches 10x
     np.testing.assert_array_equal(kept[4_000:8_000], steps.is_sale(residual[4_000:8_000]))
+
+
+def test_an_extra_zero_never_calibrates_even_in_the_noisiest_band():
+    rng = np.random.default_rng(3)
+    residual = rng.standard_t(3, 2_000) * 0.7  # 8 deviations ~4.3 log points
+    residual[:40] = np.log(10) * np.sign(rng.normal(size=40))  # an extra or a missing zero
+    kept = steps.calibrates(residual, np.full(2_000, 2_000))
+    assert not kept[:40].any()
+    assert kept[40:][np.abs(residual[40:]) <= steps.TAIL_CAP].all()
 
 
 def test_the_holdout_coverage_sets_aside_what_the_calibration_sets_aside():
