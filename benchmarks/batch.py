@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from champion import (
+from champion import (  # benchmarks/champion.py: scripts run from this folder
     BIN,
     MARKET_HELP,
     train_champion,
-)  # benchmarks/champion.py: scripts run from this folder
+)
 
 from data.simulator import generate
 from valuation.loading import TableWriter, rejects_path

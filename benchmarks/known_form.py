@@ -24,6 +24,7 @@ from scipy.optimize import least_squares
 
 from data.markets import BY_NAME
 from training import steps
+from training.evaluation import price_errors
 from valuation.schema import CATEGORY, FANS, LIVE_PERMISSION, PRICE, VERIFIED, VIOLATIONS
 from valuation.valuer import DEFAULT_LEVEL
 
@@ -49,9 +50,7 @@ def known_form(params: np.ndarray, sales: pd.DataFrame, names: list[str]) -> np.
 
 def mdape_ratio(estimate: np.ndarray, test: pd.DataFrame, truth: np.ndarray) -> float:
     actual = test[PRICE.name].to_numpy()
-    return float(
-        np.median(np.abs(estimate - actual) / actual) / np.median(np.abs(truth - actual) / actual)
-    )
+    return price_errors(actual, estimate)["mdape"] / price_errors(actual, truth)["mdape"]
 
 
 def draw(market, seed: int) -> tuple[float, float]:
