@@ -224,6 +224,20 @@ def test_search_takes_the_additive_model_only_where_the_market_has_no_interactio
     assert ranked[0].params == dict(steps.CANDIDATES[chosen])
 
 
+@pytest.mark.parametrize(("name", "share"), [("small-skew", 0.9), ("flag-growth", 0.8)])
+def test_search_gives_the_trees_room_under_the_curve_where_flags_bend_it(name, share, monkeypatch):
+    """3,000 simulated sales: the default's 0.9 of the curve keeps its place where nothing bends
+    the curve; where flag effects grow with the account (a violation's discount deepens with
+    fans), the monotone trees need more room below it and the 0.8 candidate wins clearly."""
+    from data.markets import BY_NAME
+
+    monkeypatch.setattr(steps, "CANDIDATES", steps.CANDIDATES[:2])
+    assert [c[steps.PRICE_CURVE] for c in steps.CANDIDATES] == [0.9, 0.8]
+    sales = BY_NAME[name].sized(3000).sales(3000, 1).reset_index(drop=True)
+    ranked = steps.search(sales, steps.vocabulary(sales), trials=2, folds=5, seed=0)
+    assert ranked[0].params[steps.PRICE_CURVE] == share
+
+
 def test_cross_fit_estimates_each_sale_from_models_that_did_not_see_it(market):
     encoder = steps.vocabulary(market)
     log_price = np.log(market["price"].to_numpy())
