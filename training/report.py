@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from training.evaluation import MIN_GROUP_SALES, accuracy_by
-from training.steps import COVERAGE_TOLERANCE, Evaluation
+from training.steps import COVERAGE_TOLERANCE, Evaluation, calibrates
 from valuation.infra.settings import Settings
 from valuation.market import MarketIndex
 from valuation.schema import FANS, PRICE
@@ -129,9 +129,13 @@ def _column(name: str) -> str:
 
 
 def _by_band(predictions: pd.DataFrame, estimates: dict[str, str]) -> pd.DataFrame:
-    """Per fans band: sales, MdAPE of each estimate, range coverage and median range width."""
+    """Per fans band: sales, MdAPE of each estimate, range coverage and median range width. The
+    coverage counts the sales the headline's does: those of a price typo's shape are set aside as
+    in the calibration (`calibrates`)."""
     actual = predictions[PRICE.name].to_numpy(dtype=float)
-    bands = fans_band(predictions[FANS.name].to_numpy(dtype=float))
+    fans = predictions[FANS.name].to_numpy(dtype=float)
+    bands = fans_band(fans)
+    counted = calibrates(np.log(actual / predictions["price_estimate"].to_numpy(dtype=float)), fans)
     rows = []
     for band in range(len(FANS_BANDS) + 1):
         held = bands == band
@@ -141,8 +145,9 @@ def _by_band(predictions: pd.DataFrame, estimates: dict[str, str]) -> pd.DataFra
             row[name] = _median(np.abs(estimate - actual[held]) / actual[held])
         low = predictions["price_low"].to_numpy(dtype=float)[held]
         high = predictions["price_high"].to_numpy(dtype=float)[held]
-        inside = (actual[held] >= low) & (actual[held] <= high)
-        row["coverage"] = float(inside.mean()) if held.any() else np.nan
+        inside = ((actual[held] >= low) & (actual[held] <= high))[counted[held]]
+        row["coverage"] = float(inside.mean()) if inside.size else np.nan
+        row["counted"] = int(inside.size)
         row["width"] = _median((high - low) / predictions["price_estimate"].to_numpy()[held])
         rows.append(row)
     return pd.DataFrame(rows)
@@ -208,7 +213,7 @@ def _coverage_by_band(by_band: pd.DataFrame) -> Figure:
     )
     axes.axhline(DEFAULT_LEVEL, color="green", label=f"promised {DEFAULT_LEVEL:.0%}")
     axes.bar(x, by_band["coverage"].fillna(0), 0.6, label="holdout coverage")
-    for i, (coverage, sales) in enumerate(zip(by_band["coverage"], by_band["sales"])):
+    for i, (coverage, sales) in enumerate(zip(by_band["coverage"], by_band["counted"])):
         text = f"{coverage:.0%} of {sales}" if sales else "no sales"
         axes.annotate(text, (i, 0 if sales == 0 else coverage), ha="center", va="bottom")
     axes.set_xticks(x, FIGURE_BANDS)
@@ -319,6 +324,8 @@ padding:.7rem 1rem;border-left:4px solid #4a7}img{max-width:100%}figure{margin:2
 def _page(evaluation: Evaluation, names, by_band, title: str, subtitle: str, figures) -> str:
     sales = len(evaluation.predictions)
     coverage = evaluation.metrics["model"]["interval_coverage"]
+    aside = int(evaluation.metrics["model"].get("typo_shaped", 0))
+    aside = f" ({aside} of a price typo's shape set aside, as in the calibration)" if aside else ""
     level = f"{DEFAULT_LEVEL:.0%}"
     figures = "".join(
         f'<figure><h3>{html.escape(heading)}</h3><img src="{file}" alt="{html.escape(heading)}">'
@@ -340,8 +347,8 @@ an account at the median sale of accounts with similar fans; the log-linear base
 line through log fans and the three yes/no details. A model worth using beats both.</p>
 {_comparison(evaluation.metrics, names)}
 <h2>The {level} price range</h2>
-<p id="coverage">The {level} range held <strong>{coverage:.1%}</strong> of the holdout sales
-(promised: {level}). Per account size: the sales, the typical error, how often the range held
+<p id="coverage">The {level} range held <strong>{coverage:.1%}</strong> of the holdout
+sales{aside} (promised: {level}). Per account size: the sales, the typical error, how often the range held
 the real price, and how wide the range typically is (high minus low, as a share of the estimate).
 A range is useful when it keeps its promise and is narrow.</p>
 {_bands(by_band)}

@@ -165,6 +165,32 @@ def test_per_band_counts_and_coverage_match_an_independent_count(evaluation, tab
     assert f"held <strong>{overall}</strong>" in report.read_text(encoding="utf-8")
 
 
+def test_per_band_coverage_sets_aside_the_typo_shaped_sales_as_the_headline_does(tmp_path):
+    """Ten sales of the first band carry an extra zero: the band still counts them as sales, but
+    its coverage, like the headline's, is that of the others (a typo is not a sale to hold)."""
+    evaluation = synthetic_evaluation()
+    predictions = evaluation.predictions.copy()
+    bands = np.searchsorted(FANS_BANDS, predictions["fans"], side="right")
+    clean = (predictions["price"] >= predictions["price_low"]) & (
+        predictions["price"] <= predictions["price_high"]
+    )
+    typos = np.flatnonzero((bands == 0) & clean)[:10]
+    predictions.loc[typos, "price"] *= 10
+    evaluation.metrics["model"]["typo_shaped"] = 10.0
+    page = write_report(
+        Evaluation(evaluation.metrics, predictions), IMPORTANCE, tmp_path, "typos", "holdout"
+    )
+    text = page.read_text(encoding="utf-8")
+    row = Tables(text).tables["by-band"][1]
+    assert row[1][0] == str(int((bands == 0).sum()))
+    kept = np.ones(len(predictions), dtype=bool)
+    kept[typos] = False
+    assert row[3][0] == f"{clean[(bands == 0) & kept].mean():.1%}"
+    # The typos do not count as misses.
+    assert row[3][0] != f"{(clean & kept)[bands == 0].mean():.1%}"
+    assert "sales (10 of a price typo's shape set aside, as in the calibration)" in text
+
+
 def test_per_category_counts_and_errors_match_an_independent_count(evaluation, tables):
     predictions = evaluation.predictions
     relative = (predictions["price_estimate"] - predictions["price"]).abs() / predictions["price"]
