@@ -127,7 +127,11 @@ class Quote(BaseModel):
     interval: float = Field(description="Share of sales the range is meant to hold (0.8 = 80%).")
     currency: str
     known_category: bool = Field(description="False when the category was unknown to the model.")
-    notes: list[str]
+    notes: list[str] = Field(
+        description="Plain-language caveats: a category unknown to the model (valued as an "
+        "average category), or more fans than any sale the model learned from (valued as that "
+        "account, so likely low)."
+    )
     confidence: Literal["high", "medium", "low"] = Field(
         description="How sure the model is, from the range's spread whatever the level: "
         "ln(price_high / price_low) over a normal range's width at the same level, under 0.15 "

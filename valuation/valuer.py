@@ -98,12 +98,21 @@ class Valuation:
     model_version: str | None = None
     currency: str = CURRENCY
     distribution: PriceDistribution | None = field(default=None, repr=False, compare=False)
+    beyond_fans: int | None = None
+    """The most fans of any sale the model learned from, when the listing has more (else None):
+    the model does not extrapolate, so such a listing is valued as that account."""
 
     @property
     def notes(self) -> list[str]:
-        if self.known_category:
-            return []
-        return ["category unknown to the model: valued as an average category"]
+        notes = []
+        if not self.known_category:
+            notes.append("category unknown to the model: valued as an average category")
+        if self.beyond_fans is not None:
+            notes.append(
+                f"more fans than any sale the model learned from (at most {self.beyond_fans:,}): "
+                "valued as that account, so the estimate is likely low"
+            )
+        return notes
 
 
 def check_level(level: float) -> float:
@@ -139,6 +148,8 @@ class Valuer:
         self.curve = card.price_curve
         """The smooth start of the point model: a curve in fans, each category's offset (None:
         the booster alone, as in bundles of format 2)."""
+        self.top_fans = None if self.curve is None else round(10 ** self.curve.log10_fans[-1])
+        """The most fans of the sales the curve was drawn on (its grid's end), if known."""
         p = np.asarray(card.residual_p)
         self.grids = [ResidualGrid(p, np.asarray(z)) for z in card.residual_z_by_band]
         self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float64)
@@ -246,7 +257,13 @@ class Valuer:
             known_category=self.encoder.knows(listing.category),
             model_version=self.version,
             distribution=distribution,
+            beyond_fans=self._beyond(listing.fans),
         )
+
+    def _beyond(self, fans: float) -> int | None:
+        """`top_fans` when `fans` is past it (the grid is rounded to 6 decimals of log10: 1e-5)."""
+        top = self.top_fans
+        return top if top is not None and fans > top * (1 + 1e-5) else None
 
     def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL, moved=0.0):
         """Estimate, low and high in whole CNY for many rows; low <= estimate <= high. `moved`:

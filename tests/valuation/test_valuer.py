@@ -185,6 +185,21 @@ def test_unknown_category_is_valued_with_a_note(valuer):
     assert known.known_category is True and known.notes == []
 
 
+def test_fans_past_every_sale_learned_from_are_valued_with_a_note(valuer):
+    """The curve's grid ends at the most fans among the training sales; past it the model does
+    not extrapolate, and the quote says so."""
+    top = valuer.top_fans
+    assert top == round(10 ** valuer.curve.log10_fans[-1]) and top > 10_000
+    at_top = valuer.value(Listing(top, False, True, False, "自媒体"))
+    assert at_top.beyond_fans is None and at_top.notes == []
+    far = valuer.value(Listing(top * 10, False, True, False, "自媒体"))
+    assert far.beyond_fans == top
+    assert len(far.notes) == 1 and f"{top:,}" in far.notes[0]
+    assert far.price_estimate == at_top.price_estimate  # flat past the grid, as the note says
+    both = valuer.value(Listing(top * 10, False, True, False, UNKNOWN))
+    assert len(both.notes) == 2
+
+
 @MARKET_LOGIC
 @given(listings, st.integers(0, 10**9))
 def test_more_fans_never_lowers_the_estimate(valuer, listing, more):
