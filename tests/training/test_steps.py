@@ -142,7 +142,7 @@ def test_search_judges_candidates_learning_without_the_price_typos(market):
         assert trial.curve == steps.curve_for(
             trial.params, matrix, log_price, len(encoder.categories), learn
         )
-        dataset = steps.learning_set(matrix, log_price, trial.curve)
+        dataset = steps.learning_set(matrix, log_price, trial.curve, trial.weight)
         clean, rounds = steps.cross_fit(dataset, trial.params, 3, seed=0, learn=learn)
         np.testing.assert_allclose(trial.estimate, clean)
         assert trial.rounds == rounds
@@ -310,6 +310,59 @@ def test_a_price_typo_barely_moves_the_estimates_of_its_neighbours():
     # A least-squares fit moves these neighbours by about 50%.
     assert change.median() < 0.04
     assert change.max() < 0.08
+
+
+def test_a_sale_far_from_its_estimate_teaches_less_as_its_own_band_measures_far():
+    """Huber's weights, each fans band at its own spread: the same residual is an ordinary sale of
+    a noisy band and a far one of a quiet band; a typo's shape teaches nothing."""
+    rng = np.random.default_rng(2)
+    noisy, quiet = rng.normal(0.0, 0.4, 3_000), rng.normal(0.0, 0.1, 3_000)
+    residual = np.concatenate([noisy, quiet, [0.3, 0.3, 0.8, 2.0]])
+    fans = np.concatenate(
+        [np.full(3_000, 3_000), np.full(3_000, 300_000), [3_000, 300_000, 300_000, 300_000]]
+    )
+    weight = steps.sale_weights(residual, fans)
+    noisy_one, quiet_one, quiet_far, typo = weight[-4:]
+    assert noisy_one == 1.0  # under one spread of its band
+    reach = steps.HUBER_SPREADS * 0.1  # the quiet band's spread is ~0.1
+    assert quiet_one == pytest.approx(reach / 0.3, rel=0.1)
+    assert quiet_far == pytest.approx(reach / 0.8, rel=0.1) and quiet_far < quiet_one
+    assert typo == 0.0 and not steps.is_sale(np.array([2.0]))[0]
+    within = np.abs(quiet) < 0.1  # within a spread: the full weight
+    assert (weight[3_000:6_000][within] == 1.0).all()
+    assert ((weight > 0) == steps.is_sale(residual)).all()
+
+
+def test_a_band_of_identical_residuals_keeps_every_sale_whole():
+    weight = steps.sale_weights(np.r_[np.zeros(50), 0.5], np.full(51, 10_000))
+    np.testing.assert_array_equal(weight, np.ones(51))
+
+
+def test_sales_far_from_the_going_price_pull_the_served_estimate_less():
+    """A few accounts sold at 2.5x their neighbours' price (inside the typo screen: real sales,
+    say a bidding war): the served model, weighted, follows them less than least squares does."""
+    sales = simulate_sales(1_500, seed=12)
+    encoder = steps.vocabulary(sales)
+    band = sales["fans"].between(20_000, 40_000)
+    lifted = sales.copy()
+    lifted.loc[sales.index[band][::4], "price"] *= 2.5
+    weighted = steps.fit(lifted, encoder, FIXED_TRIAL, seed=0, card={})
+    clean = steps.fit(sales, encoder, FIXED_TRIAL, seed=0, card={})
+    try:
+        huber, steps.HUBER_SPREADS = steps.HUBER_SPREADS, math.inf
+        plain = steps.fit(lifted, encoder, FIXED_TRIAL, seed=0, card={})
+    finally:
+        steps.HUBER_SPREADS = huber
+    listings = sales[band]
+
+    def lift(valuer):
+        ratio = (
+            valuer.value_frame(listings)["price_estimate"]
+            / clean.value_frame(listings)["price_estimate"]
+        )
+        return float(np.median(ratio))
+
+    assert 1.0 < lift(weighted) < lift(plain) - 0.03
 
 
 def test_a_quiet_band_calibrates_on_its_sales_alone_and_a_typo_stays_out():
