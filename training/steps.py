@@ -93,9 +93,10 @@ drawn from every category alike, they teach it the price of a category outside t
 that of the average sale's category."""
 
 # The point model: least squares on log price, monotone in fans and the flags, fitted on the sales
-# once price typos are screened out (see `fit`). Chosen on the suite's design markets over Huber
-# (whose clipped gradients converge to a worse estimate in the same rounds) and L1 / quantile
-# (which LightGBM refuses with monotone constraints).
+# once price typos are screened out, each weighted by Huber's weight (see `fit`, `sale_weights`).
+# Chosen on the suite's design markets over LightGBM's Huber loss (whose clipped gradients
+# converge to a worse estimate in the same rounds) and L1 / quantile (which LightGBM refuses with
+# monotone constraints).
 FIXED_PARAMS = {
     "monotone_constraints": list(MONOTONE),
     "monotone_constraints_method": "advanced",
