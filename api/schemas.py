@@ -129,8 +129,8 @@ class Quote(BaseModel):
     known_category: bool = Field(description="False when the category was unknown to the model.")
     notes: list[str] = Field(
         description="Plain-language caveats: a category unknown to the model (valued as an "
-        "average category), or more fans than any sale the model learned from (valued as that "
-        "account, so likely low)."
+        "average category), or more fans than any sale the model learned from (the estimate "
+        "extends the largest accounts' prices, less sure)."
     )
     confidence: Literal["high", "medium", "low"] = Field(
         description="How sure the model is, from the range's spread whatever the level: "

@@ -100,7 +100,8 @@ class Valuation:
     distribution: PriceDistribution | None = field(default=None, repr=False, compare=False)
     beyond_fans: int | None = None
     """The most fans of any sale the model learned from, when the listing has more (else None):
-    the model does not extrapolate, so such a listing is valued as that account."""
+    past it only the price curve rises (for a decade at most, at the slope of its top); the
+    trees price such a listing as that account."""
 
     @property
     def notes(self) -> list[str]:
@@ -110,7 +111,7 @@ class Valuation:
         if self.beyond_fans is not None:
             notes.append(
                 f"more fans than any sale the model learned from (at most {self.beyond_fans:,}): "
-                "valued as that account, so the estimate is likely low"
+                "the estimate extends the largest accounts' prices and is less sure"
             )
         return notes
 

@@ -169,6 +169,28 @@ def test_the_price_curve_is_finite_and_non_decreasing_whatever_the_fans(market, 
     assert np.all(np.diff(values) >= 0)
 
 
+def test_the_price_curve_keeps_rising_where_few_sales_inform_it():
+    """The largest accounts are few: the ridge's shrinkage pulls the spline towards a line there,
+    not towards flat (it did, and accounts of 10^6.8+ fans were valued ~42% low), and past the
+    most fans of any sale the curve rises at that slope for a decade, then stays."""
+    sales = simulate_sales(3_000, seed=5)
+    encoder = steps.vocabulary(sales)
+    matrix = encoder.matrix(sales)
+    curve = steps.price_curve(matrix, np.log(sales["price"].to_numpy()), 1.0, encoder.unknown_code)
+    low, middle, high = np.log10(sales["fans"].quantile([0.25, 0.75, 1.0]).to_numpy())
+
+    def slope(a, b):
+        return float(curve.fans_part(10**b) - curve.fans_part(10**a)) / (b - a)
+
+    assert slope(high - 0.5, high) > 0.6 * slope(low, middle) > 0
+    assert curve.beyond_slope == pytest.approx(slope(high - 0.5, high), rel=0.05)
+    top = 10**high
+    assert curve.fans_part(top * 10) == pytest.approx(curve.fans_part(top) + curve.beyond_slope)
+    assert curve.fans_part(top * 1_000) == curve.fans_part(top * 20)
+    lowest = sales["fans"].min()
+    assert curve.fans_part(lowest / 10) == curve.fans_part(lowest)  # flat below: the base price
+
+
 def test_search_keeps_the_default_when_the_others_are_not_clearly_better(market):
     """A second configuration that differs by a hair: its differences are noise, not a win."""
     twice = (steps.CANDIDATES[0], {**steps.CANDIDATES[0], "lambda_l2": 1.1})

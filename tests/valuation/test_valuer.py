@@ -113,9 +113,15 @@ def test_the_session_model_starts_from_a_price_curve(valuer):
     assert np.all(np.diff(curve.log10_fans) > 0) and np.all(np.diff(curve.level) >= 0)
     assert curve.level[-1] > curve.level[0]  # more fans, a higher price
     low, high = 10 ** curve.log10_fans[0], 10 ** curve.log10_fans[-1]
-    # Flat beyond the fans it was fitted on: like the trees, it does not extrapolate.
+    # Flat below the fans it was fitted on; past them, a decade at the slope of its top.
     assert curve.fans_part(low / 10) == curve.fans_part(low)
-    assert curve.fans_part(high * 10) == curve.fans_part(high)
+    assert curve.beyond_slope > 0
+    assert curve.fans_part(high * 10) == pytest.approx(curve.fans_part(high) + curve.beyond_slope)
+    assert curve.fans_part(high * 100) == curve.fans_part(high * 20)
+    # A bundle written before the slope reads as flat past the grid, as it priced then.
+    card = {key: value for key, value in curve.as_card().items() if key != "beyond_slope"}
+    old = type(curve).from_card(card)
+    assert old.beyond_slope == 0.0 and old.fans_part(high * 10) == old.fans_part(high)
     # One offset per category of the vocabulary; an unknown one is the average sale's (0).
     assert len(curve.category) == len(valuer.encoder.categories)
     assert curve.category_part([valuer.encoder.unknown_code]) == 0.0
@@ -186,8 +192,8 @@ def test_unknown_category_is_valued_with_a_note(valuer):
 
 
 def test_fans_past_every_sale_learned_from_are_valued_with_a_note(valuer):
-    """The curve's grid ends at the most fans among the training sales; past it the model does
-    not extrapolate, and the quote says so."""
+    """The curve's grid ends at the most fans among the training sales; past it only the curve
+    rises (for a decade, at its top's slope), and the quote says the estimate is less sure."""
     top = valuer.top_fans
     assert top == round(10 ** valuer.curve.log10_fans[-1]) and top > 10_000
     at_top = valuer.value(Listing(top, False, True, False, "自媒体"))
@@ -195,7 +201,9 @@ def test_fans_past_every_sale_learned_from_are_valued_with_a_note(valuer):
     far = valuer.value(Listing(top * 10, False, True, False, "自媒体"))
     assert far.beyond_fans == top
     assert len(far.notes) == 1 and f"{top:,}" in far.notes[0]
-    assert far.price_estimate == at_top.price_estimate  # flat past the grid, as the note says
+    # The curve carries the price past the grid at its top's slope; the trees are flat there.
+    rise = math.exp(valuer.curve.beyond_slope)
+    assert far.price_estimate == pytest.approx(at_top.price_estimate * rise, rel=0.01)
     both = valuer.value(Listing(top * 10, False, True, False, UNKNOWN))
     assert len(both.notes) == 2
 
