@@ -406,10 +406,11 @@ def price_curve(
     itself, the flags and the category (one-hot). With the line beside the spline, the ridge's
     shrinkage pulls the spline towards a line where few sales inform it (the largest accounts),
     not towards flat: without it, on `small-skew` the accounts of 10^6.8 fans and more were valued
-    ~42% under the truth (median), and ~19% with it. Its fans part, `fans_share` of the spline's, is read on a grid over the
-    sales' fans and made non-decreasing; its category part is each of the `categories` codes'
-    coefficient, centred so the average sale's category (and the unknown code) is 0; the flags'
-    are left to the trees, which hold them monotone."""
+    ~42% under the truth (median), and ~19% with it. Its fans part, `fans_share` of the spline's
+    (and the line's), is read on a grid over the sales' fans and made non-decreasing; its
+    category part is each of the `categories` codes' coefficient, centred so the average sale's
+    category (and the unknown code) is 0; the flags' are left to the trees, which hold them
+    monotone."""
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import SplineTransformer
 
