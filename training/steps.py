@@ -418,7 +418,11 @@ def price_curve(
     chosen = matrix[rows]
     log_fans = np.log10(np.maximum(chosen[:, FANS_COLUMN], 1.0))[:, None]
     spline = SplineTransformer(n_knots=CURVE_KNOTS, degree=3, knots="quantile").fit(log_fans)
-    basis = np.hstack([spline.transform(log_fans), log_fans])
+
+    def fans_basis(x: np.ndarray) -> np.ndarray:  # the spline of log10 fans, and the line
+        return np.hstack([spline.transform(x), x])
+
+    basis = fans_basis(log_fans)
     codes = chosen[:, CATEGORY_COLUMN].astype(int)
     one_hot = (codes[:, None] == np.arange(categories)[None, :]).astype(float)
     flags = chosen[:, [FEATURE_NAMES.index(flag.name) for flag in FLAGS]]
@@ -430,7 +434,7 @@ def price_curve(
         spline_part = np.zeros_like(spline_part)
         low, high = low - 1.0, high + 1.0
     grid = np.linspace(low, high, CURVE_GRID)
-    fans_effect = np.hstack([spline.transform(grid[:, None]), grid[:, None]]) @ spline_part
+    fans_effect = fans_basis(grid[:, None]) @ spline_part
     whole = np.maximum.accumulate(fans_effect)
     at_grid = fans_share * fans_effect - fans_share * (basis @ spline_part).mean()
     level = np.maximum.accumulate(at_grid) + log_price[rows].mean()

@@ -50,8 +50,8 @@ class PriceCurve:
 
     def fans_part(self, fans) -> np.ndarray:
         """Linear interpolation on the grid, flat below it, `beyond_slope` past it (for up to
-        BEYOND_DECADES); one formula, written out, for arrays
-        and for `one` alike, so a quote and a batch price a listing to the same bit."""
+        BEYOND_DECADES); one formula, written out, for arrays and for `one` alike, so a quote
+        and a batch price a listing to the same bit."""
         grid, level, _ = self._arrays
         x = np.log10(np.maximum(fans, 1.0))
         j = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
