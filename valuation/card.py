@@ -12,10 +12,12 @@ from typing import Any
 from valuation.curve import PriceCurve
 from valuation.market import MarketIndex
 
-BUNDLE_FORMAT = 3
+BUNDLE_FORMAT = 4
 """3: the point model may start from a price curve (`price_curve` on the card); code that reads
-format 2 only would price without it, so it refuses a 3. Format 2 bundles (no curve) still load."""
-READS_FORMATS = (2, 3)
+format 2 only would price without it, so it refuses a 3. 4: the curve may hold each flag's part
+(`PriceCurve.flags`), which code that reads format 3 would price without, so it refuses a 4.
+Format 2 bundles (no curve) and 3 (a curve without flags) still load."""
+READS_FORMATS = (2, 3, 4)
 
 
 @dataclass(frozen=True)

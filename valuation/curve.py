@@ -1,14 +1,16 @@
-"""The price curve: a smooth start for the point model, a curve in fans plus each category's offset.
+"""The price curve: a smooth start for the point model, a curve in fans, each category's offset and
+each flag's effect as a curve in fans.
 
 Trees price fans in steps, and every step is learned from the few sales between two cut points;
 the curve gives the booster a smooth start (log price rising with log fans, each category at its
-own level), so its trees learn what the curve does not say: the flags, and where the market bends
-away from it. The estimate is curve(row) + the booster's score. Data on the model card, not code:
-the fans part as levels on a grid of log10 fans, read by linear interpolation (flat below the
-grid; past its end, for up to BEYOND_DECADES of fans, rising by the slope training measured at
-the top, where the trees, flat past the last sale, would value a larger account as the largest),
-and one offset per category code (the code of a category outside the vocabulary: 0, the average
-sale's category).
+own level, each flag's effect growing or shrinking with the account), so its trees learn what the
+curve does not say: the rest of the flags' effects, and where the market bends away from it. The
+estimate is curve(row) + the booster's score. Data on the model card, not code: the fans part as
+levels on a grid of log10 fans, read by linear interpolation (flat below the grid; past its end,
+for up to BEYOND_DECADES of fans, rising by the slope training measured at the top, where the
+trees, flat past the last sale, would value a larger account as the largest); one offset per
+category code (the code of a category outside the vocabulary: 0, the average sale's category);
+and each flag's log effect on the same grid (flat outside it), counted where the flag is set.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from valuation.encoding import CATEGORY_COLUMN, FANS_COLUMN
+from valuation.encoding import CATEGORY_COLUMN, FANS_COLUMN, FEATURE_NAMES
+from valuation.schema import FLAGS
 
+FLAG_COLUMNS = tuple(FEATURE_NAMES.index(flag.name) for flag in FLAGS)
+PART_COLUMNS = (FANS_COLUMN, CATEGORY_COLUMN, *FLAG_COLUMNS)
+"""The input column each of the curve's parts (`contributions`, `reference`) belongs to."""
 BEYOND_DECADES = 1.0
 """How far past the most fans of any training sale the curve keeps rising (in decades of fans):
 further, nothing in the data says the slope holds; the price stays where it got to."""
@@ -30,34 +36,50 @@ class PriceCurve:
     log10_fans: tuple[float, ...]
     """The grid, increasing."""
     level: tuple[float, ...]
-    """The curve's log price at each grid point; non-decreasing, so the estimate stays
-    non-decreasing in fans (the booster is, too)."""
+    """The curve's log price at each grid point. With any set of flags' parts added it stays
+    non-decreasing, so the estimate stays non-decreasing in fans (the booster is, too)."""
     category: tuple[float, ...]
     """Each category code's log offset, in the encoder's order; the unknown code's is 0."""
-    reference: tuple[float, float]
-    """The mean over the training sales of the fans part and of the category part: the
-    explanation's reference price includes them, and fans' and the category's contributions are
-    their parts' distances from them."""
+    reference: tuple[float, ...]
+    """The mean over the training sales of the fans part, of the category part and of each
+    flag's part (in FLAGS order): the explanation's reference price includes them, and each
+    feature's contribution is its part's distance from its mean."""
     beyond_slope: float = 0.0
     """Log price per decade of fans past the grid's end (up to BEYOND_DECADES); 0, flat, in
     bundles written before it."""
+    flags: tuple[tuple[float, ...], ...] = ()
+    """Each flag's log effect at each grid point (FLAGS order), of the sign the market logic
+    gives it (a violation never raises a price); none in bundles written before them."""
     _arrays: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         offsets = np.append(np.asarray(self.category, dtype=float), 0.0)  # then the unknown code
         grid, level = np.asarray(self.log10_fans), np.asarray(self.level)
-        object.__setattr__(self, "_arrays", (grid, level, offsets))
+        flags = np.asarray(self.flags, dtype=float).reshape(len(self.flags), len(grid))
+        object.__setattr__(self, "_arrays", (grid, level, offsets, flags))
+
+    def _position(self, fans):
+        """Where these fans sit on the grid: the segment j, the share t along it (0 below the
+        grid, 1 past it) and the decades past its end (up to BEYOND_DECADES)."""
+        grid = self._arrays[0]
+        x = np.log10(np.maximum(fans, 1.0))
+        j = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
+        t = np.clip((x - grid[j]) / (grid[j + 1] - grid[j]), 0.0, 1.0)
+        return j, t, np.clip(x - grid[-1], 0.0, BEYOND_DECADES)
 
     def fans_part(self, fans) -> np.ndarray:
         """Linear interpolation on the grid, flat below it, `beyond_slope` past it (for up to
         BEYOND_DECADES); one formula, written out, for arrays and for `one` alike, so a quote
         and a batch price a listing to the same bit."""
-        grid, level, _ = self._arrays
-        x = np.log10(np.maximum(fans, 1.0))
-        j = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
-        t = np.clip((x - grid[j]) / (grid[j + 1] - grid[j]), 0.0, 1.0)
-        past = np.clip(x - grid[-1], 0.0, BEYOND_DECADES)
+        level = self._arrays[1]
+        j, t, past = self._position(fans)
         return level[j] + t * (level[j + 1] - level[j]) + self.beyond_slope * past
+
+    def flag_parts(self, fans) -> list[np.ndarray]:
+        """Each flag's log effect at these fans, set or not: linear interpolation on the grid,
+        flat outside it (the same formula as `one`'s)."""
+        j, t, _ = self._position(fans)
+        return [part[j] + t * (part[j + 1] - part[j]) for part in self._arrays[3]]
 
     def category_part(self, codes) -> np.ndarray:
         offsets = self._arrays[2]
@@ -65,25 +87,34 @@ class PriceCurve:
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
         """The curve's log price for each row of the model's input matrix."""
-        return self.fans_part(matrix[:, FANS_COLUMN]) + self.category_part(
-            matrix[:, CATEGORY_COLUMN]
-        )
+        fans = matrix[:, FANS_COLUMN]
+        price = self.fans_part(fans) + self.category_part(matrix[:, CATEGORY_COLUMN])
+        for part, column in zip(self.flag_parts(fans), FLAG_COLUMNS, strict=False):
+            price = price + part * matrix[:, column]  # one flag at a time, as `one` adds them
+        return price
 
-    def one(self, fans: float, code: float) -> float:
-        """One row's log price in plain Python (the quote path: no array to build)."""
+    def one(self, row) -> float:
+        """One input row's log price in plain Python (the quote path: no array to build)."""
         grid, level = self.log10_fans, self.level
-        x = float(np.log10(max(fans, 1.0)))
+        x = float(np.log10(max(row[FANS_COLUMN], 1.0)))
         j = min(max(bisect_right(grid, x) - 1, 0), len(grid) - 2)
         t = min(max((x - grid[j]) / (grid[j + 1] - grid[j]), 0.0), 1.0)
         past = min(max(x - grid[-1], 0.0), BEYOND_DECADES)
-        code = int(code)
+        code = int(row[CATEGORY_COLUMN])
         offset = self.category[code] if 0 <= code < len(self.category) else 0.0
-        return level[j] + t * (level[j + 1] - level[j]) + self.beyond_slope * past + offset
+        price = level[j] + t * (level[j + 1] - level[j]) + self.beyond_slope * past + offset
+        for part, column in zip(self.flags, FLAG_COLUMNS, strict=False):
+            price = price + (part[j] + t * (part[j + 1] - part[j])) * row[column]
+        return price
 
-    def contributions(self, row: np.ndarray) -> tuple[float, float]:
-        """One row's fans and category parts, less their means (the reference's)."""
-        fans = float(self.fans_part(row[FANS_COLUMN])) - self.reference[0]
-        return fans, float(self.category_part(row[CATEGORY_COLUMN])) - self.reference[1]
+    def contributions(self, row: np.ndarray) -> tuple[float, ...]:
+        """One row's fans, category and (where the curve has them) each flag's part, less their
+        means (the reference's)."""
+        fans = row[FANS_COLUMN]
+        parts = [float(self.fans_part(fans)), float(self.category_part(row[CATEGORY_COLUMN]))]
+        for part, column in zip(self.flag_parts(fans), FLAG_COLUMNS, strict=False):
+            parts.append(float(part * row[column]))
+        return tuple(part - mean for part, mean in zip(parts, self.reference, strict=True))
 
     def as_card(self) -> dict:
         return {
@@ -92,6 +123,7 @@ class PriceCurve:
             "category": list(self.category),
             "reference": list(self.reference),
             "beyond_slope": self.beyond_slope,
+            "flags": [list(part) for part in self.flags],
         }
 
     @classmethod
@@ -104,4 +136,5 @@ class PriceCurve:
             tuple(card["category"]),
             tuple(card["reference"]),
             float(card.get("beyond_slope", 0.0)),
+            tuple(tuple(part) for part in card.get("flags", ())),
         )

@@ -32,7 +32,8 @@ import pandas as pd
 
 from valuation.card import BUNDLE_FORMAT, READS_FORMATS, ModelCard
 from valuation.comparables import Comparables
-from valuation.encoding import CATEGORY_COLUMN, FANS_COLUMN, FEATURE_NAMES, MONOTONE, Encoder
+from valuation.curve import PART_COLUMNS
+from valuation.encoding import FANS_COLUMN, FEATURE_NAMES, MONOTONE, Encoder
 from valuation.listing import Listing
 from valuation.market import DateOutsideMarket
 from valuation.schema import CATEGORY, CURRENCY
@@ -231,7 +232,7 @@ class Valuer:
             self.encoder.fill(self._row, listing)
             center, scale = (score() for score in self._row_scorers())
             if self.curve is not None:
-                center += self.curve.one(listing.fans, self._row[0, CATEGORY_COLUMN])
+                center += self.curve.one(self._row[0])
         center += moved
         band = bisect_right(FANS_BANDS, listing.fans)  # `fans_band` of one count
         distribution = PriceDistribution(center, max(scale, MIN_SCALE), self.grids[band])
@@ -335,9 +336,9 @@ class Valuer:
 
     def contributions(self, listing: Listing) -> np.ndarray:
         """LightGBM's exact per-feature contributions to the log estimate, then the base value:
-        they sum to the log of the estimate. The price curve's fans part goes to fans and its
-        category part to the category (each as its distance from its mean over the training
-        sales; the means join the base value)."""
+        they sum to the log of the estimate. The price curve's fans part goes to fans, its
+        category part to the category and each flag's part to the flag (each as its distance
+        from its mean over the training sales; the means join the base value)."""
         with self._row_lock:
             self.encoder.fill(self._row, listing)
             if self._contributions is None:
@@ -348,9 +349,9 @@ class Valuer:
                 )
             contributions = self._contributions.all()
             if self.curve is not None:
-                fans, category = self.curve.contributions(self._row[0])
-                contributions[FANS_COLUMN] += fans
-                contributions[CATEGORY_COLUMN] += category
+                parts = self.curve.contributions(self._row[0])
+                for column, part in zip(PART_COLUMNS, parts, strict=False):
+                    contributions[column] += part
                 contributions[-1] += sum(self.curve.reference)
         return contributions
 

@@ -246,18 +246,47 @@ def test_search_takes_the_additive_model_only_where_the_market_has_no_interactio
     assert ranked[0].params == dict(steps.CANDIDATES[chosen])
 
 
-@pytest.mark.parametrize(("name", "share"), [("small-skew", 0.9), ("flag-growth", 0.8)])
-def test_search_gives_the_trees_room_under_the_curve_where_flags_bend_it(name, share, monkeypatch):
-    """3,000 simulated sales: the default's 0.9 of the curve keeps its place where nothing bends
-    the curve; where flag effects grow with the account (a violation's discount deepens with
-    fans), the monotone trees need more room below it and the 0.8 candidate wins clearly."""
+def test_search_keeps_the_default_share_of_the_curve_where_nothing_bends_it(monkeypatch):
+    """3,000 simulated sales of small-skew: the default's 0.9 of the curve keeps its place."""
     from data.markets import BY_NAME
 
     monkeypatch.setattr(steps, "CANDIDATES", steps.CANDIDATES[:2])
     assert [c[steps.PRICE_CURVE] for c in steps.CANDIDATES] == [0.9, 0.8]
-    sales = BY_NAME[name].sized(3000).sales(3000, 1).reset_index(drop=True)
+    sales = BY_NAME["small-skew"].sales(3000, 1).reset_index(drop=True)
     ranked = steps.search(sales, steps.vocabulary(sales), trials=2, folds=5, seed=0)
-    assert ranked[0].params[steps.PRICE_CURVE] == share
+    assert ranked[0].params[steps.PRICE_CURVE] == 0.9
+
+
+@pytest.mark.parametrize("name", ["flag-growth", "standard"])
+def test_the_curves_flag_parts_follow_a_discount_that_grows_with_the_account(name):
+    """3,000 simulated sales. Where a violation's discount deepens with the account (flag-growth:
+    its log effect at 1,000 fans is a quarter of that at 1,000,000), the curve's violation part
+    deepens with fans; where it does not (standard), it stays level. Either way it is FLAG_SHARE
+    of the discount or less, never a premium, and the curve stays non-decreasing in fans with
+    any set of flags."""
+    from itertools import product
+
+    from data.markets import BY_NAME
+
+    market = BY_NAME[name]
+    sales = market.sales(3000, 1)
+    sales = sales[sales["fate"] != "typo"].drop(columns="fate").reset_index(drop=True)
+    encoder = steps.vocabulary(sales)
+    matrix = encoder.matrix(sales)
+    curve = steps.price_curve(matrix, np.log(sales["price"].to_numpy()), 0.9, encoder.unknown_code)
+    small, large = curve.flag_parts(np.array([1e3, 1e6]))[0]
+    truth = np.log(market.violation_discount) * steps.FLAG_SHARE  # at 1万 fans
+    if market.flag_growth:
+        assert large < 3 * small < 0  # truth: 0.5x and 2x the discount at 1万 fans
+        assert large == pytest.approx(2 * truth, rel=0.2)
+    else:
+        assert small == pytest.approx(truth, rel=0.2) and large == pytest.approx(truth, rel=0.2)
+    assert np.all(np.asarray(curve.flags[0]) <= 0)
+    assert all(np.all(np.asarray(part) >= 0) for part in curve.flags[1:])
+    level = np.asarray(curve.level)
+    for chosen in product([0, 1], repeat=len(curve.flags)):
+        with_flags = level + sum(np.asarray(part) * on for part, on in zip(curve.flags, chosen))
+        assert np.all(np.diff(with_flags) >= -1e-5)  # the card keeps 6 decimals
 
 
 def test_cross_fit_estimates_each_sale_from_models_that_did_not_see_it(market):

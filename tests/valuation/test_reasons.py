@@ -14,6 +14,7 @@ from data.simulator import CATEGORY_PREMIUM
 from valuation import reasons
 from valuation.encoding import FEATURE_NAMES
 from valuation.listing import Listing
+from valuation.schema import FLAGS
 from valuation.valuer import FANS_BANDS
 
 UNKNOWN = "从没见过的类目"
@@ -115,6 +116,11 @@ def test_fast_path_contributions_equal_pred_contrib(valuer, listing):
         expected[FEATURE_NAMES.index("category")] += (
             curve.category_part([code])[0] - curve.reference[1]
         )
+        for flag, part, mean in zip(
+            FLAGS, curve.flag_parts(listing.fans), curve.reference[2:], strict=True
+        ):
+            column = FEATURE_NAMES.index(flag.name)
+            expected[column] += part * row[0, column] - mean
         expected[-1] += sum(curve.reference)
     np.testing.assert_allclose(valuer.contributions(listing), expected, rtol=0, atol=1e-12)
 

@@ -19,6 +19,7 @@ from valuation.encoding import FEATURE_NAMES
 from valuation.listing import Listing
 from valuation.loading import load_listings
 from valuation.pricing import PRICE_COLUMNS, price_chunk, price_rows
+from valuation.schema import FLAGS
 from valuation.valuer import BOOSTERS, DEFAULT_LEVEL, Valuer
 
 UNKNOWN = "从没见过的类目"
@@ -128,19 +129,32 @@ def test_the_session_model_starts_from_a_price_curve(valuer):
     # The simulated premiums show through: 美食 (food) above 情感 (relationships).
     food, feelings = (valuer.encoder.categories.index(name) for name in ("美食", "情感"))
     assert curve.category[food] > curve.category[feelings]
+    # Each flag's part, on the grid, of its market sign: a violation lowers the price (the
+    # simulated discount shows through), live streaming and being verified raise it.
+    violations, live, verified = (np.asarray(part) for part in curve.flags)
+    assert len(violations) == len(curve.log10_fans)
+    assert np.all(violations <= 0) and violations.mean() < -0.1
+    assert np.all(live >= 0) and np.all(verified >= 0)
+    # A bundle written before the flags' parts prices without them.
+    card = {key: value for key, value in curve.as_card().items() if key != "flags"}
+    card["reference"] = card["reference"][:2]
+    assert type(curve).from_card(card).flags == ()
 
 
 @MARKET_LOGIC
 @given(
     fans=st.one_of(st.integers(0, 10**10), st.floats(0, 1e7, allow_nan=False)),
     code=st.integers(0, 40),
+    flags=st.tuples(st.booleans(), st.booleans(), st.booleans()),
 )
-def test_the_curve_prices_one_row_as_it_prices_a_matrix(valuer, fans, code):
+def test_the_curve_prices_one_row_as_it_prices_a_matrix(valuer, fans, code, flags):
     """The quote path reads the curve in plain Python, batches with arrays: to the same bit."""
     curve = valuer.curve
     row = np.zeros((1, len(FEATURE_NAMES)))
     row[0, FEATURE_NAMES.index("fans")], row[0, FEATURE_NAMES.index("category")] = fans, code
-    assert curve.one(fans, code) == curve(row)[0]
+    for flag, set_ in zip(FLAGS, flags, strict=True):
+        row[0, FEATURE_NAMES.index(flag.name)] = set_
+    assert curve.one(row[0]) == curve(row)[0]
     if code >= len(curve.category):  # the unknown code (and beyond): the average category
         assert curve.category_part([code])[0] == 0.0
 
