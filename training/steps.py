@@ -472,9 +472,10 @@ def price_curve(
     parts = FLAG_SHARE * bends_at(grid[:, None]) @ flag_part.T  # grid x flags
     parts = np.where(parts * direction > 0, parts, 0.0)
     at_grid = fans_share * fans_effect - fans_share * (basis @ spline_part).mean()
-    # Non-decreasing with any set of flags: each step at least the flags' falls added up.
-    step = np.maximum(np.diff(at_grid), -np.minimum(np.diff(parts, axis=0), 0.0).sum(axis=1))
-    step = np.maximum(step, 0.0)
+    # Non-decreasing (flat where the spline dips, until it is back where it was), and with any
+    # set of flags too: each step at least the flags' falls over it added up.
+    falls = -np.minimum(np.diff(parts, axis=0), 0.0).sum(axis=1)
+    step = np.maximum(np.diff(np.maximum.accumulate(at_grid)), falls)
     at_sales = [np.interp(log_fans[:, 0], grid, part) for part in parts.T]
     flag_mean = sum(float((flags[:, f] * part).mean()) for f, part in enumerate(at_sales))
     level = at_grid[0] + np.concatenate([[0.0], np.cumsum(step)])
