@@ -15,12 +15,13 @@ import pandas as pd
 from training.evaluation import BASELINES, interval_coverage, price_errors
 from valuation.card import ModelCard
 from valuation.comparables import Comparables
-from valuation.curve import FLAG_COLUMNS, PriceCurve
+from valuation.curve import PriceCurve
 from valuation.encoding import (
     CATEGORICAL,
     CATEGORY_COLUMN,
     FANS_COLUMN,
     FEATURE_NAMES,
+    FLAG_COLUMNS,
     MONOTONE,
     Encoder,
 )

@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from valuation.encoding import CATEGORY_COLUMN, FANS_COLUMN, FEATURE_NAMES
-from valuation.schema import FLAGS
+from valuation.encoding import CATEGORY_COLUMN, FANS_COLUMN, FLAG_COLUMNS
 
-FLAG_COLUMNS = tuple(FEATURE_NAMES.index(flag.name) for flag in FLAGS)
 PART_COLUMNS = (FANS_COLUMN, CATEGORY_COLUMN, *FLAG_COLUMNS)
 """The input column each of the curve's parts (`contributions`, `reference`) belongs to."""
 BEYOND_DECADES = 1.0

@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 
 from valuation.listing import Listing
-from valuation.schema import CATEGORY, FANS, FEATURES
+from valuation.schema import CATEGORY, FANS, FEATURES, FLAGS
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 CATEGORICAL: tuple[int, ...] = tuple(i for i, f in enumerate(FEATURES) if f.kind == "text")
 MONOTONE: tuple[int, ...] = tuple(f.monotone for f in FEATURES)
 FANS_COLUMN = FEATURE_NAMES.index(FANS.name)
 CATEGORY_COLUMN = FEATURE_NAMES.index(CATEGORY.name)
+FLAG_COLUMNS: tuple[int, ...] = tuple(FEATURE_NAMES.index(flag.name) for flag in FLAGS)
 
 
 @dataclass(frozen=True)
