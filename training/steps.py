@@ -133,24 +133,6 @@ CURVE_GRID = 129
 SLOPE_DECADES = 0.5
 """The price curve's slope past the most fans of any sale is its whole fans part's over this
 many decades below them (`PriceCurve.beyond_slope`)."""
-CURVE_TREES = {
-    "objective": "regression",
-    "num_leaves": 15,
-    "min_data_in_leaf": 20,
-    "lambda_l2": 1.0,
-    "learning_rate": 0.025,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-}
-"""The trees the price curve's candidates grow: each round learns from a random 80% of the sales
-(bagging), at half the other candidates' learning rate, so the estimate is an average over many
-more, smaller steps, each blind to a fifth of the sales: less of one sale's noise in it. In
-process (`benchmarks/in_process.py`, seeds 1-4 of each small market; without -> with; RMS log
-error against the true median in brackets): the design markets small-skew 1.0126 -> 1.0116
-(0.0379 -> 0.0368) and noisy-t3 1.0174 -> 1.0152 (0.0644 -> 0.0610); the report markets
-small-concave 1.0220 -> 1.0223 (0.0401 -> 0.0389), late-holdout 1.0257 -> 1.0211 (0.0476 ->
-0.0454), noisy-bimodal 1.0115 -> 1.0093 (0.0470 -> 0.0457). Bagging alone, at 0.05, gained
-less (RMS 0.0394, 0.0375, 0.0614, 0.0463, 0.0469); half the rate alone, nothing."""
 CANDIDATES = (
     # The default starts from the price curve, 0.9 of its fans part: the trees learn the flags,
     # the rest of the fans effect and where the market bends away from the curve. The larger the
@@ -163,8 +145,20 @@ CANDIDATES = (
     # 1.031, small-concave 1.047 -> 1.042, noisy-t3 1.028 -> 1.023, the rest within 0.4 point
     # (docs/model.md has the table). Chosen looking at report markets too. Since the curve holds
     # each flag's part (FLAG_SHARE), the flags bend it less: flag-growth's seed 1 kept 0.9.
-    {**CURVE_TREES, PRICE_CURVE: 0.9},
-    {**CURVE_TREES, PRICE_CURVE: 0.8},
+    {
+        "objective": "regression",
+        "num_leaves": 15,
+        "min_data_in_leaf": 20,
+        "lambda_l2": 1.0,
+        PRICE_CURVE: 0.9,
+    },
+    {
+        "objective": "regression",
+        "num_leaves": 15,
+        "min_data_in_leaf": 20,
+        "lambda_l2": 1.0,
+        PRICE_CURVE: 0.8,
+    },
     {"objective": "regression", "num_leaves": 15, "min_data_in_leaf": 20, "lambda_l2": 1.0},
     # Additive: on a few thousand sales the interactions the default may learn are mostly noise
     # (on the suite's 3,000-sale markets without interactions it cut MdAPE / true by 2-3 points);
