@@ -69,14 +69,19 @@ class PriceCurve:
         """Linear interpolation on the grid, flat below it, `beyond_slope` past it (for up to
         BEYOND_DECADES); one formula, written out, for arrays and for `one` alike, so a quote
         and a batch price a listing to the same bit."""
+        return self._fans_at(*self._position(fans))
+
+    def _fans_at(self, j, t, past):
         level = self._arrays[1]
-        j, t, past = self._position(fans)
         return level[j] + t * (level[j + 1] - level[j]) + self.beyond_slope * past
 
     def flag_parts(self, fans) -> list[np.ndarray]:
         """Each flag's log effect at these fans, set or not: linear interpolation on the grid,
         flat outside it (the same formula as `one`'s)."""
         j, t, _ = self._position(fans)
+        return self._flags_at(j, t)
+
+    def _flags_at(self, j, t):
         return [part[j] + t * (part[j + 1] - part[j]) for part in self._arrays[3]]
 
     def category_part(self, codes) -> np.ndarray:
@@ -85,9 +90,9 @@ class PriceCurve:
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
         """The curve's log price for each row of the model's input matrix."""
-        fans = matrix[:, FANS_COLUMN]
-        price = self.fans_part(fans) + self.category_part(matrix[:, CATEGORY_COLUMN])
-        for part, column in zip(self.flag_parts(fans), FLAG_COLUMNS, strict=False):
+        position = self._position(matrix[:, FANS_COLUMN])  # once for the fans and the flags
+        price = self._fans_at(*position) + self.category_part(matrix[:, CATEGORY_COLUMN])
+        for part, column in zip(self._flags_at(*position[:2]), FLAG_COLUMNS, strict=False):
             price = price + part * matrix[:, column]  # one flag at a time, as `one` adds them
         return price
 
