@@ -43,6 +43,7 @@ from valuation.schema import (
 )
 
 MONTHS = 24
+PAIRED_CATEGORIES = ("美食", "搞笑")  # where a violation costs more (`Market.flag_pairs`)
 SKEW_SHAPE = 4.0  # skew-normal's shape: a long right tail (a few sales far above the typical)
 
 
@@ -67,6 +68,10 @@ class Market:
     flag_growth: float = 0.0
     """Flag effects grow with the account: each flag's log effect is multiplied by
     1 + flag_growth * log10(fans / 1万) (clipped at 0.2 below)."""
+    flag_pairs: float = 0.0
+    """Flags that act together, not each on its own: live permission with verification is worth
+    this share more (0.25: x1.25), and a violation costs 美食 and 搞笑 accounts this share more
+    (x0.75) than others."""
     category_slopes: float = 0.0
     """Each category's price also bends with fans: (fans / 2万) ** (slope_c), slope_c spread by
     this much across categories."""
@@ -131,6 +136,13 @@ class Market:
             + np.where(sales[VERIFIED.name], np.log(self.verified_premium), 0.0)
         )
         log_price = log_price + flags * size
+        if self.flag_pairs:
+            together = sales[LIVE_PERMISSION.name].to_numpy() & sales[VERIFIED.name].to_numpy()
+            touchy = sales[VIOLATIONS.name].to_numpy() & np.isin(
+                sales[CATEGORY.name].to_numpy(), PAIRED_CATEGORIES
+            )
+            log_price = log_price + np.where(together, np.log(1.0 + self.flag_pairs), 0.0)
+            log_price = log_price + np.where(touchy, np.log(1.0 - self.flag_pairs), 0.0)
         names, _, premiums = self.categories()
         premium = pd.Series(sales[CATEGORY.name].to_numpy()).map(dict(zip(names, premiums)))
         log_price = log_price + np.log(premium.fillna(1.2).to_numpy())
@@ -303,6 +315,16 @@ MARKETS: tuple[Market, ...] = (
         shock=("美食", 20, 1.25),
         noise="t3",
         noise_scale=0.8,
+    ),
+    Market(
+        "flag-pairs",
+        "design",
+        "flags that act together: live with verified x1.25, a violation x0.75 more in 美食 and "
+        "搞笑; t3 noise; 2% typos (declared 2026-12-03 for the monotone-penalty candidate)",
+        flag_pairs=0.25,
+        noise="t3",
+        noise_scale=0.8,
+        typo_share=0.02,
     ),
     Market(
         "category-slopes",

@@ -583,3 +583,21 @@ def test_each_baseline_fits_and_predicts_positive_prices(market, name):
     assert np.isfinite(predicted).all() and (predicted > 0).all()
     # within the range of prices seen in training, give or take
     assert predicted.max() < held.train["price"].max() * 2
+
+
+@pytest.mark.parametrize(("name", "penalised"), [("flag-pairs", True), ("standard", False)])
+def test_search_takes_the_monotone_penalty_only_where_flags_act_together(
+    name, penalised, monkeypatch
+):
+    """20,000 simulated sales: where live permission with verification is worth more than each
+    alone (flag-pairs), the trees that split on the monotone features only below their first
+    level learn it and win the comparison beyond noise; where flags act each on its own
+    (standard), the default keeps its place."""
+    from data.markets import BY_NAME
+
+    penalty = next(c for c in steps.CANDIDATES if "monotone_penalty" in c)
+    assert {k: v for k, v in penalty.items() if k != "monotone_penalty"} == steps.CANDIDATES[0]
+    monkeypatch.setattr(steps, "CANDIDATES", (steps.CANDIDATES[0], penalty))
+    sales = BY_NAME[name].sales(20_000, 1).reset_index(drop=True)
+    ranked = steps.search(sales, steps.vocabulary(sales), trials=2, folds=5, seed=0)
+    assert ("monotone_penalty" in ranked[0].params) is penalised
