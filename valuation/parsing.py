@@ -62,6 +62,12 @@ _DATE_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",
     "%Y-%m-%dT%H:%M:%S",
+    # database and API exports: fractions of a second, a UTC offset (the day as written, in the
+    # marketplace's own time: 2025-03-01T23:30:00+08:00 is a sale of 1 March)
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
     "%Y/%m/%d %H:%M:%S",
     "%Y/%m/%d %H:%M",
     "%Y年%m月%d日 %H:%M",
@@ -326,7 +332,7 @@ def parse_sold_at(value: object) -> dt.date | None:
 
 
 def _date(text: str, value: object) -> dt.date:
-    if len(text) <= 30:  # the longest layout is 19 characters: no need to try strptime on more
+    if len(text) <= 40:  # the longest layout is 32 characters: no need to try strptime on more
         for layout in _DATE_FORMATS:
             try:
                 return dt.datetime.strptime(text, layout).date()
