@@ -59,6 +59,11 @@ SCALE_PARAMS = {
 MAX_ROUNDS = 5000
 """A cap early stopping should never meet: the rounds are the cross-validation's choice."""
 EARLY_STOPPING = 100
+EARLY_STOPPING_DELTA = 1e-5
+"""Rounds that lower the out-of-fold mean absolute log error by less than this (0.001% of a
+price) are no improvement. Without it, trees that must build a smooth curve in fans from steps
+crawled on by millionths: on `category-slopes` five of the nine candidates ran into MAX_ROUNDS
+and its search took 129 s instead of 41 s, for nothing (none is chosen there)."""
 TYPO_LOG = 1.3
 """A sale priced more than e**1.3 = 3.7x away from its out-of-fold estimate has the shape of a
 price typo (an extra or a missing zero is 10x): it is not a sale, and the point model never
@@ -614,7 +619,9 @@ def cross_fit(
         dataset,
         num_boost_round=MAX_ROUNDS,
         folds=pairs,
-        callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+        callbacks=[
+            lgb.early_stopping(EARLY_STOPPING, verbose=False, min_delta=EARLY_STOPPING_DELTA)
+        ],
         return_cvbooster=True,
     )
     boosters = history["cvbooster"]

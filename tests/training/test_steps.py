@@ -602,3 +602,17 @@ def test_search_takes_the_monotone_penalty_only_where_flags_act_together(
     sales = BY_NAME[name].sales(20_000, 1).reset_index(drop=True)
     ranked = steps.search(sales, steps.vocabulary(sales), trials=2, folds=5, seed=0)
     assert ("monotone_penalty" in ranked[0].params) is penalised
+
+
+def test_early_stopping_ignores_improvements_too_small_to_matter(monkeypatch):
+    """20,000 simulated sales of category-slopes: trees without the price curve must build each
+    category's slope in fans from steps and crawl on by millionths of the error; without a
+    minimum improvement, 7 leaves ran 3,037 rounds here (five candidates ran into MAX_ROUNDS
+    on the suite's draw); with it they stop where the gains stop mattering."""
+    from data.markets import BY_NAME
+
+    small_trees = next(c for c in steps.CANDIDATES if c.get("num_leaves") == 7)
+    monkeypatch.setattr(steps, "CANDIDATES", (steps.CANDIDATES[0], small_trees))
+    sales = BY_NAME["category-slopes"].sales(20_000, 1).reset_index(drop=True)
+    ranked = steps.search(sales, steps.vocabulary(sales), trials=2, folds=5, seed=0)
+    assert all(trial.rounds < steps.MAX_ROUNDS / 4 for trial in ranked)
