@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     max_reject_share: float = Field(default=0.05, ge=0.0, le=1.0)
     holdout_share: float = Field(default=0.2, gt=0.0, lt=0.9)
     search_trials: int = Field(default=9, ge=1)
-    """How many of the point model's candidate configurations are cross-fitted (8: all)."""
+    """How many of the point model's candidate configurations are cross-fitted (9: all)."""
     cv_folds: int = Field(default=5, ge=2)
     seed: int = 0
     admin_token: SecretStr | None = None
