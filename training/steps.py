@@ -138,6 +138,8 @@ CURVE_GRID = 129
 SLOPE_DECADES = 0.5
 """The price curve's slope past the most fans of any sale is its whole fans part's over this
 many decades below them (`PriceCurve.beyond_slope`)."""
+TREES = {"objective": "regression", "num_leaves": 15, "min_data_in_leaf": 20, "lambda_l2": 1.0}
+"""The default's trees: least squares, 15 leaves; most candidates are these with a change."""
 CANDIDATES = (
     # The default starts from the price curve, 0.9 of its fans part: the trees learn the flags,
     # the rest of the fans effect and where the market bends away from the curve. The larger the
@@ -150,32 +152,13 @@ CANDIDATES = (
     # 1.031, small-concave 1.047 -> 1.042, noisy-t3 1.028 -> 1.023, the rest within 0.4 point
     # (docs/model.md has the table). Chosen looking at report markets too. Since the curve holds
     # each flag's part (FLAG_SHARE), the flags bend it less: flag-growth's seed 1 kept 0.9.
-    {
-        "objective": "regression",
-        "num_leaves": 15,
-        "min_data_in_leaf": 20,
-        "lambda_l2": 1.0,
-        PRICE_CURVE: 0.9,
-    },
-    {
-        "objective": "regression",
-        "num_leaves": 15,
-        "min_data_in_leaf": 20,
-        "lambda_l2": 1.0,
-        PRICE_CURVE: 0.8,
-    },
-    {"objective": "regression", "num_leaves": 15, "min_data_in_leaf": 20, "lambda_l2": 1.0},
+    {**TREES, PRICE_CURVE: 0.9},
+    {**TREES, PRICE_CURVE: 0.8},
+    dict(TREES),
     # Additive: on a few thousand sales the interactions the default may learn are mostly noise
     # (on the suite's 3,000-sale markets without interactions it cut MdAPE / true by 2-3 points);
     # where a market has them, the default wins the comparison and keeps its place.
-    {
-        "objective": "regression",
-        "num_leaves": 15,
-        "min_data_in_leaf": 20,
-        "lambda_l2": 1.0,
-        "learning_rate": 0.1,
-        "interaction_constraints": ADDITIVE,
-    },
+    {**TREES, "learning_rate": 0.1, "interaction_constraints": ADDITIVE},
     {"objective": "regression", "num_leaves": 7, "min_data_in_leaf": 30, "lambda_l2": 5.0},
     {"objective": "regression", "num_leaves": 31, "min_data_in_leaf": 40, "lambda_l2": 1.0},
     {
@@ -194,10 +177,7 @@ CANDIDATES = (
     # (MdAPE / true 1.019 -> 1.0065). On the other markets tried the comparison kept the default
     # (docs/model.md has the figures).
     {
-        "objective": "regression",
-        "num_leaves": 15,
-        "min_data_in_leaf": 20,
-        "lambda_l2": 1.0,
+        **TREES,
         "learning_rate": 0.1,  # its first splits on categories alone took 5x the rounds at 0.05
         "monotone_penalty": 1.0,
         PRICE_CURVE: 0.9,
