@@ -170,6 +170,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         f"{prepared.rows_train} sales to train on, {prepared.rows_holdout} held out "
         f"({split.by} split)"
     )
+    trials = trials or settings.search_trials or len(steps.CANDIDATES)
     digest = steps.data_digest(data)
     client = registry.client(settings)
     use_experiment(settings)
@@ -215,7 +216,7 @@ def _track_inputs(data, settings, prepared: _Prepared, trials, digest, rejects_f
             "rows_train": prepared.rows_train,
             "rows_holdout": prepared.rows_holdout,
             "split_by": split.by,
-            "search_trials": trials or settings.search_trials,
+            "search_trials": trials,
             "cv_folds": settings.cv_folds,
             "seed": settings.seed,
         }
@@ -243,7 +244,7 @@ def _search(settings, prepared: _Prepared, trials, say) -> steps.Trial:
     ranked = steps.search(
         prepared.split.train,
         prepared.encoder,
-        trials or settings.search_trials,
+        trials,
         settings.cv_folds,
         settings.seed,
         track_trial,

@@ -23,8 +23,9 @@ class Settings(BaseSettings):
     """A team's MLflow server; unset means the embedded SQLite store in `home`."""
     max_reject_share: float = Field(default=0.05, ge=0.0, le=1.0)
     holdout_share: float = Field(default=0.2, gt=0.0, lt=0.9)
-    search_trials: int = Field(default=9, ge=1)
-    """How many of the point model's candidate configurations are cross-fitted (9: all)."""
+    search_trials: int | None = Field(default=None, ge=1)
+    """How many of the point model's candidate configurations are cross-fitted, the default's
+    first (unset: all of them)."""
     cv_folds: int = Field(default=5, ge=2)
     seed: int = 0
     admin_token: SecretStr | None = None
