@@ -89,6 +89,12 @@ class Market:
     shock: tuple[str, float, float] | None = None
     """(category, month, factor): from that month on, the category's prices are multiplied by
     factor."""
+    fans_drift: float = 0.0
+    """A dated market whose shape moves, not only its levels: over the MONTHS months the log price
+    gains this much per decade of fans above 1万 (loses below), reaching today's shape at the
+    market date."""
+    live_drift: float = 0.0
+    """The same for live permission: its log premium grows by this much over the period."""
 
     def sized(self, rows: int) -> Market:
         return replace(self, rows=rows)
@@ -151,6 +157,7 @@ class Market:
         )
         if self.dated:
             log_price = log_price + self._drift(sales[CATEGORY.name].to_numpy(), months)
+            log_price = log_price + self._shape_drift(sales, months)
         return log_price
 
     def _drift(self, category: np.ndarray, months) -> np.ndarray:
@@ -160,6 +167,14 @@ class Market:
         name, month, factor = self.shock
         shock = np.where((category == name) & (np.asarray(months) >= month), np.log(factor), 0.0)
         return rates * months + shock
+
+    def _shape_drift(self, sales: pd.DataFrame, months) -> np.ndarray:
+        """How far each listing's log price then stood from today's shape (fans_drift,
+        live_drift): 0 at the market date."""
+        behind = (np.asarray(months, dtype=float) - MONTHS) / MONTHS  # -1 at the start, 0 now
+        decades = np.log10(np.maximum(sales[FANS.name].to_numpy(dtype=float), 1.0) / 1e4)
+        live = sales[LIVE_PERMISSION.name].to_numpy(dtype=float)
+        return behind * (self.fans_drift * decades + self.live_drift * live)
 
     def sigma(self, fans) -> np.ndarray:
         log_fans = np.log10(np.maximum(np.asarray(fans, dtype=float), 1.0))
@@ -317,6 +332,17 @@ MARKETS: tuple[Market, ...] = (
         noise_scale=0.8,
     ),
     Market(
+        "shape-drift",
+        "design",
+        "24 months of dated sales whose shape moves: large accounts gain 0.12 log per decade of "
+        "fans on small ones, live permission's premium grows 0.25 log; category levels drift "
+        "(declared 2026-12-03 for the recency candidate)",
+        dated=True,
+        monthly_rates=_RATES,
+        fans_drift=0.12,
+        live_drift=0.25,
+    ),
+    Market(
         "flag-pairs",
         "design",
         "flags that act together: live with verified x1.25, a violation x0.75 more in 美食 and "
@@ -409,6 +435,20 @@ MARKETS: tuple[Market, ...] = (
         noise="skew",
         noise_scale=1.4,
         typo_share=0.025,
+    ),
+    Market(
+        "fading-premiums",
+        "report",
+        "12,000 dated sales whose shape moves the other way: large accounts lose 0.08 log per "
+        "decade of fans on small ones, live permission's premium shrinks 0.15 log; t3 noise "
+        "(declared 2026-12-03 with shape-drift, only measured)",
+        rows=12_000,
+        dated=True,
+        monthly_rates={"美食": 0.01, "汽车": -0.01},
+        fans_drift=-0.08,
+        live_drift=-0.15,
+        noise="t3",
+        noise_scale=0.8,
     ),
     Market(
         "drifting",

@@ -194,6 +194,9 @@ INDEX_BANDWIDTH_DAYS = 180.0
 """The market index's kernel: a Gaussian of this many days (about 6 months) around each point
 of its monthly grid, with a local linear trend so the market date's level is not dragged back
 towards older prices."""
+SHAPE_T = 2.0
+"""A slope of the market's shape over time (`shape_drift`) counts only this many standard errors
+from 0."""
 INDEX_SHRINK = 10.0
 """A category's own deviation from the whole market's level counts n / (n + INDEX_SHRINK) at a
 point where n sales (effective, kernel-weighted) inform it: a category with few sales follows the
@@ -311,6 +314,8 @@ def market_index(
     start, end = dates[keep].quantile(INDEX_START_QUANTILE).floor("D"), dates.max()
     day = np.maximum((dates[keep] - start).dt.days.to_numpy(dtype=float), 0.0)
     residual, category = residual[keep], sales[CATEGORY.name].to_numpy()[keep]
+    shape = shape_drift(sales[keep], residual, (end - dates[keep]).dt.days.to_numpy(dtype=float))
+    residual = residual - shape_level(shape, sales[keep], end)
     span = float((end - start).days)
     grid = np.unique(np.append(np.arange(0.0, span, DAYS_PER_MONTH), span))
     noise = (1.4826 * np.median(np.abs(residual - np.median(residual)))) ** 2
@@ -334,6 +339,58 @@ def market_index(
         sales=counts,
         typical=_typical_listing(sales[dates.notna().to_numpy()]),
         errors=errors,
+        shape=shape,
+    )
+
+
+def _shape_columns(sales: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What a market's shape is read in: log10 fans and each flag."""
+    columns = {FANS.name: np.log10(np.maximum(sales[FANS.name].to_numpy(dtype=float), 1.0))}
+    for flag in FLAGS:
+        columns[flag.name] = sales[flag.name].to_numpy(dtype=float)
+    return columns
+
+
+def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray) -> dict:
+    """How the market's shape moved, beyond its levels: the residuals of a model that knows no
+    time (it learned the shape of the sales' mean age) are regressed, by least squares, on each
+    sale's age in years times each shape column (log10 fans, each flag), both centred; beside
+    them each column alone, and each category's own level and trend (a category's drift is the
+    index's to tell). A slope stays only where it is SHAPE_T standard errors from 0: a market
+    whose shape held still is restated by nothing. Returns the columns' centres and, per column,
+    the log change per year of age (a year-old sale stood that much from today's shape per unit
+    of the column); empty where nothing moved."""
+    columns = _shape_columns(sales)
+    centres = {name: float(values.mean()) for name, values in columns.items()}
+    centred = np.column_stack([values - centres[name] for name, values in columns.items()])
+    years = age_days / 365.25
+    years = (years - years.mean())[:, None]
+    category = sales[CATEGORY.name].to_numpy()
+    own = (category[:, None] == np.unique(category)[None, 1:]).astype(float)
+    design = np.hstack([np.ones_like(years), years, centred, own, years * own, years * centred])
+    coef, *_ = np.linalg.lstsq(design, residual, rcond=None)
+    noise = np.sum((residual - design @ coef) ** 2) / max(len(residual) - design.shape[1], 1)
+    error = np.sqrt(np.diag(np.linalg.pinv(design.T @ design)) * noise)
+    at = design.shape[1] - centred.shape[1]
+    slopes = {
+        name: float(round(c, 6)) if abs(c) >= SHAPE_T * e else 0.0
+        for name, c, e in zip(columns, coef[at:], error[at:])
+    }
+    return {"centres": centres, "per_year": slopes} if any(slopes.values()) else {}
+
+
+def shape_level(shape: dict, sales: pd.DataFrame, market_date) -> np.ndarray:
+    """Each sale's log price then relative to today's shape (`shape_drift`; 0 for an undated
+    sale, taken as sold at the market date, and without a shape)."""
+    if not shape:
+        return np.zeros(len(sales))
+    dates = pd.to_datetime(sales[SOLD_AT.name])
+    years = np.nan_to_num((pd.Timestamp(market_date) - dates).dt.days.to_numpy(dtype=float))
+    years = years / 365.25
+    columns = _shape_columns(sales)
+    return years * sum(
+        slope * (columns[name] - shape["centres"][name])
+        for name, slope in shape["per_year"].items()
     )
 
 
@@ -389,6 +446,7 @@ def restated(sales: pd.DataFrame, index: MarketIndex | None) -> pd.DataFrame:
     dates = pd.to_datetime(sales[SOLD_AT.name])
     day = (dates - pd.Timestamp(index.start)).dt.days.to_numpy(dtype=float)
     level = index.levels_at(sales[CATEGORY.name].to_numpy(), np.nan_to_num(day, nan=index.days[-1]))
+    level = level + shape_level(index.shape, sales, index.market_date)
     return sales.assign(**{MARKET_LEVEL: level})
 
 

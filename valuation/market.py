@@ -42,6 +42,10 @@ class MarketIndex:
     errors: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Standard error of each category's level at each grid point (0 at the market date): how
     sure the index is of the change between that day and the market date."""
+    shape: dict = field(default_factory=dict)
+    """How the market's shape moved, where it did (training's `shape_drift`): the log change per
+    year of a sale's age per unit of log10 fans and of each flag, about their centres; training
+    restates each sale's price to today's shape with it. Empty: the shape held still."""
 
     def check(self, day: dt.date) -> dt.date:
         if isinstance(day, dt.datetime):  # a timestamp (pandas' too): its day
@@ -83,6 +87,7 @@ class MarketIndex:
             "sales": dict(self.sales),
             "typical": dict(self.typical),
             "errors": {c: list(v) for c, v in self.errors.items()},
+            "shape": dict(self.shape),
         }
 
     @classmethod
@@ -98,4 +103,5 @@ class MarketIndex:
             sales=dict(card["sales"]),
             typical=dict(card.get("typical", {})),
             errors={c: tuple(v) for c, v in card.get("errors", {}).items()},
+            shape=dict(card.get("shape", {})),
         )

@@ -138,3 +138,37 @@ def test_a_timestamp_is_read_as_its_day(index):
     day = index.market_date
     stamp = pd.Timestamp(day) + pd.Timedelta(hours=15)
     assert index.level(["美食"], stamp)[0] == index.level(["美食"], day)[0]
+
+
+def test_the_index_holds_still_where_only_levels_drift(index):
+    assert index.shape == {}  # drifting: category levels move, the market's shape does not
+
+
+@pytest.fixture(scope="module")
+def moving_sales() -> pd.DataFrame:
+    return BY_NAME["shape-drift"].sales(8000, seed=21).drop(columns=["fate"])
+
+
+def test_a_moving_shape_is_read_and_restated(moving_sales):
+    """shape-drift: over 24 months large accounts gain 0.12 log per decade of fans (0.06 a year)
+    and live permission's premium grows by 0.25 (0.125 a year); a sale a year old stood that
+    much below today's shape."""
+    encoder = steps.vocabulary(moving_sales)
+    index = steps.market_index(moving_sales, encoder, folds=3, seed=0)
+    per_year = index.shape["per_year"]
+    assert per_year["fans"] == pytest.approx(-0.06, abs=0.015)
+    assert per_year["live_permission"] == pytest.approx(-0.125, abs=0.03)
+    assert per_year["verified"] == 0.0  # held still: no slope beyond its noise
+    restated = steps.restated(moving_sales, index)
+    old = pd.to_datetime(moving_sales[SOLD_AT.name]) < pd.Timestamp(
+        index.market_date
+    ) - pd.Timedelta(days=540)
+    live = moving_sales["live_permission"].to_numpy()
+    level = restated[steps.MARKET_LEVEL].to_numpy()
+    # 18+ months old, the same category: a live account's level stood lower than another's
+    same = old.to_numpy() & (moving_sales[CATEGORY.name] == "搞笑").to_numpy()
+    assert level[same & live].mean() < level[same & ~live].mean() - 0.1
+    import json
+
+    again = MarketIndex.from_card(json.loads(json.dumps(index.as_card(), ensure_ascii=False)))
+    assert again == index
