@@ -121,9 +121,11 @@ def _index_errors(market, env: dict) -> dict[str, float]:
         first = pd.Timestamp(points[0].month) + pd.offsets.MonthEnd(0)
         months_then = MONTHS - (pd.Timestamp(valuer.market_date) - first).days / 30.0
         names = np.array([category])
+        typical = pd.DataFrame([{**valuer.market.typical, "category": category}])
         true_change = np.exp(
             market._drift(names, np.array([MONTHS], float))[0]
             - market._drift(names, np.array([months_then]))[0]
+            - market._shape_drift(typical, np.array([months_then]))[0]
         )
         errors[category] = (points[-1].value / points[0].value) / true_change - 1
     return errors

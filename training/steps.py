@@ -26,7 +26,13 @@ from valuation.encoding import (
     Encoder,
 )
 from valuation.loading import LoadedListings
-from valuation.market import DAYS_PER_MONTH, MarketIndex
+from valuation.market import (
+    DAYS_PER_MONTH,
+    DAYS_PER_YEAR,
+    MarketIndex,
+    shape_columns,
+    shape_level,
+)
 from valuation.schema import CATEGORY, FANS, FLAGS, PRICE, SOLD_AT
 from valuation.valuer import DEFAULT_LEVEL, FANS_BANDS, MIN_SCALE, Valuer, fans_band
 
@@ -314,8 +320,9 @@ def market_index(
     start, end = dates[keep].quantile(INDEX_START_QUANTILE).floor("D"), dates.max()
     day = np.maximum((dates[keep] - start).dt.days.to_numpy(dtype=float), 0.0)
     residual, category = residual[keep], sales[CATEGORY.name].to_numpy()[keep]
-    shape = shape_drift(sales[keep], residual, (end - dates[keep]).dt.days.to_numpy(dtype=float))
-    residual = residual - shape_level(shape, sales[keep], end)
+    age = (end - dates[keep]).dt.days.to_numpy(dtype=float)
+    shape = shape_drift(sales[keep], residual, age)
+    residual = residual - shape_level(shape, sales[keep], age)
     span = float((end - start).days)
     grid = np.unique(np.append(np.arange(0.0, span, DAYS_PER_MONTH), span))
     noise = (1.4826 * np.median(np.abs(residual - np.median(residual)))) ** 2
@@ -343,14 +350,6 @@ def market_index(
     )
 
 
-def _shape_columns(sales: pd.DataFrame) -> dict[str, np.ndarray]:
-    """What a market's shape is read in: log10 fans and each flag."""
-    columns = {FANS.name: np.log10(np.maximum(sales[FANS.name].to_numpy(dtype=float), 1.0))}
-    for flag in FLAGS:
-        columns[flag.name] = sales[flag.name].to_numpy(dtype=float)
-    return columns
-
-
 def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray) -> dict:
     """How the market's shape moved, beyond its levels: the residuals of a model that knows no
     time (it learned the shape of the sales' mean age) are regressed, by least squares, on each
@@ -360,10 +359,10 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
     whose shape held still is restated by nothing. Returns the columns' centres and, per column,
     the log change per year of age (a year-old sale stood that much from today's shape per unit
     of the column); empty where nothing moved."""
-    columns = _shape_columns(sales)
+    columns = shape_columns(sales)
     centres = {name: float(values.mean()) for name, values in columns.items()}
     centred = np.column_stack([values - centres[name] for name, values in columns.items()])
-    years = age_days / 365.25
+    years = age_days / DAYS_PER_YEAR
     years = (years - years.mean())[:, None]
     category = sales[CATEGORY.name].to_numpy()
     own = (category[:, None] == np.unique(category)[None, 1:]).astype(float)
@@ -377,21 +376,6 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
         for name, c, e in zip(columns, coef[at:], error[at:])
     }
     return {"centres": centres, "per_year": slopes} if any(slopes.values()) else {}
-
-
-def shape_level(shape: dict, sales: pd.DataFrame, market_date) -> np.ndarray:
-    """Each sale's log price then relative to today's shape (`shape_drift`; 0 for an undated
-    sale, taken as sold at the market date, and without a shape)."""
-    if not shape:
-        return np.zeros(len(sales))
-    dates = pd.to_datetime(sales[SOLD_AT.name])
-    years = np.nan_to_num((pd.Timestamp(market_date) - dates).dt.days.to_numpy(dtype=float))
-    years = years / 365.25
-    columns = _shape_columns(sales)
-    return years * sum(
-        slope * (columns[name] - shape["centres"][name])
-        for name, slope in shape["per_year"].items()
-    )
 
 
 def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray):
@@ -439,14 +423,16 @@ def _typical_listing(sales: pd.DataFrame) -> dict:
 
 
 def restated(sales: pd.DataFrame, index: MarketIndex | None) -> pd.DataFrame:
-    """The sales with MARKET_LEVEL: their category's log level on their date (0 for an undated
-    sale, taken as a sale at the market date; 0 everywhere without an index)."""
+    """The sales with MARKET_LEVEL: their category's log level on their date and, where the
+    market's shape moved, how far the sale stood from today's shape (0 for an undated sale, taken
+    as a sale at the market date; 0 everywhere without an index)."""
     if index is None:
         return sales.assign(**{MARKET_LEVEL: 0.0})
     dates = pd.to_datetime(sales[SOLD_AT.name])
     day = (dates - pd.Timestamp(index.start)).dt.days.to_numpy(dtype=float)
     level = index.levels_at(sales[CATEGORY.name].to_numpy(), np.nan_to_num(day, nan=index.days[-1]))
-    level = level + shape_level(index.shape, sales, index.market_date)
+    before = (pd.Timestamp(index.market_date) - dates).dt.days.to_numpy(dtype=float)
+    level = level + shape_level(index.shape, sales, np.nan_to_num(before))
     return sales.assign(**{MARKET_LEVEL: level})
 
 

@@ -6,6 +6,8 @@ model itself answers "what would this sell for now". The index is data in the mo
 price levels on a grid of days since the first sale, one row for the whole market and one per
 category (the whole market's where a category has too few sales to say more), each 0 at the market
 date. Quoting as of an earlier date moves the estimate by the category's level at that date.
+Where the market's shape moved too (large accounts gaining on small ones, a flag's premium
+growing), the index holds how fast (`shape`), and training restates each sale by it as well.
 """
 
 from __future__ import annotations
@@ -15,7 +17,33 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from valuation.schema import FANS, FLAGS
+
 DAYS_PER_MONTH = 30.4375
+DAYS_PER_YEAR = 365.25
+
+
+def shape_columns(listings) -> dict[str, np.ndarray]:
+    """What the market's shape is read in, from listings (a frame, or a mapping of columns):
+    log10 fans and each flag."""
+    fans = np.asarray(listings[FANS.name], dtype=float)
+    columns = {FANS.name: np.log10(np.maximum(fans, 1.0))}
+    for flag in FLAGS:
+        columns[flag.name] = np.asarray(listings[flag.name], dtype=float)
+    return columns
+
+
+def shape_level(shape: dict, listings, days_before) -> np.ndarray:
+    """Each listing's log price `days_before` the market date relative to today's shape (a
+    MarketIndex's `shape`: 0 where it held still, and at the market date)."""
+    years = np.asarray(days_before, dtype=float) / DAYS_PER_YEAR
+    if not shape:
+        return np.zeros_like(years)
+    columns = shape_columns(listings)
+    return years * sum(
+        slope * (columns[name] - shape["centres"][name])
+        for name, slope in shape["per_year"].items()
+    )
 
 
 class DateOutsideMarket(ValueError):

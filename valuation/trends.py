@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from valuation.listing import Listing
-from valuation.market import MarketIndex
+from valuation.market import MarketIndex, shape_level
 from valuation.parsing import SpellingError, parse_category
 from valuation.valuer import Valuer
 
@@ -82,7 +82,7 @@ def category_index(valuer: Valuer, category: str) -> CategoryIndex:
     points = []
     for day in month_ends(market.start, market.market_date):
         at = (day - market.start).days
-        level = market.level([category], day)[0]
+        level = _level(market, listing, day)
         spread = min(BAND_Z * float(np.interp(at, market.days, errors)), MAX_SPREAD)
         value = now * np.exp(level)
         points.append(
@@ -109,8 +109,18 @@ def changes(market: MarketIndex, category: str) -> dict[str, float | None]:
         if then < market.start:
             result[f"{months}m"] = None
             continue
-        result[f"{months}m"] = float(np.round(np.exp(-market.level([category], then)[0]) - 1, 4))
+        listing = {**market.typical, "category": category}
+        result[f"{months}m"] = float(np.round(np.exp(-_level(market, listing, then)) - 1, 4))
     return result
+
+
+def _level(market: MarketIndex, listing: dict, day: dt.date) -> float:
+    """The index's listing's log level on `day` relative to the market date: its category's
+    level and, where the market's shape moved, the listing's part of it."""
+    shape = shape_level(
+        market.shape, {k: [v] for k, v in listing.items()}, (market.market_date - day).days
+    )
+    return float(market.level([listing["category"]], day)[0] + np.asarray(shape).ravel()[0])
 
 
 def _no_changes() -> dict[str, None]:
