@@ -203,6 +203,10 @@ towards older prices."""
 SHAPE_T = 2.0
 """A slope of the market's shape over time (`shape_drift`) counts only this many standard errors
 from 0."""
+SHAPE_SALES_PER_TERM = 10
+"""`shape_drift` reads no slope from fewer dated sales than this many per term of its regression
+(a few hundred): with as many terms as sales, least squares fits the noise exactly, and every
+slope would look sure."""
 INDEX_SHRINK = 10.0
 """A category's own deviation from the whole market's level counts n / (n + INDEX_SHRINK) at a
 point where n sales (effective, kernel-weighted) inform it: a category with few sales follows the
@@ -367,6 +371,8 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
     category = sales[CATEGORY.name].to_numpy()
     own = (category[:, None] == np.unique(category)[None, 1:]).astype(float)
     design = np.hstack([np.ones_like(years), years, centred, own, years * own, years * centred])
+    if len(residual) < SHAPE_SALES_PER_TERM * design.shape[1]:
+        return {}  # too few sales to tell a slope from the noise: the shape is taken as still
     coef, *_ = np.linalg.lstsq(design, residual, rcond=None)
     noise = np.sum((residual - design @ coef) ** 2) / max(len(residual) - design.shape[1], 1)
     error = np.sqrt(np.diag(np.linalg.pinv(design.T @ design)) * noise)

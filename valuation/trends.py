@@ -104,12 +104,12 @@ def changes(market: MarketIndex, category: str) -> dict[str, float | None]:
     if market.sales.get(category, 0) < MIN_INDEX_SALES:
         return _no_changes()
     result = {}
+    listing = {**market.typical, "category": category}
     for months in CHANGE_MONTHS:
         then = _months_before(market.market_date, months)
         if then < market.start:
             result[f"{months}m"] = None
             continue
-        listing = {**market.typical, "category": category}
         result[f"{months}m"] = float(np.round(np.exp(-_level(market, listing, then)) - 1, 4))
     return result
 

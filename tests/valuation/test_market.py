@@ -172,3 +172,13 @@ def test_a_moving_shape_is_read_and_restated(moving_sales):
 
     again = MarketIndex.from_card(json.loads(json.dumps(index.as_card(), ensure_ascii=False)))
     assert again == index
+
+
+def test_too_few_dated_sales_read_no_slope(moving_sales):
+    """A few dozen sales: least squares could fit their noise exactly and every slope would look
+    sure; the shape is taken as still."""
+    few = moving_sales.head(60)
+    rng = np.random.default_rng(0)
+    ages = rng.uniform(0, 720, len(few))
+    residual = 0.3 * rng.normal(size=len(few)) - 0.0005 * ages * (np.log10(few["fans"]) - 4)
+    assert steps.shape_drift(few, residual, ages) == {}
