@@ -375,7 +375,9 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
         return {}  # too few sales to tell a slope from the noise: the shape is taken as still
     coef, *_ = np.linalg.lstsq(design, residual, rcond=None)
     noise = np.sum((residual - design @ coef) ** 2) / max(len(residual) - design.shape[1], 1)
-    error = np.sqrt(np.diag(np.linalg.pinv(design.T @ design)) * noise)
+    variance = np.diag(np.linalg.pinv(design.T @ design)) * noise
+    # A column that never varies (every sale on one day, a flag nobody set): no evidence.
+    error = np.where(variance > 0, np.sqrt(np.abs(variance)), np.inf)
     at = design.shape[1] - centred.shape[1]
     slopes = {
         name: float(round(c, 6)) if abs(c) >= SHAPE_T * e else 0.0
