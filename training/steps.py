@@ -200,9 +200,10 @@ INDEX_BANDWIDTH_DAYS = 180.0
 """The market index's kernel: a Gaussian of this many days (about 6 months) around each point
 of its monthly grid, with a local linear trend so the market date's level is not dragged back
 towards older prices."""
-SHAPE_T = 2.0
-"""A slope of the market's shape over time (`shape_drift`) counts only this many standard errors
-from 0."""
+SHAPE_T = 2.5
+"""A slope of the market's shape over time (`shape_drift`) counts only this many (robust)
+standard errors from 0: four slopes are tried, so about 5% of markets whose shape held still
+show one by chance (2.0 would be ~17%)."""
 SHAPE_SALES_PER_TERM = 10
 """`shape_drift` reads no slope from fewer dated sales than this many per term of its regression
 (a few hundred): with as many terms as sales, least squares fits the noise exactly, and every
@@ -324,7 +325,9 @@ def market_index(
     start, end = dates[keep].quantile(INDEX_START_QUANTILE).floor("D"), dates.max()
     day = np.maximum((dates[keep] - start).dt.days.to_numpy(dtype=float), 0.0)
     residual, category = residual[keep], sales[CATEGORY.name].to_numpy()[keep]
-    age = (end - dates[keep]).dt.days.to_numpy(dtype=float)
+    # Ages stop at the index's start: a few mistyped old dates would pull the slopes (and be
+    # restated by years of them).
+    age = np.minimum((end - dates[keep]).dt.days.to_numpy(dtype=float), float((end - start).days))
     shape = shape_drift(sales[keep], residual, age)
     residual = residual - shape_level(shape, sales[keep], age)
     span = float((end - start).days)
@@ -360,7 +363,7 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
     sale's age in years times each shape column (log10 fans, each flag), both centred; beside
     them each column alone, and each category's own level and trend (a category's drift is the
     index's to tell). A slope stays only where it is SHAPE_T standard errors from 0: a market
-    whose shape held still is restated by nothing. Returns the columns' centres and, per column,
+    whose shape held still is rarely restated, and then by a slope near its noise. Returns the columns' centres and, per column,
     the log change per year of age (a year-old sale stood that much from today's shape per unit
     of the column); empty where nothing moved."""
     columns = shape_columns(sales)
@@ -374,8 +377,11 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
     if len(residual) < SHAPE_SALES_PER_TERM * design.shape[1]:
         return {}  # too few sales to tell a slope from the noise: the shape is taken as still
     coef, *_ = np.linalg.lstsq(design, residual, rcond=None)
-    noise = np.sum((residual - design @ coef) ** 2) / max(len(residual) - design.shape[1], 1)
-    variance = np.diag(np.linalg.pinv(design.T @ design)) * noise
+    # Robust (sandwich) standard errors: the noise is wider for small accounts, heavy-tailed.
+    bread = np.linalg.pinv(design.T @ design)
+    fitted = residual - design @ coef
+    meat = (design * (fitted**2)[:, None]).T @ design
+    variance = np.diag(bread @ meat @ bread) * len(residual) / (len(residual) - design.shape[1])
     # A column that never varies (every sale on one day, a flag nobody set): no evidence.
     error = np.where(variance > 0, np.sqrt(np.abs(variance)), np.inf)
     at = design.shape[1] - centred.shape[1]
@@ -440,7 +446,8 @@ def restated(sales: pd.DataFrame, index: MarketIndex | None) -> pd.DataFrame:
     day = (dates - pd.Timestamp(index.start)).dt.days.to_numpy(dtype=float)
     level = index.levels_at(sales[CATEGORY.name].to_numpy(), np.nan_to_num(day, nan=index.days[-1]))
     before = (pd.Timestamp(index.market_date) - dates).dt.days.to_numpy(dtype=float)
-    level = level + shape_level(index.shape, sales, np.nan_to_num(before))
+    before = np.clip(np.nan_to_num(before), 0.0, float((index.market_date - index.start).days))
+    level = level + shape_level(index.shape, sales, before)
     return sales.assign(**{MARKET_LEVEL: level})
 
 

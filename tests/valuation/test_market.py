@@ -182,3 +182,17 @@ def test_too_few_dated_sales_read_no_slope(moving_sales):
     ages = rng.uniform(0, 720, len(few))
     residual = 0.3 * rng.normal(size=len(few)) - 0.0005 * ages * (np.log10(few["fans"]) - 4)
     assert steps.shape_drift(few, residual, ages) == {}
+
+
+def test_a_mistyped_old_date_is_not_restated_by_years_of_slope(moving_sales):
+    """Ages stop at the index's start: the largest accounts with a sale date typed a decade back
+    are restated like the oldest real sales, not by ten years of the fans slope."""
+    typed = moving_sales.reset_index(drop=True).copy()
+    largest = typed["fans"].nlargest(5).index
+    typed[SOLD_AT.name] = pd.to_datetime(typed[SOLD_AT.name])
+    typed.loc[largest, SOLD_AT.name] = pd.Timestamp("2012-01-01")
+    index = steps.market_index(typed, steps.vocabulary(typed), folds=3, seed=0)
+    assert index.shape["per_year"]["fans"] == pytest.approx(-0.06, abs=0.015)
+    level = steps.restated(typed, index)[steps.MARKET_LEVEL].to_numpy()
+    others = np.delete(level, largest)
+    assert others.min() - 0.05 <= level[largest].min() and level[largest].max() <= others.max()
