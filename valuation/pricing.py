@@ -53,7 +53,7 @@ def price_chunk(
     loaded = parse_listings(raw, require_price=False, first_line=first_line)
     priced = raw.iloc[loaded.listings.index].reset_index(drop=True)
     # The model's input and the dates' shifts, once: for the prices and the asking prices alike.
-    moved = valuer.level_as_of(loaded.listings[CATEGORY.name].to_numpy(), as_of)
+    moved = valuer.level_as_of(loaded.listings[CATEGORY.name].to_numpy(), as_of, loaded.listings)
     matrix = valuer.encoder.matrix(loaded.listings)
     for column, values in zip(
         PRICE_COLUMNS, valuer.value_matrix(matrix, level, moved), strict=True

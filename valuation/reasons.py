@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from valuation.encoding import FEATURE_NAMES
 from valuation.listing import Listing
 from valuation.schema import EXPLANATION
-from valuation.valuer import Valuer
+from valuation.valuer import Valuer, columns_of
 
 ORDER = tuple(f.name for f in EXPLANATION)
 
@@ -50,7 +50,8 @@ def explain(
     """The waterfall to `price_estimate` (the rounded estimate the quote shows).
 
     Valued `as_of` an earlier date than the market date, one more step (feature "as_of") moves
-    the price by the category's level then. The last step absorbs the rounding of the estimate to
+    the price by the category's level then (and the listing's part of the market's shape, where
+    it moved). The last step absorbs the rounding of the estimate to
     whole yuan (at most 0.5 CNY), so that reference + steps = estimate holds exactly as shown.
     """
     contributions = valuer.contributions(listing)
@@ -60,7 +61,7 @@ def explain(
         for name in ORDER
     ]
     if as_of is not None:
-        moved = float(valuer.level_as_of([listing.category], as_of)[0])
+        moved = float(valuer.level_as_of([listing.category], as_of, columns_of([listing]))[0])
         factors.append(("as_of", as_of.isoformat(), math.exp(moved)))
     running, steps = reference, []
     for name, value, factor in factors:

@@ -35,7 +35,7 @@ from valuation.comparables import Comparables
 from valuation.curve import PART_COLUMNS
 from valuation.encoding import FANS_COLUMN, FEATURE_NAMES, MONOTONE, Encoder
 from valuation.listing import Listing
-from valuation.market import DateOutsideMarket
+from valuation.market import DateOutsideMarket, shape_level
 from valuation.schema import CATEGORY, CURRENCY
 
 if TYPE_CHECKING:
@@ -121,6 +121,11 @@ def check_level(level: float) -> float:
     if not MIN_LEVEL <= level <= MAX_LEVEL:
         raise ValueError(f"range level must be between {MIN_LEVEL} and {MAX_LEVEL}, not {level}")
     return level
+
+
+def columns_of(listings: list[Listing]) -> dict[str, list]:
+    """Listings as columns, one list per feature (what `level_as_of` reads a shape from)."""
+    return {name: [getattr(listing, name) for listing in listings] for name in FEATURE_NAMES}
 
 
 class Valuer:
@@ -210,8 +215,10 @@ class Valuer:
         latest sale the model learned from (None for a model trained without dates)."""
         return self.market.market_date if self.market else None
 
-    def level_as_of(self, categories, as_of: dt.date | None) -> np.ndarray | float:
-        """Each category's log price level at `as_of` relative to the market date: 0 without
+    def level_as_of(self, categories, as_of: dt.date | None, listings=None) -> np.ndarray | float:
+        """Each listing's log price level at `as_of` relative to the market date: its category's
+        and, where the market's shape moved, the listing's own part of that (`listings`: a frame
+        or a mapping of columns holding fans and the flags, in the categories' order). 0 without
         `as_of`; DateOutsideMarket for a date after the market date, before the first sale, or
         for a model that knows no dates."""
         if as_of is None:
@@ -221,13 +228,19 @@ class Valuer:
                 "this model was trained on sales without dates: it values listings at no "
                 "particular date, so as_of cannot be used"
             )
-        return self.market.level(categories, as_of)
+        level = self.market.level(categories, as_of)
+        if listings is not None and self.market.shape:
+            days = (self.market.market_date - self.market.check(as_of)).days
+            level = level + shape_level(self.market.shape, listings, days)
+        return level
 
     def value(
         self, listing: Listing, level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
     ) -> Valuation:
         """One listing, straight into the model's input row: no pandas on this path."""
-        moved = 0.0 if as_of is None else float(self.level_as_of([listing.category], as_of)[0])
+        moved = 0.0
+        if as_of is not None:
+            moved = float(self.level_as_of([listing.category], as_of, columns_of([listing]))[0])
         with self._row_lock:
             self.encoder.fill(self._row, listing)
             center, scale = (score() for score in self._row_scorers())
@@ -243,7 +256,10 @@ class Valuer:
         self, listings: list[Listing], level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
     ) -> list[Valuation]:
         """Many listings at once, one predict call per model and no pandas (batch quotes)."""
-        moved = self.level_as_of([listing.category for listing in listings], as_of)
+        moved = 0.0
+        if as_of is not None:
+            categories = [listing.category for listing in listings]
+            moved = self.level_as_of(categories, as_of, columns_of(listings))
         estimates, lows, highs = self.value_matrix(self.encoder.rows(listings), level, moved)
         return [
             self._valuation(listing, estimate, low, high, level)
@@ -327,7 +343,7 @@ class Valuer:
         self, listings: pd.DataFrame, level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
     ) -> pd.DataFrame:
         """Listings with canonical, typed columns -> price_estimate, price_low, price_high."""
-        moved = self.level_as_of(listings[CATEGORY.name].to_numpy(), as_of)
+        moved = self.level_as_of(listings[CATEGORY.name].to_numpy(), as_of, listings)
         estimate, low, high = self.value_matrix(self.encoder.matrix(listings), level, moved)
         return pd.DataFrame(
             {"price_estimate": estimate, "price_low": low, "price_high": high},

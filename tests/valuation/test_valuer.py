@@ -314,3 +314,46 @@ def test_price_chunk_keeps_the_original_columns(valuer, tmp_path):
     expected = valuer.value_frame(loaded.listings)
     np.testing.assert_array_equal(priced[PRICE_COLUMNS].to_numpy(), expected.to_numpy())
     assert priced["model_version"].tolist() == ["7", "7"]
+
+
+def test_a_quote_as_of_an_earlier_date_moves_by_the_listing_s_part_of_a_moving_shape(valuer):
+    """Where the market's shape moved (large accounts gaining 0.06 log a year per decade of
+    fans), a quote as of a year before the market date values a 100万 account 0.12 log lower,
+    against a 1万 one, than today's quotes do; one quote, a batch and a frame agree."""
+    import datetime as dt
+
+    from valuation.reasons import explain
+
+    shape = {
+        "centres": {"fans": 4.0, "violations": 0.0, "live_permission": 0.0, "verified": 0.0},
+        "per_year": {"fans": -0.06, "violations": 0.0, "live_permission": 0.0, "verified": 0.0},
+    }
+    market = replace(valuer.market, shape=shape)
+    moving = Valuer(valuer.boosters, valuer.encoder, replace(valuer.card, market=market))
+    year_ago = market.market_date - dt.timedelta(days=365)
+    if year_ago < market.start:
+        pytest.skip("the session's sales span less than a year")
+    fields = {"violations": False, "live_permission": False, "verified": False, "category": "美食"}
+    small, large = (Listing.parse({**fields, "fans": fans}) for fans in (10_000, 1_000_000))
+
+    def moved(listing: Listing) -> float:
+        then = moving.value(listing, as_of=year_ago).price_estimate
+        return math.log(then / moving.value(listing).price_estimate)
+
+    gap = moved(large) - moved(small)
+    assert gap == pytest.approx(-0.12 * 365 / 365.25, abs=0.005)  # whole yuan: rounding only
+    # at the shape's centre (1万 fans, no flags) the listing moves by its category's level alone
+    plain = valuer.value(small, as_of=year_ago).price_estimate / valuer.value(small).price_estimate
+    assert moved(small) == pytest.approx(math.log(plain), abs=0.002)
+    batch = moving.value_many([small, large], as_of=year_ago)
+    assert [v.price_estimate for v in batch] == [
+        moving.value(listing, as_of=year_ago).price_estimate for listing in (small, large)
+    ]
+    frame = pd.DataFrame([{**fields, "fans": 10_000}, {**fields, "fans": 1_000_000}])
+    priced = moving.value_frame(frame, as_of=year_ago)
+    assert priced["price_estimate"].tolist() == [v.price_estimate for v in batch]
+    estimate = moving.value(large, as_of=year_ago).price_estimate
+    steps = explain(moving, large, estimate, as_of=year_ago).steps
+    assert math.prod(step.factor for step in steps if step.feature == "as_of") == pytest.approx(
+        math.exp(float(market.level(["美食"], year_ago)[0]) - 0.06 * 2 * 365 / 365.25), rel=1e-6
+    )
