@@ -121,7 +121,7 @@ def _index_errors(market, env: dict) -> dict[str, float]:
         first = pd.Timestamp(points[0].month) + pd.offsets.MonthEnd(0)
         months_then = MONTHS - (pd.Timestamp(valuer.market_date) - first).days / 30.0
         names = np.array([category])
-        typical = pd.DataFrame([{**valuer.market.typical, "category": category}])
+        typical = pd.DataFrame([valuer.market.listing_in(category)])
         true_change = np.exp(
             market._drift(names, np.array([MONTHS], float))[0]
             - market._drift(names, np.array([months_then]))[0]

@@ -325,12 +325,12 @@ def market_index(
     start, end = dates[keep].quantile(INDEX_START_QUANTILE).floor("D"), dates.max()
     day = np.maximum((dates[keep] - start).dt.days.to_numpy(dtype=float), 0.0)
     residual, category = residual[keep], sales[CATEGORY.name].to_numpy()[keep]
-    # Ages stop at the index's start: a few mistyped old dates would pull the slopes (and be
-    # restated by years of them).
-    age = np.minimum((end - dates[keep]).dt.days.to_numpy(dtype=float), float((end - start).days))
+    span = float((end - start).days)
+    # Ages stop at the index's start (as `day` does): a few mistyped old dates would pull the
+    # slopes, and be restated by years of them.
+    age = span - day
     shape = shape_drift(sales[keep], residual, age)
     residual = residual - shape_level(shape, sales[keep], age)
-    span = float((end - start).days)
     grid = np.unique(np.append(np.arange(0.0, span, DAYS_PER_MONTH), span))
     noise = (1.4826 * np.median(np.abs(residual - np.median(residual)))) ** 2
     overall, _, overall_variance = _local_linear(day, residual, grid)
@@ -362,10 +362,10 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
     time (it learned the shape of the sales' mean age) are regressed, by least squares, on each
     sale's age in years times each shape column (log10 fans, each flag), both centred; beside
     them each column alone, and each category's own level and trend (a category's drift is the
-    index's to tell). A slope stays only where it is SHAPE_T standard errors from 0: a market
-    whose shape held still is rarely restated, and then by a slope near its noise. Returns the columns' centres and, per column,
-    the log change per year of age (a year-old sale stood that much from today's shape per unit
-    of the column); empty where nothing moved."""
+    index's to tell). A slope stays only where it is SHAPE_T robust standard errors from 0: a
+    market whose shape held still is rarely restated, and then by a slope near its noise.
+    Returns the columns' centres and, per column, the log change per year of age (a year-old sale
+    stood that much from today's shape per unit of the column); empty where nothing moved."""
     columns = shape_columns(sales)
     centres = {name: float(values.mean()) for name, values in columns.items()}
     centred = np.column_stack([values - centres[name] for name, values in columns.items()])
@@ -444,9 +444,10 @@ def restated(sales: pd.DataFrame, index: MarketIndex | None) -> pd.DataFrame:
         return sales.assign(**{MARKET_LEVEL: 0.0})
     dates = pd.to_datetime(sales[SOLD_AT.name])
     day = (dates - pd.Timestamp(index.start)).dt.days.to_numpy(dtype=float)
-    level = index.levels_at(sales[CATEGORY.name].to_numpy(), np.nan_to_num(day, nan=index.days[-1]))
-    before = (pd.Timestamp(index.market_date) - dates).dt.days.to_numpy(dtype=float)
-    before = np.clip(np.nan_to_num(before), 0.0, float((index.market_date - index.start).days))
+    day = np.nan_to_num(day, nan=index.days[-1])  # the grid ends at the market date
+    level = index.levels_at(sales[CATEGORY.name].to_numpy(), day)
+    # Ages stop at the index's start, as the shape was read.
+    before = np.clip(index.days[-1] - day, 0.0, index.days[-1])
     level = level + shape_level(index.shape, sales, before)
     return sales.assign(**{MARKET_LEVEL: level})
 

@@ -89,11 +89,21 @@ class MarketIndex:
             )
         return day
 
-    def level(self, categories, day: dt.date) -> np.ndarray:
+    def level(self, categories, day: dt.date, listings=None) -> np.ndarray:
         """Log level of each category at `day` relative to the market date (0 there); the whole
-        market's for a category the index does not know."""
-        at = (self.check(day) - self.start).days
-        return self.levels_at(categories, np.full(len(categories), float(at)))
+        market's for a category the index does not know. With `listings` (a frame or a mapping
+        of columns holding fans and the flags, in the categories' order), each listing's level:
+        where the market's shape moved, its own part of that too."""
+        day = self.check(day)
+        at = (day - self.start).days
+        level = self.levels_at(categories, np.full(len(categories), float(at)))
+        if listings is not None and self.shape:
+            level = level + shape_level(self.shape, listings, (self.market_date - day).days)
+        return level
+
+    def listing_in(self, category: str) -> dict:
+        """The listing the index values: the typical listing, in `category`."""
+        return {**self.typical, "category": category}
 
     def levels_at(self, categories, days_since_start: np.ndarray) -> np.ndarray:
         """Log level of each (category, day) pair (the whole market's for a category the index

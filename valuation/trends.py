@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from valuation.listing import Listing
-from valuation.market import MarketIndex, shape_level
+from valuation.market import MarketIndex
 from valuation.parsing import SpellingError, parse_category
 from valuation.valuer import Valuer
 
@@ -70,7 +70,7 @@ def category_index(valuer: Valuer, category: str) -> CategoryIndex:
         known = "、".join(sorted(market.sales))
         raise NoMarketIndex(f"no dated sales of category {category!r} (the index has: {known})")
     sales = market.sales[category]
-    listing = {**market.typical, "category": category}
+    listing = market.listing_in(category)
     if sales < MIN_INDEX_SALES:
         note = (
             f"only {sales} dated sales of {category}: too few for a price index "
@@ -104,7 +104,7 @@ def changes(market: MarketIndex, category: str) -> dict[str, float | None]:
     if market.sales.get(category, 0) < MIN_INDEX_SALES:
         return _no_changes()
     result = {}
-    listing = {**market.typical, "category": category}
+    listing = market.listing_in(category)
     for months in CHANGE_MONTHS:
         then = _months_before(market.market_date, months)
         if then < market.start:
@@ -115,12 +115,8 @@ def changes(market: MarketIndex, category: str) -> dict[str, float | None]:
 
 
 def _level(market: MarketIndex, listing: dict, day: dt.date) -> float:
-    """The index's listing's log level on `day` relative to the market date: its category's
-    level and, where the market's shape moved, the listing's part of it."""
-    shape = shape_level(
-        market.shape, {k: [v] for k, v in listing.items()}, (market.market_date - day).days
-    )
-    return float(market.level([listing["category"]], day)[0] + np.asarray(shape).ravel()[0])
+    """The index's listing's log level on `day` relative to the market date."""
+    return float(market.level([listing["category"]], day, {k: [v] for k, v in listing.items()})[0])
 
 
 def _no_changes() -> dict[str, None]:

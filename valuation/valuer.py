@@ -35,7 +35,7 @@ from valuation.comparables import Comparables
 from valuation.curve import PART_COLUMNS
 from valuation.encoding import FANS_COLUMN, FEATURE_NAMES, MONOTONE, Encoder
 from valuation.listing import Listing
-from valuation.market import DateOutsideMarket, shape_level
+from valuation.market import DateOutsideMarket
 from valuation.schema import CATEGORY, CURRENCY
 
 if TYPE_CHECKING:
@@ -228,11 +228,7 @@ class Valuer:
                 "this model was trained on sales without dates: it values listings at no "
                 "particular date, so as_of cannot be used"
             )
-        level = self.market.level(categories, as_of)
-        if listings is not None and self.market.shape:
-            days = (self.market.market_date - self.market.check(as_of)).days
-            level = level + shape_level(self.market.shape, listings, days)
-        return level
+        return self.market.level(categories, as_of, listings)
 
     def value(
         self, listing: Listing, level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
