@@ -82,7 +82,9 @@ MARKET_FIGURE = (
     "market_index.png",
     "Prices over time, by category",
     "How each category's prices moved, as a share of their level on the market date (the latest "
-    "sale): -20% a year before means the same account sold for 20% less then. Estimated from the "
+    "sale), for the market's typical listing (median fans, the most common flags; where the "
+    "market's shape moved, that listing's part of it too): -20% a year before means the same "
+    "account sold for 20% less then. Estimated from the "
     "dated sales (see the README's market date section); quotes value listings at the market "
     f"date. Categories with fewer than {MIN_INDEX_SALES} dated sales are not drawn: ",
 )
@@ -258,7 +260,7 @@ def _market_index(market: MarketIndex) -> tuple[Figure, list[str], list[str]]:
         key=lambda c: -market.sales[c],
     )
     for number, category in enumerate(drawn, 1):  # numbered: the figure's font may lack CJK
-        axes.plot(days, np.expm1(np.asarray(market.by_category[category])), label=str(number))
+        axes.plot(days, np.expm1(market.path(category)), label=str(number))
     axes.axhline(0.0, color="#888", linewidth=0.8)
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     if drawn:

@@ -105,6 +105,15 @@ class MarketIndex:
         """The listing the index values: the typical listing, in `category`."""
         return {**self.typical, "category": category}
 
+    def path(self, category: str) -> np.ndarray:
+        """The index's listing in `category` (`listing_in`): its log level at each grid point
+        relative to the market date, its part of a moving shape included (what `level` answers
+        for that listing on those days)."""
+        days = np.asarray(self.days, dtype=float)
+        level = self.levels_at(np.full(len(days), category, dtype=object), days)
+        listing = {k: np.full(len(days), v) for k, v in self.listing_in(category).items()}
+        return level + shape_level(self.shape, listing, days[-1] - days)
+
     def levels_at(self, categories, days_since_start: np.ndarray) -> np.ndarray:
         """Log level of each (category, day) pair (the whole market's for a category the index
         does not know); days clipped to the grid."""

@@ -12,7 +12,7 @@ import pytest
 from data.markets import BY_NAME, MONTHS
 from training import steps
 from valuation.market import DAYS_PER_MONTH, DateOutsideMarket, MarketIndex
-from valuation.schema import CATEGORY, SOLD_AT
+from valuation.schema import CATEGORY, FANS, FLAGS, SOLD_AT
 
 DRIFTING = BY_NAME["drifting"]
 
@@ -196,3 +196,32 @@ def test_a_mistyped_old_date_is_not_restated_by_years_of_slope(moving_sales):
     level = steps.restated(typed, index)[steps.MARKET_LEVEL].to_numpy()
     others = np.delete(level, largest)
     assert others.min() - 0.05 <= level[largest].min() and level[largest].max() <= others.max()
+
+
+def test_the_index_s_path_is_its_listing_s_level_on_each_grid_day():
+    """The report draws `path`: the typical listing's level on each grid day, its part of a
+    moving shape included, as `level` answers it for that listing and day."""
+    typical = {FANS.name: 1_000_000, **{flag.name: False for flag in FLAGS}}
+    index = MarketIndex(
+        start=dt.date(2025, 1, 1),
+        market_date=dt.date(2026, 1, 1),
+        days=(0.0, 181.0, 365.0),
+        overall=(-0.1, -0.05, 0.0),
+        by_category={"美食": (-0.2, -0.1, 0.0)},
+        sales={"美食": 400},
+        typical=typical,
+        shape={
+            "centres": {FANS.name: 4.0, **{flag.name: 0.3 for flag in FLAGS}},
+            "per_year": {FANS.name: -0.06},
+        },
+    )
+    path = index.path("美食")
+    listing = {k: [v] for k, v in index.listing_in("美食").items()}
+    for days, value in zip(index.days, path, strict=True):
+        day = index.start + dt.timedelta(days=days)
+        assert value == pytest.approx(index.level(["美食"], day, listing)[0])
+    # a year back, two decades of fans above the centre: 0.12 under today's shape
+    assert path[0] == pytest.approx(-0.2 - 0.06 * 2.0 * 365 / 365.25)
+    assert path[-1] == 0.0
+    still = MarketIndex(**{**index.__dict__, "shape": {}})
+    assert still.path("美食").tolist() == [-0.2, -0.1, 0.0]
