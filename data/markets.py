@@ -79,8 +79,14 @@ class Market:
     """Extra categories with a few dozen sales each in a 20,000-sale export."""
     unseen_share: float = 0.0
     """Share of the listings to value that come from a category no sale had (premium 1.2)."""
+    milestone: tuple[float, float] | None = None
+    """(fans, factor): accounts at or above that many fans sell for factor times more (a step,
+    not a curve: the marketplace's own thresholds, e.g. what opens at 1万 fans)."""
     noise: str = "normal"
     noise_scale: float = 1.0
+    spread: str = "falling"
+    """How the noise's spread moves with fans: "falling" (small accounts' prices are the least
+    predictable), "rising" (large accounts' are) or "flat"."""
     typo_share: float = 0.015
     bargain_share: float = 0.02
     dated: bool = False
@@ -149,6 +155,9 @@ class Market:
             )
             log_price = log_price + np.where(together, np.log(1.0 + self.flag_pairs), 0.0)
             log_price = log_price + np.where(touchy, np.log(1.0 - self.flag_pairs), 0.0)
+        if self.milestone is not None:
+            at, factor = self.milestone
+            log_price = log_price + np.where(fans >= at, np.log(factor), 0.0)
         names, _, premiums = self.categories()
         premium = pd.Series(sales[CATEGORY.name].to_numpy()).map(dict(zip(names, premiums)))
         log_price = log_price + np.log(premium.fillna(1.2).to_numpy())
@@ -178,6 +187,10 @@ class Market:
 
     def sigma(self, fans) -> np.ndarray:
         log_fans = np.log10(np.maximum(np.asarray(fans, dtype=float), 1.0))
+        if self.spread == "flat":
+            return np.full(len(log_fans), self.noise_scale * 0.28)
+        if self.spread == "rising":
+            return self.noise_scale * (0.16 + 0.26 * np.clip((log_fans - 3.5) / 3.0, 0.0, 1.0))
         return self.noise_scale * (0.16 + 0.26 * np.clip((5.0 - log_fans) / 3.0, 0.0, 1.0))
 
     def _noise(self):
@@ -449,6 +462,37 @@ MARKETS: tuple[Market, ...] = (
         live_drift=-0.15,
         noise="t3",
         noise_scale=0.8,
+    ),
+    Market(
+        "rising-spread",
+        "report",
+        "8,000 sales where large accounts' prices are the least predictable (spread rising with "
+        "fans), most accounts above 10万 fans, prices ten times the sample's, t3 noise, 2% typos "
+        "(declared 2026-12-03 in the sixth session, measured once)",
+        rows=8000,
+        fans_log10=(5.0, 0.75),
+        base=300.0,
+        price_scale=5000.0,
+        spread="rising",
+        noise="t3",
+        noise_scale=0.9,
+        typo_share=0.02,
+    ),
+    Market(
+        "cheap-milestone",
+        "report",
+        "3,000 sales of cheap accounts (tens of yuan: whole-yuan prices are coarse), a 1.4x step "
+        "at 1万 fans, flat spread, 2% typos, 5% bargains (declared 2026-12-03 in the sixth "
+        "session, measured once)",
+        rows=3000,
+        fans_log10=(3.9, 0.7),
+        base=8.0,
+        price_scale=60.0,
+        exponent=0.6,
+        milestone=(10_000, 1.4),
+        spread="flat",
+        typo_share=0.02,
+        bargain_share=0.05,
     ),
     Market(
         "drifting",
