@@ -321,8 +321,8 @@ class Valuer:
         estimate = max(float(round(float(np.exp(center)))), 1.0)
         return (
             estimate,
-            max(float(math.floor(np.exp(low))), 1.0),
-            float(math.ceil(np.exp(high))),
+            max(min(float(math.ceil(np.exp(low))), estimate), 1.0),
+            max(float(math.floor(np.exp(high))), estimate),
         )
 
     def _prices(self, center, scale, level, band):
@@ -331,9 +331,13 @@ class Valuer:
         below, above = below[band], above[band]
         low, high = center + scale * below, center + scale * above
         low, high = np.minimum(low, center), np.maximum(high, center)
-        # Whole yuan, rounded outwards, and never below 1 CNY: no account sells for nothing.
+        # Whole yuan, as sales are: a sale of p yuan lies within [exp(low), exp(high)] exactly
+        # when ceil(exp(low)) <= p <= floor(exp(high)), so the ends round inwards (outwards, each
+        # end held up to a yuan more: ~2 points more coverage where accounts sell for tens of
+        # yuan); the range always holds the estimate, and never reaches below 1 CNY.
         estimate = np.maximum(np.round(np.exp(center)), 1.0)
-        return estimate, np.maximum(np.floor(np.exp(low)), 1.0), np.ceil(np.exp(high))
+        low = np.maximum(np.minimum(np.ceil(np.exp(low)), estimate), 1.0)
+        return estimate, low, np.maximum(np.floor(np.exp(high)), estimate)
 
     def value_frame(
         self, listings: pd.DataFrame, level: float = DEFAULT_LEVEL, as_of: dt.date | None = None

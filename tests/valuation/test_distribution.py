@@ -17,6 +17,7 @@ from data.simulator import CATEGORY_PREMIUM
 from training.steps import MIN_BAND_ROWS, RESIDUAL_P, _band_rows, conformal_quantiles
 from valuation.listing import Listing
 from valuation.valuer import (
+    DEFAULT_LEVEL,
     FANS_BANDS,
     MAX_LEVEL,
     MIN_LEVEL,
@@ -119,18 +120,34 @@ def _unclipped(valuation) -> bool:
 @EXAMPLES
 @given(listings, levels)
 def test_range_ends_sit_at_the_tails_up_to_whole_yuan(valuer, listing, level):
-    """The range ends are the tail quantiles rounded outwards to whole yuan: one yuan inwards the
-    percentile is already past the tail (up to the grid's 0.02 resolution)."""
+    """The range ends are the tail quantiles rounded inwards to whole yuan (sales are whole
+    yuan: a sale lies within the tails exactly when it lies within these ends): each end is
+    within the tail, and one yuan further out is past it (up to the grid's 0.02 resolution)."""
     valuation = valuer.value(listing, level)
     assume(_unclipped(valuation))
     distribution, tail = valuation.distribution, (1 - level) / 2
-    low, high = valuation.price_low, valuation.price_high
-    if low > 0:
-        assert distribution.percentile(low) <= tail + TOLERANCE
-    assert distribution.percentile(low + 1) >= tail - TOLERANCE
-    assert distribution.percentile(high) >= 1 - tail - TOLERANCE
-    if high > 1:
-        assert distribution.percentile(high - 1) <= 1 - tail + TOLERANCE
+    low, high, estimate = valuation.price_low, valuation.price_high, valuation.price_estimate
+    assume(low < estimate < high)  # not a range narrower than a yuan, held open to the estimate
+    if low > 1:
+        assert distribution.percentile(low) >= tail - TOLERANCE
+        assert distribution.percentile(low - 1) <= tail + TOLERANCE
+    assert distribution.percentile(high) <= 1 - tail + TOLERANCE
+    assert distribution.percentile(high + 1) >= 1 - tail - TOLERANCE
+
+
+def test_a_sale_is_within_the_range_exactly_when_within_its_tails(valuer):
+    """Whole-yuan ends hold the same sales as the tails themselves: for every whole-yuan price
+    around a cheap listing's range, inside the ends <=> inside the tail quantiles."""
+    cheap = Listing(
+        fans=300, violations=True, live_permission=False, verified=False, category="搞笑"
+    )
+    valuation = valuer.value(cheap, DEFAULT_LEVEL)
+    distribution, tail = valuation.distribution, (1 - DEFAULT_LEVEL) / 2
+    below, above = distribution.price_at(tail), distribution.price_at(1 - tail)
+    assert valuation.price_high < 1000, "the listing must be cheap for a yuan to matter"
+    for price in range(1, int(valuation.price_high) + 10):
+        inside_ends = valuation.price_low <= price <= valuation.price_high
+        assert inside_ends == (below <= price <= above), price
 
 
 @EXAMPLES
@@ -226,7 +243,10 @@ def expected_range(valuer: Valuer, listing: Listing, level: float, band: int):
     grid = valuer.grids[band]
     low = min(center + scale * grid.quantile(tail), center)
     high = max(center + scale * grid.quantile(1 - tail), center)
-    return math.floor(math.exp(low)), math.ceil(math.exp(high))
+    estimate = max(round(math.exp(center)), 1)  # whole yuan: the ends round inwards
+    return max(min(math.ceil(math.exp(low)), estimate), 1), max(
+        math.floor(math.exp(high)), estimate
+    )
 
 
 @pytest.mark.parametrize("fans", BOUNDARY_FANS)
