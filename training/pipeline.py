@@ -103,6 +103,12 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
         every = pd.concat([split.train, split.holdout])
         vocabulary = steps.vocabulary(every)
         every_index = steps.market_index(every, vocabulary, folds, settings.seed) if dated else None
+        late = steps.after_market_date(every, every_index)
+        if len(late):
+            say(
+                f"{len(late)} sales dated after the market date {every_index.market_date} "
+                f"(latest {late.max().date()}), taken at its level: check their dates"
+            )
         every = steps.restated(every, every_index)
         card = steps.with_market(card, every_index)
         # Typos are screened with estimates that did not see the sale: the search's out-of-fold

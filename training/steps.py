@@ -217,6 +217,10 @@ MIN_KERNEL_SALES = 20.0
 INDEX_START_QUANTILE = 0.005
 """The index starts at this quantile of the sale dates: a few mistyped old dates do not stretch
 it (or `as_of`) over empty years; older sales take the first month's level."""
+INDEX_END_SLACK_DAYS = 92
+"""The market date is the latest sale dated at most this long after the sale dates' 99.5th
+percentile: a few mistyped future dates (2062 for 2026) do not become the market date, every
+sale restated to a level decades away; later sales take the market date's level."""
 MARKET_LEVEL = "market_level"
 """Column set by `restated`: the log level of a sale's category on its date, relative to the
 market date; the point model learns log price minus it, the price as of the market date."""
@@ -322,12 +326,12 @@ def market_index(
     residual = log_price - estimate
     dates = pd.to_datetime(sales[SOLD_AT.name])
     keep = dates.notna().to_numpy() & is_sale(residual)
-    start, end = dates[keep].quantile(INDEX_START_QUANTILE).floor("D"), dates.max()
-    day = np.maximum((dates[keep] - start).dt.days.to_numpy(dtype=float), 0.0)
-    residual, category = residual[keep], sales[CATEGORY.name].to_numpy()[keep]
+    start, end = market_span(dates.dropna())
     span = float((end - start).days)
-    # Ages stop at the index's start (as `day` does): a few mistyped old dates would pull the
-    # slopes, and be restated by years of them.
+    day = np.clip((dates[keep] - start).dt.days.to_numpy(dtype=float), 0.0, span)
+    residual, category = residual[keep], sales[CATEGORY.name].to_numpy()[keep]
+    # Ages stop at the index's start and end (as `day` does): a few mistyped dates would pull
+    # the slopes, and be restated by years of them.
     age = span - day
     shape = shape_drift(sales[keep], residual, age)
     residual = residual - shape_level(shape, sales[keep], age)
@@ -355,6 +359,22 @@ def market_index(
         errors=errors,
         shape=shape,
     )
+
+
+def market_span(dates: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The index's first day and the market date, from the sale dates: the INDEX_START_QUANTILE
+    quantile, and the latest date no more than INDEX_END_SLACK_DAYS after the opposite one."""
+    first, last = dates.quantile([INDEX_START_QUANTILE, 1 - INDEX_START_QUANTILE])
+    end = dates[dates <= last + pd.Timedelta(days=INDEX_END_SLACK_DAYS)].max()
+    return first.floor("D"), end.floor("D")
+
+
+def after_market_date(sales: pd.DataFrame, index: MarketIndex | None) -> pd.Series:
+    """The sale dates after the index's market date: mistyped, most likely (`market_span`)."""
+    if index is None:
+        return pd.Series([], dtype="datetime64[ns]")
+    dates = pd.to_datetime(sales[SOLD_AT.name])
+    return dates[dates.dt.normalize() > pd.Timestamp(index.market_date)]
 
 
 def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray) -> dict:

@@ -225,3 +225,19 @@ def test_the_index_s_path_is_its_listing_s_level_on_each_grid_day():
     assert path[-1] == 0.0
     still = MarketIndex(**{**index.__dict__, "shape": {}})
     assert still.path("美食").tolist() == [-0.2, -0.1, 0.0]
+
+
+def test_a_mistyped_future_date_moves_neither_the_market_date_nor_the_others(drifting_sales, index):
+    """One sale dated 2062: the market date stays the latest real sale's, the sale takes the
+    market date's level, and every other sale is restated nearly as without it (one sale in
+    8,000 moves the fits a little)."""
+    typed = drifting_sales.reset_index(drop=True).copy()
+    typed.loc[5, SOLD_AT.name] = pd.Timestamp("2062-01-01")
+    moved = steps.market_index(typed, steps.vocabulary(typed), folds=3, seed=0)
+    assert moved.market_date == index.market_date
+    assert steps.after_market_date(typed, moved).tolist() == [pd.Timestamp("2062-01-01")]
+    assert steps.after_market_date(drifting_sales, index).empty
+    before = steps.restated(drifting_sales.reset_index(drop=True), index)[steps.MARKET_LEVEL]
+    after = steps.restated(typed, moved)[steps.MARKET_LEVEL]
+    assert after[5] == pytest.approx(0.0, abs=1e-9)  # taken at the market date
+    assert np.abs(after.drop(5) - before.drop(5)).max() < 0.02
