@@ -49,11 +49,15 @@ def main() -> None:
     parser.add_argument(
         "--draws", type=int, default=1, help="with --suite: draws of each market, and their mean"
     )
+    parser.add_argument(
+        "--engine", choices=("local", "dask"), default="local", help="with --suite: training's"
+    )
     args = parser.parse_args()
     if args.suite:
         from suite import run_suite
 
-        run_suite(args.markets.split(",") if args.markets else None, args.seed, args.draws)
+        names = args.markets.split(",") if args.markets else None
+        run_suite(names, args.seed, args.draws, args.engine)
         return
 
     with tempfile.TemporaryDirectory() as home:

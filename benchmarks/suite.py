@@ -9,6 +9,10 @@ range's coverage overall and per fans band, its median width over the true 80% i
 the training time. All figures are on SIMULATED markets (see data/README.md).
 
     .venv/bin/python benchmarks/accuracy.py --suite [--markets standard,large] [--seed 1] [--draws 3]
+        [--engine dask]
+
+With --engine dask, `valuation train` fits on a local Dask cluster (docs/scaling.md) instead of
+one process; the pricing is the same `valuation batch`.
 
 With --draws N, each market is drawn N times (seeds seed .. seed + N - 1: another export and
 other new listings each time) and a `mean` row follows its draws: a band of 50 training sales
@@ -39,7 +43,7 @@ TEST_ROWS = 20_000
 VALUATION = str(Path(sys.executable).with_name("valuation"))
 
 
-def run_market(market, seed: int, home: Path) -> dict:
+def run_market(market, seed: int, home: Path, engine: str = "local") -> dict:
     export = market.export(seed)
     data = home / f"{market.name}.csv"
     export.to_csv(data, index=False)
@@ -47,7 +51,10 @@ def run_market(market, seed: int, home: Path) -> dict:
     env.pop("MLFLOW_TRACKING_URI", None)
     started = time.perf_counter()
     trained = subprocess.run(
-        [VALUATION, "train", "--data", str(data)], env=env, capture_output=True, text=True
+        [VALUATION, "train", "--data", str(data), "--engine", engine],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     train_seconds = time.perf_counter() - started
     if trained.returncode:
@@ -131,7 +138,9 @@ def _index_errors(market, env: dict) -> dict[str, float]:
     return errors
 
 
-def run_suite(names: list[str] | None, seed: int, draws: int = 1) -> list[dict]:
+def run_suite(
+    names: list[str] | None, seed: int, draws: int = 1, engine: str = "local"
+) -> list[dict]:
     markets = [BY_NAME[name] for name in names] if names else list(MARKETS)
     header = (
         f"{'market':16}{'purpose':8}{'sales':>8}{'MdAPE/true':>11}{'cover':>7}  "
@@ -148,7 +157,7 @@ def run_suite(names: list[str] | None, seed: int, draws: int = 1) -> list[dict]:
         drawn = []
         for draw in range(seed, seed + draws):
             with tempfile.TemporaryDirectory() as home:
-                drawn.append(run_market(market, draw, Path(home)))
+                drawn.append(run_market(market, draw, Path(home), engine))
             print(_line(drawn[-1]) + (f"  seed {draw}" if draws > 1 else ""), flush=True)
         rows.append(drawn[0] if draws == 1 else _mean(drawn))
         if draws > 1:

@@ -15,14 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from operator import attrgetter
 
+import dask
+import dask.dataframe as dd
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from training import steps
-from valuation.encoding import CATEGORICAL, FEATURE_NAMES, Encoder
+from valuation.encoding import CATEGORICAL, CATEGORY_COLUMN, FEATURE_NAMES, Encoder
 from valuation.infra.dask_engine import partition_starts, read_partitions
 from valuation.loading import canonical_headers, parse_listings
-from valuation.schema import CATEGORY, PRICE, SOLD_AT
+from valuation.market import MarketIndex
+from valuation.schema import CATEGORY, FANS, SOLD_AT
 from valuation.valuer import Valuer
 
 SAMPLE_ROWS = 200_000
@@ -46,8 +50,6 @@ class DistributedSales:
 
 def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
     """Parse every partition on the cluster, keep line numbers, split, and count."""
-    import dask
-    import dask.dataframe as dd
 
     frame, first_line = read_partitions(data)
     canonical_headers(frame.columns, require_price=True)
@@ -101,40 +103,119 @@ def _sample(frame, rows: int, at_most: int, seed: int) -> pd.DataFrame:
     return sampled.compute().reset_index(drop=True)
 
 
+def sample_of_everything(sales: DistributedSales, seed: int) -> pd.DataFrame:
+    """At most SAMPLE_ROWS of every sale, training and holdout: the served fit's market index
+    is read off it."""
+    return _sample(sales.everything, sales.rows_train + sales.rows_holdout, SAMPLE_ROWS, seed)
+
+
+def after_market_date(sales: DistributedSales, index: MarketIndex | None) -> tuple[int, object]:
+    """How many sales are dated after the index's market date (mistyped, most likely), and the
+    latest date, counted on the cluster."""
+    if index is None or SOLD_AT.name not in sales.everything.columns:
+        return 0, None
+    frame = sales.everything
+    meta = steps.after_market_date(frame._meta, index)
+    late = frame.map_partitions(steps.after_market_date, index, meta=meta)
+    count, latest = dask.compute(late.shape[0], late.max())
+    return int(count), latest
+
+
 def fit(
-    client, sales: DistributedSales, best: steps.Trial, seed: int, card: dict, everything=False
+    client,
+    sales: DistributedSales,
+    best: steps.Trial,
+    seed: int,
+    card: dict,
+    everything: bool = False,
+    index: MarketIndex | None = None,
+    folds: int = 5,
 ) -> Valuer:
     """The point model on the cluster (on the training sales, or with `everything` on all of
-    them); the scale model and the calibration on a sample of the sales it did not see, price
-    typos screened out as in `steps.fit`."""
+    them), taught as `steps.fit` teaches it: each sale restated to the market date by `index`,
+    price typos screened out and the others weighted by Huber's weight, against a model fitted
+    on a sample of the learning sales (`_screen`), UNKNOWN_CATEGORY_SHARE of them shown with the
+    unknown category; then the scale model and the calibration on a sample of the sales it did
+    not see (`steps.with_distribution` screens the typos there)."""
     from lightgbm.dask import DaskLGBMRegressor
 
     encoder = sales.vocabulary
     frame = sales.everything if everything else sales.train
+    frame = frame.map_partitions(steps.restated, index, meta=steps.restated(frame._meta, index))
     learn, calibration = frame.random_split(
         [1 - steps.CALIBRATION_SHARE, steps.CALIBRATION_SHARE], random_state=seed
     )
-
-    def design(frame: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(encoder.matrix(frame), columns=list(FEATURE_NAMES), index=frame.index)
-
-    meta = design(sales.split.train.iloc[:0])
-    features = learn.map_partitions(design, meta=meta).to_dask_array(lengths=True)
-    label = np.log(learn[PRICE.name]).to_dask_array(lengths=True)
+    curve = best.curve  # the search's, fitted on its sample: every booster starts from it
+    rows = int(learn.shape[0].compute())
+    screen, reach = _screen(_sample(learn, rows, SAMPLE_ROWS, seed), encoder, best, seed, folds)
+    meta = _taught(frame._meta, screen, curve, reach, encoder, seed)
+    taught = learn.map_partitions(_taught, screen, curve, reach, encoder, seed, meta=meta)
+    taught = client.persist(taught)
+    features = taught[list(FEATURE_NAMES)].to_dask_array(lengths=True)
+    label = taught[LABEL].to_dask_array(lengths=True)
+    weight = taught[WEIGHT].to_dask_array(lengths=True)
     params = steps.booster_params(best.params, seed)
     model = DaskLGBMRegressor(client=client, n_estimators=best.rounds, **params)
-    curve = best.curve  # the search's, fitted on its sample: the booster starts from it too
     start = None
     if curve is not None:
         start = features.map_blocks(curve, drop_axis=1, dtype=np.float64)
-    model.fit(features, label, init_score=start, categorical_feature=list(CATEGORICAL))
+    model.fit(
+        features,
+        label,
+        sample_weight=weight,
+        init_score=start,
+        categorical_feature=list(CATEGORICAL),
+    )
     point = model.booster_
 
     rows = int(calibration.shape[0].compute())
     held = _sample(calibration, rows, SAMPLE_ROWS, seed)
     matrix = encoder.matrix(held)
     estimate = point.predict(matrix) + (0.0 if curve is None else curve(matrix))
-    residual = np.log(held[PRICE.name].to_numpy()) - estimate
+    residual = steps.log_price_now(held) - estimate
     rows = sales.rows_train + (sales.rows_holdout if everything else 0)
     card = {**card, "training_rows": rows, "engine": "dask"}
     return steps.with_distribution(point, held, residual, encoder, best, seed, card)
+
+
+LABEL, WEIGHT = "log_price_now", "weight"
+
+
+def _screen(
+    sample: pd.DataFrame, encoder: Encoder, best: steps.Trial, seed: int, folds: int
+) -> tuple[lgb.Booster, dict]:
+    """The model that screens the cluster's sales, and Huber's reach in each fans band: the
+    chosen candidate cross-fitted on a sample of the learning sales (out-of-fold residuals give
+    the reach and the sample's own weights), then fitted on the sample's screened sales."""
+    log_price = steps.log_price_now(sample)
+    matrix = encoder.matrix(sample)
+    dataset = steps.learning_set(matrix, log_price, best.curve)
+    estimate, rounds = steps.cross_fit(dataset, best.params, folds, seed)
+    fans = sample[FANS.name].to_numpy()
+    reach = steps.huber_reach(log_price - estimate, fans)
+    weight = steps.sale_weights(log_price - estimate, fans, reach)
+    sale = weight > 0
+    screen = lgb.train(
+        steps.booster_params(best.params, seed),
+        steps.learning_set(matrix[sale], log_price[sale], best.curve, weight[sale]),
+        num_boost_round=rounds,
+    )
+    return screen, reach
+
+
+def _taught(part, screen, curve, reach, encoder, seed, partition_info=None) -> pd.DataFrame:
+    """A partition's sales as the point model learns from them: the design rows (a random
+    UNKNOWN_CATEGORY_SHARE shown with the unknown category, drawn per partition), log price as of
+    the market date and Huber's weight; price typos (weight 0) left out."""
+    matrix = encoder.matrix(part)
+    log_price = steps.log_price_now(part)
+    estimate = screen.predict(matrix) if len(part) else np.zeros(0)
+    if curve is not None and len(part):
+        estimate = estimate + curve(matrix)
+    weight = steps.sale_weights(log_price - estimate, part[FANS.name].to_numpy(), reach)
+    number = 0 if partition_info is None else partition_info["number"]
+    hidden = np.random.default_rng([seed + 2, number]).random(len(part))
+    matrix[hidden < steps.UNKNOWN_CATEGORY_SHARE, CATEGORY_COLUMN] = encoder.unknown_code
+    taught = pd.DataFrame(matrix, columns=list(FEATURE_NAMES), index=part.index)
+    taught[LABEL], taught[WEIGHT] = log_price, weight
+    return taught[weight > 0]

@@ -104,11 +104,7 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
         vocabulary = steps.vocabulary(every)
         every_index = steps.market_index(every, vocabulary, folds, settings.seed) if dated else None
         late = steps.after_market_date(every, every_index)
-        if len(late):
-            say(
-                f"{len(late)} sales dated after the market date {every_index.market_date} "
-                f"(latest {late.max().date()}), taken at its level: check their dates"
-            )
+        _say_late(len(late), late.max() if len(late) else None, every_index, say)
         every = steps.restated(every, every_index)
         card = steps.with_market(card, every_index)
         # Typos are screened with estimates that did not see the sale: the search's out-of-fold
@@ -141,17 +137,40 @@ def _prepare_dask(dask_client, data: Path, settings: Settings, say) -> _Prepared
         sales.rows_train + sales.rows_holdout,
         settings.max_reject_share,
     )
+    # Dated sales: restated to the market date as on one machine, by an index read off the
+    # client's sample of the training sales (and, for the served fit, of every sale).
+    folds, seed = settings.cv_folds, settings.seed
+    split, dated = sales.split, sales.split.by == "time"
+    index = steps.market_index(split.train, sales.vocabulary, folds, seed) if dated else None
+    split = steps.Split(steps.restated(split.train, index), split.holdout, split.by)
+
+    def fit(best: steps.Trial, card: dict, everything: bool) -> Valuer:
+        if not everything:
+            card = steps.with_market(card, index)
+            return distributed.fit(dask_client, sales, best, seed, card, False, index, folds)
+        every = distributed.sample_of_everything(sales, seed)
+        every_index = steps.market_index(every, sales.vocabulary, folds, seed) if dated else None
+        _say_late(*distributed.after_market_date(sales, every_index), every_index, say)
+        card = steps.with_market(card, every_index)
+        return distributed.fit(dask_client, sales, best, seed, card, True, every_index, folds)
+
     return _Prepared(
         total=sales.total,
         rejects=sales.rejects,
-        split=sales.split,
+        split=split,
         rows_train=sales.rows_train,
         rows_holdout=sales.rows_holdout,
         encoder=sales.vocabulary,
-        fit=lambda best, card, everything: distributed.fit(
-            dask_client, sales, best, settings.seed, card, everything
-        ),
+        fit=fit,
     )
+
+
+def _say_late(count: int, latest, index, say) -> None:
+    if count:
+        say(
+            f"{count} sales dated after the market date {index.market_date} "
+            f"(latest {pd.Timestamp(latest).date()}), taken at its level: check their dates"
+        )
 
 
 def _keep_rejects(rejects: pd.DataFrame, total: int, data: Path, settings: Settings, say) -> None:

@@ -623,21 +623,37 @@ def is_sale(residual: np.ndarray) -> np.ndarray:
     return np.abs(residual) <= TYPO_LOG
 
 
-def sale_weights(residual: np.ndarray, fans: np.ndarray) -> np.ndarray:
+def huber_reach(residual: np.ndarray, fans: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Each fans band's median residual and Huber's reach there (HUBER_SPREADS spreads), over the
+    sales (`is_sale`): what `sale_weights` weighs each sale's distance against."""
+    sale = is_sale(residual)
+    bands = fans_band(fans)
+    reach = {}
+    for band in np.unique(bands[sale]):
+        band_residual = residual[(bands == band) & sale]
+        centre = float(np.median(band_residual))
+        spread = 1.4826 * float(np.median(np.abs(band_residual - centre)))
+        reach[int(band)] = (centre, HUBER_SPREADS * spread)
+    return reach
+
+
+def sale_weights(
+    residual: np.ndarray, fans: np.ndarray, reach: dict[int, tuple[float, float]] | None = None
+) -> np.ndarray:
     """Each sale's weight in the point model's learning, from its out-of-sample residual: 0 for
     one of a price typo's shape (`is_sale`), Huber's weight (HUBER_SPREADS) in its fans band for
-    the others."""
+    the others; against `reach` (`huber_reach` of a sample of the sales) where given, else
+    against these sales' own."""
+    reach = huber_reach(residual, fans) if reach is None else reach
     sale = is_sale(residual)
-    weight = np.zeros(len(residual))
+    weight = sale.astype(float)
     bands = fans_band(fans)
-    for band in np.unique(bands[sale]):
-        rows = (bands == band) & sale
-        distance = np.abs(residual[rows] - np.median(residual[rows]))
-        reach = HUBER_SPREADS * 1.4826 * np.median(distance)
-        far = distance > reach
-        weight[rows] = 1.0
-        if reach > 0:
-            weight[np.flatnonzero(rows)[far]] = reach / distance[far]
+    for band, (centre, limit) in reach.items():
+        rows = np.flatnonzero((bands == band) & sale)
+        distance = np.abs(residual[rows] - centre)
+        far = distance > limit
+        if limit > 0:
+            weight[rows[far]] = limit / distance[far]
     return weight
 
 

@@ -3,10 +3,13 @@ single-machine path exactly; distributed training evaluates, tracks and register
 
 from __future__ import annotations
 
+import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pytest
 
-from data.simulator import generate
+from data.simulator import generate, simulate_sales, true_quantiles
+from training import steps
 from training.pipeline import train
 from valuation.infra.dask_engine import cluster, price_file_dask
 from valuation.infra.settings import Settings
@@ -104,3 +107,60 @@ def test_dask_training_registers_and_evaluates_like_the_single_machine(tmp_path)
     assert "model_mdape" in run.data.metrics
     valuer = registry.load_valuer(spread)
     assert valuer.card.engine == "dask"
+    # Dated sales are restated to the market date as on one machine: the same index, read off
+    # the client's sample (here every sale).
+    local_market = registry.load_valuer(local).card.market
+    assert valuer.card.market is not None and local_market is not None
+    assert valuer.card.market.market_date == local_market.market_date
+
+
+def test_dask_training_restates_dated_sales_and_learns_without_the_typos(dask_client):
+    """The point model on the cluster learns as `steps.fit` teaches it: each sale at the market
+    date's level, price typos left out, the others by Huber's weight, a share of them shown
+    with the unknown category."""
+    from training import distributed
+
+    sales = simulate_sales(6000, seed=34)
+    sales.loc[sales.index[::40], "price"] *= 10  # 2.5% typos, each an extra zero
+    # Every sale trains: the market date is the latest sale's, where the truth below is read.
+    train, holdout = sales, sales.iloc[:0]
+    encoder = steps.vocabulary(train)
+    index = steps.market_index(train, encoder, folds=2, seed=0)
+    restated = steps.restated(train, index)
+    best = steps.search(restated, encoder, trials=1, folds=2, seed=0)[0]
+    spread = distributed.DistributedSales(
+        train=dd.from_pandas(train, npartitions=3),
+        split=steps.Split(restated, holdout, "time"),
+        total=len(sales),
+        rejects=pd.DataFrame(),
+        rows_train=len(train),
+        rows_holdout=len(holdout),
+        vocabulary=encoder,
+        everything=dd.from_pandas(sales, npartitions=3),
+    )
+    valuer = distributed.fit(dask_client, spread, best, 0, {}, False, index, folds=2)
+    single = steps.fit(restated, encoder, best, 0, {}, folds=2)
+
+    listings = simulate_sales(3000, seed=35, at_end=True)
+    ours = valuer.value_frame(listings)["price_estimate"].to_numpy()
+    theirs = single.value_frame(listings)["price_estimate"].to_numpy()
+    truth = true_quantiles(listings)[0.5]
+    assert np.median(np.abs(np.log(ours / theirs))) < 0.05
+    # Learning from extra zeros would lift every estimate; restating to the market date lifts
+    # the categories that rose (汽车 +20% a year) to today's level.
+    assert abs(np.median(np.log(ours / truth))) < 0.03
+    rising = (listings["category"] == "汽车").to_numpy()
+    assert abs(np.median(np.log(ours[rising] / truth[rising]))) < 0.06
+    unseen = valuer.value_frame(listings.assign(category="新类目"))["price_estimate"].to_numpy()
+    assert np.median(np.abs(np.log(unseen / ours))) < 0.25  # an average category, near enough
+
+    # What one partition teaches: the typos left out, the unknown category's share shown.
+    screen, reach = distributed._screen(restated, encoder, best, 0, folds=2)
+    taught = distributed._taught(restated, screen, best.curve, reach, encoder, 0)
+    typos = sales.index[::40]
+    assert typos.isin(taught.index).mean() < 0.05
+    # (the simulator's own 1.5% typos go too)
+    assert sales.index.drop(typos).isin(taught.index).mean() > 0.97
+    shown_unknown = taught["category"] == encoder.unknown_code
+    assert 0.03 < shown_unknown.mean() < 0.07
+    assert (taught["weight"] <= 1.0).all() and (taught["weight"] < 1.0).any()

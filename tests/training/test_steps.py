@@ -18,7 +18,7 @@ from training.evaluation import (
     price_errors,
 )
 from valuation.loading import parse_listings
-from valuation.valuer import Valuer
+from valuation.valuer import Valuer, fans_band
 
 # The default candidate, so a fit takes a fraction of a second.
 FIXED_TRIAL = steps.Trial(params=dict(steps.CANDIDATES[0]), cv_l1=0.0, rounds=200)
@@ -382,6 +382,28 @@ def test_a_sale_far_from_its_estimate_teaches_less_as_its_own_band_measures_far(
     within = np.abs(quiet) < 0.1  # within a spread: the full weight
     assert (weight[3_000:6_000][within] == 1.0).all()
     assert ((weight > 0) == steps.is_sale(residual)).all()
+
+
+def test_a_sample_s_reach_weighs_sales_it_did_not_hold_as_their_own_would():
+    """The Dask engine weighs the cluster's sales against Huber's reach read off a client-side
+    sample: a large enough sample gives the sales the weights their own reach gives them."""
+    rng = np.random.default_rng(3)
+    residual = np.concatenate([rng.normal(0.0, 0.4, 20_000), rng.normal(0.1, 0.1, 20_000)])
+    fans = np.concatenate([np.full(20_000, 3_000), np.full(20_000, 300_000)])
+    residual[::97] = 2.5  # price typos
+    own = steps.sale_weights(residual, fans)
+    assert steps.sale_weights(residual, fans, steps.huber_reach(residual, fans)).tolist() == (
+        own.tolist()
+    )
+    sample = rng.random(len(residual)) < 0.2
+    reach = steps.huber_reach(residual[sample], fans[sample])
+    small, large = fans_band(np.array([3_000, 300_000]))
+    (centre, quiet), (_, noisy) = reach[large], reach[small]
+    assert centre == pytest.approx(0.1, abs=0.01) and quiet < noisy / 3
+    others = steps.sale_weights(residual[~sample], fans[~sample], reach)
+    assert np.abs(others - own[~sample]).max() < 0.05
+    assert (others[residual[~sample] == 2.5] == 0).all()  # typos teach nothing
+    assert ((others == 0) == ~steps.is_sale(residual[~sample])).all()
 
 
 def test_a_band_of_identical_residuals_keeps_every_sale_whole():
