@@ -72,6 +72,11 @@ class Market:
     """Flags that act together, not each on its own: live permission with verification is worth
     this share more (0.25: x1.25), and a violation costs 美食 and 搞笑 accounts this share more
     (x0.75) than others."""
+    category_flags: float = 0.0
+    """Flags worth more in some categories than in others: a violation's log discount is
+    spread across the categories by -1 to +0.7 times this, live permission's log premium by +0.7
+    to -0.24 times it (0.5: a violation x0.36 to x0.85, live permission worth nothing in some
+    categories and +60% in others)."""
     category_slopes: float = 0.0
     """Each category's price also bends with fans: (fans / 2万) ** (slope_c), slope_c spread by
     this much across categories."""
@@ -155,6 +160,15 @@ class Market:
             )
             log_price = log_price + np.where(together, np.log(1.0 + self.flag_pairs), 0.0)
             log_price = log_price + np.where(touchy, np.log(1.0 - self.flag_pairs), 0.0)
+        if self.category_flags:
+            names = self.categories()[0]
+            spread = pd.Series(sales[CATEGORY.name].to_numpy())
+            violation = spread.map(dict(zip(names, np.linspace(-1.0, 0.7, len(names)))))
+            live = spread.map(dict(zip(names, np.linspace(0.7, -0.24, len(names)))))
+            log_price = log_price + self.category_flags * (
+                np.where(sales[VIOLATIONS.name], violation.fillna(0.0).to_numpy(), 0.0)
+                + np.where(sales[LIVE_PERMISSION.name], live.fillna(0.0).to_numpy(), 0.0)
+            )
         if self.milestone is not None:
             at, factor = self.milestone
             log_price = log_price + np.where(fans >= at, np.log(factor), 0.0)
@@ -364,6 +378,14 @@ MARKETS: tuple[Market, ...] = (
         noise="t3",
         noise_scale=0.8,
         typo_share=0.02,
+    ),
+    Market(
+        "flag-by-category",
+        "design",
+        "flags worth more in some categories: a violation x0.36 to x0.85, live permission +0 to "
+        "+60% by category; 6,000 sales (declared 2026-12-06 for the flag-category candidate)",
+        rows=6_000,
+        category_flags=0.5,
     ),
     Market(
         "category-slopes",

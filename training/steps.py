@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -125,6 +126,13 @@ sum of one curve per feature (fans, each flag, the category), with no interactio
 PRICE_CURVE = "price_curve"
 """A candidate's key (not LightGBM's): its booster starts from the price curve (`price_curve`),
 with this share of the curve's fans part; absent or 0, the booster alone."""
+FLAG_CATEGORY = "flag_category"
+"""A candidate's key (not LightGBM's): its price curve's flags differ by category too
+(`price_curve`'s `by_category`)."""
+FLAG_CATEGORY_SALES = 30.0
+"""A category's own share of a flag's effect is shrunk towards the common effect as a mean of n
+flagged sales would be by this many more sales."""
+RIDGE_ALPHA = 1.0
 CURVE_KNOTS = 8
 FLAG_KNOTS = 4
 FLAG_SPAN = (0.05, 0.95)
@@ -188,6 +196,12 @@ CANDIDATES = (
         "monotone_penalty": 1.0,
         PRICE_CURVE: 0.9,
     },
+    # The default whose price curve lets each flag's effect differ by category (a violation
+    # costing one category's accounts far more than another's): LightGBM's monotone trees learn
+    # such a market poorly, and cannot give back the curve's common discount where a category's
+    # is smaller. Where flags act alike in every category its 42 extra offsets are noise, so it
+    # is a candidate, not the default (docs/model.md has the figures).
+    {**TREES, PRICE_CURVE: 0.9, FLAG_CATEGORY: True},
 )
 """The configurations `search` tries, in this order; the first is the default, and another takes
 its place only when it is better by more than the noise of the comparison."""
@@ -487,7 +501,7 @@ def log_price_now(sales: pd.DataFrame) -> np.ndarray:
 
 def booster_params(params: dict, seed: int) -> dict:
     """A candidate's LightGBM parameters: the fixed ones, its own (less PRICE_CURVE), the seed."""
-    own = {key: value for key, value in params.items() if key != PRICE_CURVE}
+    own = {key: value for key, value in params.items() if key not in (PRICE_CURVE, FLAG_CATEGORY)}
     return {**FIXED_PARAMS, **own, "seed": seed}
 
 
@@ -497,6 +511,7 @@ def price_curve(
     fans_share: float,
     categories: int,
     rows: np.ndarray | None = None,
+    by_category: bool = False,
 ) -> PriceCurve:
     """The smooth start of the point model, from the sales `rows` marks (all by default): a ridge
     regression of log price on a cubic spline of log10 fans (knots at quantiles) plus log10 fans
@@ -509,7 +524,13 @@ def price_curve(
     effect, on the same grid, held to the sign the market logic gives the flag; the fans part is
     then raised where needed so that it stays non-decreasing with any set of flags' parts added.
     Its category part is each of the `categories` codes' coefficient, centred so the average
-    sale's category (and the unknown code) is 0."""
+    sale's category (and the unknown code) is 0. With `by_category`, each flag's effect also
+    differs by category: a one-hot column per flag and category in the ridge, scaled so that it is
+    shrunk towards 0 as a mean of n sales would be by FLAG_CATEGORY_SALES more (a category with
+    few flagged sales keeps the flag's common effect), then held so that the flag's whole effect
+    in each category keeps its market sign at any fans. Outside the trees, it is not bound by
+    their monotone constraints, under which a tree cannot give back a discount its category does
+    not have."""
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import SplineTransformer
 
@@ -536,11 +557,20 @@ def price_curve(
     flags = chosen[:, list(FLAG_COLUMNS)]
     bends = bends_at(log_fans)
     by_flag = np.hstack([flags[:, [f]] * bends for f in range(flags.shape[1])])
-    ridge = Ridge(alpha=1.0).fit(np.hstack([basis, by_flag, one_hot]), log_price[rows])
-    spline_part = ridge.coef_[: basis.shape[1]]
-    flag_part = ridge.coef_[basis.shape[1] : basis.shape[1] + by_flag.shape[1]]
+    columns = [basis, by_flag, one_hot]
+    shrink = np.sqrt(RIDGE_ALPHA / FLAG_CATEGORY_SALES)
+    if by_category:
+        columns.append(np.hstack([flags[:, [f]] * one_hot * shrink for f in range(flags.shape[1])]))
+    ridge = Ridge(alpha=RIDGE_ALPHA).fit(np.hstack(columns), log_price[rows])
+    coef = ridge.coef_
+    spline_part = coef[: basis.shape[1]]
+    flag_part = coef[basis.shape[1] : basis.shape[1] + by_flag.shape[1]]
     flag_part = flag_part.reshape(flags.shape[1], bends.shape[1])
-    offsets = ridge.coef_[-categories:] - ridge.coef_[-categories:][codes].mean()
+    category_coef = coef[basis.shape[1] + by_flag.shape[1] :][:categories]
+    offsets = category_coef - category_coef[codes].mean()
+    added = np.zeros((flags.shape[1], categories))
+    if by_category:
+        added = coef[-flags.shape[1] * categories :].reshape(flags.shape[1], categories) * shrink
     low, high = log_fans.min(), log_fans.max()
     if high - low < 1e-6:  # one fans count: no curve to draw, a flat one on a grid around it
         spline_part = np.zeros_like(spline_part)
@@ -553,12 +583,21 @@ def price_curve(
     direction = np.array([MONOTONE[column] for column in FLAG_COLUMNS], dtype=float)
     parts = FLAG_SHARE * bends_at(grid[:, None]) @ flag_part.T  # grid x flags
     parts = np.where(parts * direction > 0, parts, 0.0)
+    # Each category's share of a flag: the flag's whole effect there keeps its sign at any fans.
+    strongest = np.where(direction > 0, parts.min(axis=0), -parts.max(axis=0))  # >= 0 (sign)
+    added = np.where(
+        direction[:, None] > 0,
+        np.maximum(added, -strongest[:, None]),
+        np.minimum(added, strongest[:, None]),
+    )
     at_grid = fans_share * fans_effect - fans_share * (basis @ spline_part).mean()
     # Non-decreasing (flat where the spline dips, until it is back where it was), and with any
     # set of flags too: each step at least the flags' falls over it added up.
     falls = -np.minimum(np.diff(parts, axis=0), 0.0).sum(axis=1)
     step = np.maximum(np.diff(np.maximum.accumulate(at_grid)), falls)
-    at_sales = [np.interp(log_fans[:, 0], grid, part) for part in parts.T]
+    at_sales = [
+        np.interp(log_fans[:, 0], grid, part) + added[f][codes] for f, part in enumerate(parts.T)
+    ]
     flag_mean = sum(float((flags[:, f] * part).mean()) for f, part in enumerate(at_sales))
     level = at_grid[0] + np.concatenate([[0.0], np.cumsum(step)])
     level += log_price[rows].mean() - flag_mean
@@ -573,12 +612,16 @@ def price_curve(
         (0, 0),
         round(max(float(slope), 0.0), 6),
         tuple(tuple(np.round(part, 6)) for part in parts.T),
+        tuple(tuple(np.round(row, 6)) for row in added) if by_category else (),
     )
     fans = chosen[:, FANS_COLUMN]
     reference = (
         float(curve.fans_part(fans).mean()),
         float(curve.category_part(codes).mean()),
-        *(float((part * flags[:, f]).mean()) for f, part in enumerate(curve.flag_parts(fans))),
+        *(
+            float((part * flags[:, f]).mean())
+            for f, part in enumerate(curve.flag_parts_in(fans, codes))
+        ),
     )
     return replace(curve, reference=reference)
 
@@ -592,7 +635,9 @@ def curve_for(
 ) -> PriceCurve | None:
     """The price curve a candidate starts from, or None for one that does not."""
     share = params.get(PRICE_CURVE, 0.0)
-    return price_curve(matrix, log_price, share, categories, rows) if share else None
+    if not share:
+        return None
+    return price_curve(matrix, log_price, share, categories, rows, params.get(FLAG_CATEGORY, False))
 
 
 def learning_set(
@@ -711,6 +756,60 @@ def cross_fit(
     return estimate, rounds
 
 
+def cross_fit_own_curves(
+    matrix: np.ndarray,
+    log_price: np.ndarray,
+    weight: np.ndarray,
+    params: dict,
+    folds: int,
+    seed: int,
+    categories: int,
+) -> tuple[np.ndarray, int]:
+    """As `cross_fit` (the same folds, learning from the sales `weight` keeps), with the
+    candidate's price curve fitted anew in each fold on the sales outside it: a curve with many
+    parameters (FLAG_CATEGORY's) fitted on every sale would have seen the sales it is judged on,
+    and win the comparison by that. Each fold stops early on its own sales; the rounds are those
+    whose mean out-of-fold error over the folds is lowest."""
+    fold, learn = _folds(len(matrix), folds, seed), weight > 0
+    starts, boosters, errors = [], [], []
+    for k in range(folds):
+        inside, outside = learn & (fold != k), learn & (fold == k)
+        curve = curve_for(params, matrix, log_price, categories, inside)
+        start = np.zeros(len(matrix)) if curve is None else curve(matrix)
+        taught = learning_set(matrix[inside], log_price[inside], curve, weight[inside])
+        checked = taught.create_valid(
+            matrix[outside],
+            label=log_price[outside],
+            weight=weight[outside],
+            init_score=start[outside],
+        )
+        record: dict = {}
+        with warnings.catch_warnings():  # the fold's check set takes the training set's bins
+            warnings.filterwarnings("ignore", "Overriding the parameters from Reference")
+            booster = lgb.train(
+                {**booster_params(params, seed), "metric": "l1"},
+                taught,
+                num_boost_round=MAX_ROUNDS,
+                valid_sets=[checked],
+                callbacks=[
+                    lgb.record_evaluation(record),
+                    lgb.early_stopping(
+                        EARLY_STOPPING, verbose=False, min_delta=EARLY_STOPPING_DELTA
+                    ),
+                ],
+            )
+        starts.append(start)
+        boosters.append(booster)
+        errors.append(record["valid_0"]["l1"])
+    length = min(len(error) for error in errors)
+    rounds = int(np.argmin(np.mean([error[:length] for error in errors], axis=0))) + 1
+    estimate = np.zeros(len(matrix))
+    for k, (start, booster) in enumerate(zip(starts, boosters, strict=True)):
+        rows = fold == k
+        estimate[rows] = start[rows] + booster.predict(matrix[rows], num_iteration=rounds)
+    return estimate, rounds
+
+
 def search(
     train: pd.DataFrame,
     encoder: Encoder,
@@ -741,8 +840,12 @@ def search(
     results, errors = [], []
     for params in CANDIDATES[: max(1, trials)]:
         curve = curve_for(params, matrix, log_price, categories, learn)
-        dataset = learning_set(matrix, log_price, curve, weight)
-        estimate, rounds = cross_fit(dataset, params, folds, seed, learn=learn)
+        if params.get(FLAG_CATEGORY):
+            own = cross_fit_own_curves(matrix, log_price, weight, params, folds, seed, categories)
+            estimate, rounds = own
+        else:
+            dataset = learning_set(matrix, log_price, curve, weight)
+            estimate, rounds = cross_fit(dataset, params, folds, seed, learn=learn)
         residual = log_price - estimate
         # Judged as `fit` serves it: shifted by the median residual of the sales (no typos).
         residual -= np.median(residual[is_sale(residual)])
@@ -796,8 +899,15 @@ def fit(
         weight = sale_weights(log_price - first, train[FANS.name].to_numpy())
         learn = weight > 0
         curve = curve_for(best.params, matrix, log_price, encoder.unknown_code, learn)
-        dataset = learning_set(matrix, log_price, curve, weight)
-        estimate, rounds = cross_fit(dataset, best.params, folds, seed, learn=learn)
+        if best.params.get(FLAG_CATEGORY):  # the residuals calibrate: out of fold, curve too
+            categories = encoder.unknown_code
+            own = cross_fit_own_curves(
+                matrix, log_price, weight, best.params, folds, seed, categories
+            )
+            estimate, rounds = own
+        else:
+            dataset = learning_set(matrix, log_price, curve, weight)
+            estimate, rounds = cross_fit(dataset, best.params, folds, seed, learn=learn)
     residual = log_price - estimate
     weight = sale_weights(residual, train[FANS.name].to_numpy())
     sale = weight > 0

@@ -10,7 +10,9 @@ levels on a grid of log10 fans, read by linear interpolation (flat below the gri
 for up to BEYOND_DECADES of fans, rising by the slope training measured at the top, where the
 trees, flat past the last sale, would value a larger account as the largest); one offset per
 category code (the code of a category outside the vocabulary: 0, the average sale's category);
-and each flag's log effect on the same grid (flat outside it), counted where the flag is set.
+and each flag's log effect on the same grid (flat outside it), counted where the flag is set,
+with, where training found the flag worth more in some categories than in others, each category's
+share of it (the unknown code's 0).
 """
 
 from __future__ import annotations
@@ -48,13 +50,20 @@ class PriceCurve:
     flags: tuple[tuple[float, ...], ...] = ()
     """Each flag's log effect at each grid point (FLAGS order), of the sign the market logic
     gives it (a violation never raises a price); none in bundles written before them."""
+    flag_category: tuple[tuple[float, ...], ...] = ()
+    """Each flag's log effect added in each category (FLAGS order, then the encoder's category
+    order; the unknown code's is 0), where it is set: the flag's whole effect in a category stays
+    of the market logic's sign at any fans. None unless the search chose a candidate with them."""
     _arrays: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         offsets = np.append(np.asarray(self.category, dtype=float), 0.0)  # then the unknown code
         grid, level = np.asarray(self.log10_fans), np.asarray(self.level)
         flags = np.asarray(self.flags, dtype=float).reshape(len(self.flags), len(grid))
-        object.__setattr__(self, "_arrays", (grid, level, offsets, flags))
+        by_category = np.zeros((len(self.flag_category), len(offsets)))
+        for k, added in enumerate(self.flag_category):
+            by_category[k, : len(added)] = added
+        object.__setattr__(self, "_arrays", (grid, level, offsets, flags, by_category))
 
     def _position(self, fans):
         """Where these fans sit on the grid: the segment j, the share t along it (0 below the
@@ -86,13 +95,30 @@ class PriceCurve:
 
     def category_part(self, codes) -> np.ndarray:
         offsets = self._arrays[2]
-        return offsets[np.minimum(np.asarray(codes, dtype=int), len(offsets) - 1)]
+        return offsets[self._codes(codes)]
+
+    def _codes(self, codes) -> np.ndarray:
+        return np.minimum(np.asarray(codes, dtype=int), len(self._arrays[2]) - 1)
+
+    def flag_parts_in(self, fans, codes) -> list[np.ndarray]:
+        """Each flag's log effect at these fans in these categories (`flag_parts` plus its
+        category's share), set or not."""
+        parts = self.flag_parts(fans)
+        if not self.flag_category:
+            return parts
+        added = self._arrays[4][:, self._codes(codes)]
+        return [part + added[k] for k, part in enumerate(parts)]
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
         """The curve's log price for each row of the model's input matrix."""
         position = self._position(matrix[:, FANS_COLUMN])  # once for the fans and the flags
-        price = self._fans_at(*position) + self.category_part(matrix[:, CATEGORY_COLUMN])
-        for part, column in zip(self._flags_at(*position[:2]), FLAG_COLUMNS, strict=False):
+        codes = matrix[:, CATEGORY_COLUMN]
+        price = self._fans_at(*position) + self.category_part(codes)
+        parts = self._flags_at(*position[:2])
+        if self.flag_category:
+            added = self._arrays[4][:, self._codes(codes)]
+            parts = [part + added[k] for k, part in enumerate(parts)]
+        for part, column in zip(parts, FLAG_COLUMNS, strict=False):
             price = price + part * matrix[:, column]  # one flag at a time, as `one` adds them
         return price
 
@@ -104,18 +130,22 @@ class PriceCurve:
         t = min(max((x - grid[j]) / (grid[j + 1] - grid[j]), 0.0), 1.0)
         past = min(max(x - grid[-1], 0.0), BEYOND_DECADES)
         code = int(row[CATEGORY_COLUMN])
-        offset = self.category[code] if 0 <= code < len(self.category) else 0.0
+        known = 0 <= code < len(self.category)
+        offset = self.category[code] if known else 0.0
         price = level[j] + t * (level[j + 1] - level[j]) + self.beyond_slope * past + offset
-        for part, column in zip(self.flags, FLAG_COLUMNS, strict=False):
-            price = price + (part[j] + t * (part[j + 1] - part[j])) * row[column]
+        for k, (part, column) in enumerate(zip(self.flags, FLAG_COLUMNS, strict=False)):
+            effect = part[j] + t * (part[j + 1] - part[j])
+            if self.flag_category and known:
+                effect = effect + self.flag_category[k][code]
+            price = price + effect * row[column]
         return price
 
     def contributions(self, row: np.ndarray) -> tuple[float, ...]:
         """One row's fans, category and (where the curve has them) each flag's part, less their
         means (the reference's)."""
-        fans = row[FANS_COLUMN]
-        parts = [float(self.fans_part(fans)), float(self.category_part(row[CATEGORY_COLUMN]))]
-        for part, column in zip(self.flag_parts(fans), FLAG_COLUMNS, strict=False):
+        fans, code = row[FANS_COLUMN], row[CATEGORY_COLUMN]
+        parts = [float(self.fans_part(fans)), float(self.category_part(code))]
+        for part, column in zip(self.flag_parts_in(fans, code), FLAG_COLUMNS, strict=False):
             parts.append(float(part * row[column]))
         return tuple(part - mean for part, mean in zip(parts, self.reference, strict=True))
 
@@ -127,6 +157,7 @@ class PriceCurve:
             "reference": list(self.reference),
             "beyond_slope": self.beyond_slope,
             "flags": [list(part) for part in self.flags],
+            "flag_category": [list(added) for added in self.flag_category],
         }
 
     @classmethod
@@ -140,4 +171,5 @@ class PriceCurve:
             tuple(card["reference"]),
             float(card.get("beyond_slope", 0.0)),
             tuple(tuple(part) for part in card.get("flags", ())),
+            tuple(tuple(added) for added in card.get("flag_category", ())),
         )
