@@ -380,7 +380,7 @@ MARKETS: tuple[Market, ...] = (
         typo_share=0.02,
     ),
     Market(
-        "flag-by-category",
+        "category-flags",
         "design",
         "flags worth more in some categories: a violation x0.36 to x0.85, live permission +0 to "
         "+60% by category; 6,000 sales (declared 2026-12-06 for the flag-category candidate)",

@@ -133,6 +133,7 @@ FLAG_CATEGORY_SALES = 30.0
 """A category's own share of a flag's effect is shrunk towards the common effect as a mean of n
 flagged sales would be by this many more sales."""
 RIDGE_ALPHA = 1.0
+"""The price curve's ridge penalty on each (scaled) column's coefficient."""
 CURVE_KNOTS = 8
 FLAG_KNOTS = 4
 FLAG_SPAN = (0.05, 0.95)

@@ -292,13 +292,13 @@ def test_the_curves_flag_parts_follow_a_discount_that_grows_with_the_account(nam
 
 
 def test_the_curve_s_flags_differ_by_category_where_asked_each_kept_to_its_sign():
-    """flag-by-category: a violation costs the first categories' accounts x0.36 and the last
+    """category-flags: a violation costs the first categories' accounts x0.36 and the last
     ones' x0.85. The curve's category shares of the discount follow, and the discount stays a
     discount in every category at any fans; the curve prices a row as `one` does, and its
     parts' contributions add up to it."""
     from data.markets import BY_NAME
 
-    market = BY_NAME["flag-by-category"]
+    market = BY_NAME["category-flags"]
     sales = market.sales(6000, 1)
     sales = sales[sales["fate"] != "typo"].drop(columns="fate").reset_index(drop=True)
     encoder = steps.vocabulary(sales)
@@ -668,12 +668,12 @@ def test_search_takes_the_monotone_penalty_only_where_flags_act_together(
 
 @pytest.mark.parametrize(
     ("name", "rows", "seed", "chosen"),
-    [("flag-by-category", 3000, 1, True), ("small-skew", 3000, 2, False)],
+    [("category-flags", 3000, 1, True), ("small-skew", 3000, 2, False)],
 )
 def test_search_takes_flags_by_category_only_where_they_differ(
     name, rows, seed, chosen, monkeypatch
 ):
-    """flag-by-category (a violation x0.36 to x0.85 by category): the curve whose flags differ
+    """category-flags (a violation x0.36 to x0.85 by category): the curve whose flags differ
     by category wins the comparison beyond noise; on small-skew, whose flags act alike in every
     category, the default keeps its place. Judged with that curve fitted in each fold without
     the fold's sales: fitted on all of them, its 42 category shares had seen the sales they were
