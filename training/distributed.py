@@ -31,6 +31,7 @@ from valuation.valuer import Valuer
 
 SAMPLE_ROWS = 200_000
 HOLDOUT_ROWS = 1_000_000  # the holdout evaluated on the client, sampled beyond this
+LABEL, WEIGHT = "log_price_now", "weight"  # `_taught`'s columns beside the design rows
 
 
 @dataclass
@@ -50,7 +51,6 @@ class DistributedSales:
 
 def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
     """Parse every partition on the cluster, keep line numbers, split, and count."""
-
     frame, first_line = read_partitions(data)
     canonical_headers(frame.columns, require_price=True)
     lengths, starts = partition_starts(frame, first_line, data)
@@ -176,9 +176,6 @@ def fit(
     rows = sales.rows_train + (sales.rows_holdout if everything else 0)
     card = {**card, "training_rows": rows, "engine": "dask"}
     return steps.with_distribution(point, held, residual, encoder, best, seed, card)
-
-
-LABEL, WEIGHT = "log_price_now", "weight"
 
 
 def _screen(
