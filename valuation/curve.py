@@ -53,7 +53,8 @@ class PriceCurve:
     flag_category: tuple[tuple[float, ...], ...] = ()
     """Each flag's log effect added in each category (FLAGS order, then the encoder's category
     order; the unknown code's is 0), where it is set: the flag's whole effect in a category stays
-    of the market logic's sign at any fans. None unless the search chose a candidate with them."""
+    of the market logic's sign at any fans. Empty unless the search chose the candidate with
+    them (and in bundles written before them)."""
     _arrays: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
