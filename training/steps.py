@@ -811,6 +811,26 @@ def cross_fit_own_curves(
     return estimate, rounds
 
 
+def cross_fit_candidate(
+    matrix: np.ndarray,
+    log_price: np.ndarray,
+    weight: np.ndarray,
+    curve: PriceCurve | None,
+    params: dict,
+    folds: int,
+    seed: int,
+    categories: int,
+) -> tuple[np.ndarray, int]:
+    """A candidate's out-of-fold estimates and rounds, learning from the sales `weight` keeps, as
+    weighted: from `curve` (fitted on all of them) for most candidates; a FLAG_CATEGORY one's
+    curve is fitted anew in each fold (`cross_fit_own_curves`), since its estimates are both
+    judged and, once chosen, calibrate its ranges."""
+    if params.get(FLAG_CATEGORY):
+        return cross_fit_own_curves(matrix, log_price, weight, params, folds, seed, categories)
+    dataset = learning_set(matrix, log_price, curve, weight)
+    return cross_fit(dataset, params, folds, seed, learn=weight > 0)
+
+
 def search(
     train: pd.DataFrame,
     encoder: Encoder,
@@ -841,12 +861,9 @@ def search(
     results, errors = [], []
     for params in CANDIDATES[: max(1, trials)]:
         curve = curve_for(params, matrix, log_price, categories, learn)
-        if params.get(FLAG_CATEGORY):
-            own = cross_fit_own_curves(matrix, log_price, weight, params, folds, seed, categories)
-            estimate, rounds = own
-        else:
-            dataset = learning_set(matrix, log_price, curve, weight)
-            estimate, rounds = cross_fit(dataset, params, folds, seed, learn=learn)
+        estimate, rounds = cross_fit_candidate(
+            matrix, log_price, weight, curve, params, folds, seed, categories
+        )
         residual = log_price - estimate
         # Judged as `fit` serves it: shifted by the median residual of the sales (no typos).
         residual -= np.median(residual[is_sale(residual)])
@@ -899,16 +916,11 @@ def fit(
             first, _ = cross_fit(learning_set(matrix, log_price, curve), best.params, folds, seed)
         weight = sale_weights(log_price - first, train[FANS.name].to_numpy())
         learn = weight > 0
-        curve = curve_for(best.params, matrix, log_price, encoder.unknown_code, learn)
-        if best.params.get(FLAG_CATEGORY):  # the residuals calibrate: out of fold, curve too
-            categories = encoder.unknown_code
-            own = cross_fit_own_curves(
-                matrix, log_price, weight, best.params, folds, seed, categories
-            )
-            estimate, rounds = own
-        else:
-            dataset = learning_set(matrix, log_price, curve, weight)
-            estimate, rounds = cross_fit(dataset, best.params, folds, seed, learn=learn)
+        categories = encoder.unknown_code
+        curve = curve_for(best.params, matrix, log_price, categories, learn)
+        estimate, rounds = cross_fit_candidate(
+            matrix, log_price, weight, curve, best.params, folds, seed, categories
+        )
     residual = log_price - estimate
     weight = sale_weights(residual, train[FANS.name].to_numpy())
     sale = weight > 0

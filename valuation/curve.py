@@ -104,7 +104,11 @@ class PriceCurve:
     def flag_parts_in(self, fans, codes) -> list[np.ndarray]:
         """Each flag's log effect at these fans in these categories (`flag_parts` plus its
         category's share), set or not."""
-        parts = self.flag_parts(fans)
+        j, t, _ = self._position(fans)
+        return self._flags_in(j, t, codes)
+
+    def _flags_in(self, j, t, codes):
+        parts = self._flags_at(j, t)
         if not self.flag_category:
             return parts
         added = self._arrays[4][:, self._codes(codes)]
@@ -115,10 +119,7 @@ class PriceCurve:
         position = self._position(matrix[:, FANS_COLUMN])  # once for the fans and the flags
         codes = matrix[:, CATEGORY_COLUMN]
         price = self._fans_at(*position) + self.category_part(codes)
-        parts = self._flags_at(*position[:2])
-        if self.flag_category:
-            added = self._arrays[4][:, self._codes(codes)]
-            parts = [part + added[k] for k, part in enumerate(parts)]
+        parts = self._flags_in(*position[:2], codes)
         for part, column in zip(parts, FLAG_COLUMNS, strict=False):
             price = price + part * matrix[:, column]  # one flag at a time, as `one` adds them
         return price
