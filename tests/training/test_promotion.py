@@ -45,6 +45,23 @@ def test_range_coverage_must_be_within_tolerance(coverage, promote):
     assert any(f"{coverage:.1%}" in reason for reason in decision.reasons)
 
 
+def test_the_tolerance_counts_the_calibration_s_draw_as_well_as_the_holdout_s():
+    """A sound range calibrated on 4,000 sales, measured on 1,000: 75.9% is within three standard
+    errors of both draws (4.24 points), not of the holdout's alone (the 4-point floor)."""
+    measured = {**errors(0.1, 0.759), "holdout_rows": 1000.0}
+    assert not steps.decide(measured, None).promote
+    decision = steps.decide({**measured, "calibration_rows": 4000.0}, None)
+    assert decision.promote
+    assert "75.8%-84.2%" not in decision.reasons[0]  # said only when refused
+    refused = steps.decide(
+        {**measured, "interval_coverage": 0.757, "calibration_rows": 4000.0}, None
+    )
+    assert not refused.promote
+    assert "75.8%-84.2%" in refused.reasons[0]
+    # plenty of sales on both sides: the floor
+    assert steps.coverage_tolerance(40_000, 160_000) == steps.COVERAGE_TOLERANCE
+
+
 @pytest.fixture
 def store(tmp_path):
     settings = Settings(home=tmp_path, tracking_uri=None, search_trials=1, cv_folds=2)
@@ -58,6 +75,8 @@ def test_a_worse_candidate_is_registered_but_not_served(store):
     settings, good, poor = store
     first = train(good, settings)
     assert first.decision.promote
+    # the gate's tolerance counts the evaluated model's calibration sales (1,200 trained on)
+    assert 1000 < first.metrics["model"]["calibration_rows"] <= 1200
     assert registry.registered_version(settings) == first.model_version
 
     second = train(poor, settings)  # 300 sales: a clearly worse model on the same kind of market
