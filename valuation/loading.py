@@ -18,13 +18,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from valuation.parsing import BULK_PARSERS, PARSERS, SpellingError
-from valuation.schema import BY_NAME, FEATURES, OPTIONAL, TARGET, header_lookup, normalise_header
+from valuation.parsing import BULK_PARSERS, PARSERS, SpellingError, with_unit
+from valuation.schema import (
+    BY_NAME,
+    FEATURES,
+    OPTIONAL,
+    TARGET,
+    header_lookup,
+    read_header,
+)
 
 log = logging.getLogger("valuation.loading")
 
 SUFFIXES = (".csv", ".parquet")
 REJECT_COLUMNS = ["line", "column", "reason"]
+UNITS_SAID = "元, 万, 万元, 千, 亿, CNY, k, w"
+"""The header units named in the error that refuses one (HEADER_UNITS has them all)."""
 LineNumbers = Callable[[np.ndarray], np.ndarray]
 """Row positions in a table read from a file -> the file lines those rows start on."""
 
@@ -214,12 +223,17 @@ def _refuse_repeated_headers(path: Path, encoding: str) -> None:
 
 
 def canonical_headers(columns, require_price: bool) -> dict[str, str]:
-    """Maps the export's headers to canonical field names; unknown headers are left alone."""
+    """Maps the export's headers to canonical field names; unknown headers are left alone. A
+    header may carry its column's unit (`粉丝数量(万)`: `read_header`)."""
     lookup = header_lookup()
     mapping: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
     for column in columns:
-        name = lookup.get(normalise_header(column))
+        name, unit = read_header(column, lookup)
         if name is None:
+            continue
+        if unit is None:  # left alone unless the field has no other column
+            unreadable.setdefault(name, column)
             continue
         if name in mapping.values():
             first = next(c for c, n in mapping.items() if n == name)
@@ -227,6 +241,13 @@ def canonical_headers(columns, require_price: bool) -> dict[str, str]:
         mapping[column] = name
     needed = [*FEATURES, TARGET] if require_price else list(FEATURES)
     missing = [f for f in needed if f.name not in mapping.values() and f.default is None]
+    for field in missing:
+        if field.name in unreadable:
+            raise ExportError(
+                f"column {unreadable[field.name]!r} names {field.name} with a part in brackets "
+                f"or after a slash that is no unit this reader takes ({UNITS_SAID}, on a "
+                "count's or a price's column only): rename it"
+            )
     if missing:
         wanted = "; ".join(f"{f.name} (or {' / '.join(f.headers)})" for f in missing)
         raise ExportError(f"missing column(s): {wanted}")
@@ -247,8 +268,10 @@ def parse_listings(
     for column, name in mapping.items():
         if name not in wanted:
             continue
+        values = raw[column]
+        unit = read_header(column)[1]
         parsed[name], problems[name] = parse_column(
-            raw[column], PARSERS[name], BULK_PARSERS.get(name)
+            with_unit(values, unit) if unit else values, PARSERS[name], BULK_PARSERS.get(name)
         )
 
     bad = np.zeros(len(raw), dtype=bool)

@@ -167,6 +167,37 @@ def _amount(value: object, what: str) -> tuple[Decimal, bool]:
     return number, bool(unit)
 
 
+_BARE_NUMBER = re.compile(r"^(?:[¥]\s*)?[0-9][0-9,]*(?:\.[0-9]+)?$")
+
+
+def with_unit(values: pd.Series, unit: str) -> pd.Series:
+    """A column whose header gives its unit (`粉丝数量(万)`): `unit` written after each bare number
+    (`13.13` -> `13.13万`, `¥0.12` -> `¥0.12万`), so the column's parser reads it as the marketplace
+    would have written it; a value with a unit of its own (`13.13W`), or no number at all, is left
+    as it is, to be read or refused as written."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=False)
+    written = np.array([_with_unit(value, unit) for value in uniques], dtype=object)[codes]
+    text = isinstance(values.dtype, pd.StringDtype)  # kept as text: the bulk readers take it
+    return pd.Series(written, index=values.index, dtype=values.dtype if text else object)
+
+
+def _with_unit(value: object, unit: str) -> object:
+    if isinstance(value, bool) or _is_missing(value):
+        return value
+    if isinstance(value, Integral):
+        return f"{int(value)}{unit}" if abs(int(value)) <= MAX_AMOUNT else value
+    if isinstance(value, Real):
+        try:
+            text = repr(float(value))
+        except OverflowError:
+            return value
+    elif isinstance(value, str):
+        text = _plain(value, "")
+    else:
+        return value
+    return f"{text}{unit}" if _BARE_NUMBER.match(text) else value
+
+
 def parse_count(field: Field, value: object) -> int:
     """A count of `field` (up to its `maximum`): `13.13W` -> 131300; also 万, 亿, k, thousands
     separators and plain integers."""

@@ -7,6 +7,7 @@ spellings, value spellings and market-logic directions from the declarations her
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -85,7 +86,7 @@ GENERIC_FALSE = ("no", "n", "false", "f", "0", "否", "无")
 FANS = Field(
     "fans",
     "count",
-    ("粉丝数量", "粉丝数", "粉丝"),
+    ("粉丝数量", "粉丝数", "粉丝", "粉丝量", "粉丝总数", "followers"),
     "Followers of the account, 0 to 100亿; `13.13W`, `13.13WW` (the marketplace's cards write "
     "the unit twice), `13.1万`, `1.2亿`, `131,300` and `3.5k` are all accepted.",
     english="fans",
@@ -98,7 +99,7 @@ FANS = Field(
 VIOLATIONS = Field(
     "violations",
     "flag",
-    ("有无违规", "违规"),
+    ("有无违规", "违规", "是否违规", "违规情况", "违规记录", "has_violations"),
     "Whether the account has violations on record (有违规 / 无违规).",
     english="violations",
     examples=("有违规", False, "无违规"),
@@ -113,7 +114,7 @@ VIOLATIONS = Field(
 LIVE_PERMISSION = Field(
     "live_permission",
     "flag",
-    ("直播权限",),
+    ("直播权限", "直播开通", "是否开通直播", "直播状态", "live"),
     "Whether live streaming is opened for the account (已开通 / 未开通).",
     english="live permission",
     examples=("未开通", True, "已开通"),
@@ -128,7 +129,7 @@ LIVE_PERMISSION = Field(
 VERIFIED = Field(
     "verified",
     "flag",
-    ("认证状态", "认证"),
+    ("认证状态", "认证", "是否认证", "认证情况", "is_verified"),
     "Whether the account is verified (已认证 / 未认证).",
     english="verified",
     examples=("已认证", "no", "未认证"),
@@ -143,7 +144,7 @@ VERIFIED = Field(
 CATEGORY = Field(
     "category",
     "text",
-    ("类目", "分类"),
+    ("类目", "分类", "账号类目", "类别", "领域", "账号领域"),
     f"The account's content category, e.g. 自媒体, 美食, 搞笑; at most {MAX_CATEGORY_LENGTH} characters.",
     english="category",
     examples=("自媒体", "美食", "搞笑"),
@@ -152,20 +153,20 @@ CATEGORY = Field(
 PRICE = Field(
     "price",
     "price",
-    ("成交价", "价格", "成交价格", "售价"),
+    ("成交价", "价格", "成交价格", "售价", "成交金额", "交易价格", "出售价格", "sale_price"),
     "Sale price in CNY, above 0 and up to 10亿; `¥1,200`, `1200元`, `1.2万` and `1200` are "
     "accepted. Training data only.",
 )
 LISTING_ID = Field(
     "listing_id",
     "id",
-    ("账号ID", "编号", "商品编号", "id"),
+    ("账号ID", "编号", "商品编号", "id", "商品ID", "账号编号"),
     f"Marketplace listing id: text of at most {MAX_LISTING_ID_LENGTH} characters, or a whole number.",
 )
 SOLD_AT = Field(
     "sold_at",
     "date",
-    ("成交日期", "成交时间", "sale_date"),
+    ("成交日期", "成交时间", "sale_date", "交易日期", "交易时间", "售出日期", "sold_date"),
     f"Date of the sale, from {EARLIEST_SALE} to {LATEST_SALE}.",
 )
 
@@ -200,3 +201,35 @@ def header_lookup() -> dict[str, str]:
 
 def normalise_header(header: str) -> str:
     return str(header).strip().lower().replace(" ", "_").replace("-", "_")
+
+
+HEADER_UNITS: dict[str, str] = {
+    **dict.fromkeys(("元", "人民币", "rmb", "cny", "¥", "￥", "个", "人"), ""),
+    **dict.fromkeys(("万", "w", "万元", "万人", "万个"), "万"),
+    **dict.fromkeys(("千", "k", "千元"), "千"),
+    **dict.fromkeys(("亿", "亿元"), "亿"),
+}
+"""A unit an export's header may carry (`粉丝数量(万)`, `成交价（元）`, `成交价/万元`) -> the unit
+written after each bare number of its column when it is read (`13.13` -> `13.13万`); "": the
+numbers are as they are. A count's or a price's header only."""
+_HEADER_UNIT = re.compile(
+    r"^(?P<header>.+?)\s*(?:[(（\[【]\s*(?:单位\s*[:：]\s*)?(?P<unit>[^()（）\[\]【】]+?)\s*[)）\]】]"
+    r"|[/／]\s*(?P<after_slash>[^/／]+?))\s*$"
+)
+
+
+def read_header(header: str, lookup: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+    """An export's header -> (the field it names or None, the unit to write after its bare
+    numbers): `粉丝数量(万)` -> ("fans", "万"); `成交价（元）` -> ("price", ""); `类目(一级)` ->
+    (None, ""). A field's header with a unit this reader does not read (`价格(美元)`, or any unit
+    on a flag's or a text's header) -> (the field, None): the caller refuses it, by name."""
+    lookup = header_lookup() if lookup is None else lookup
+    name = lookup.get(normalise_header(header))
+    if name is not None:
+        return name, ""
+    match = _HEADER_UNIT.match(str(header).strip())
+    name = match and lookup.get(normalise_header(match["header"]))
+    if not name:
+        return None, ""
+    unit = HEADER_UNITS.get((match["unit"] or match["after_slash"]).strip().lower())
+    return name, unit if BY_NAME[name].kind in ("count", "price") else None

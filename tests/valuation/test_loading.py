@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from valuation.loading import (
     rejects_path,
     write_rejects,
 )
-from valuation.schema import FEATURES, TARGET
+from valuation.schema import BY_NAME, FEATURES, TARGET
 
 MARKET_HEADERS = ["粉丝数量", "有无违规", "直播权限", "认证状态", "类目", "成交价"]
 ENGLISH_HEADERS = ["fans", "violations", "live_permission", "verified", "category", "price"]
@@ -381,3 +382,79 @@ def test_optional_id_and_date_are_parsed(tmp_path):
         pd.Timestamp("2025-03-01"),
         pd.Timestamp("2025-04-02"),
     ]
+
+
+@pytest.mark.parametrize(
+    "fans_header, price_header",
+    [
+        ("粉丝数量(万)", "成交价（万元）"),
+        ("粉丝数（万）", "成交价/万元"),
+        ("粉丝量 (W)", "价格【单位：万元】"),
+        ("Fans [w]", "sale_price (万)"),
+    ],
+)
+def test_a_header_s_unit_is_written_after_its_bare_numbers(tmp_path, fans_header, price_header):
+    """An export that gives its unit in the header (粉丝数量(万): 13.13) is read as the marketplace
+    writes the value (13.13万); a value with a unit of its own keeps it, and a value that is no
+    number is refused as written, on its line."""
+    rows = [
+        ["13.13", "有违规", "未开通", "已认证", "自媒体", "0.12"],
+        ["5.2W", "无违规", "已开通", "未认证", "美食", "¥0.35"],  # its own unit: as written
+        ["０.０８", "无违规", "未开通", "未认证", "搞笑", "1.2"],  # full width, as typed
+        ["-1", "无违规", "未开通", "未认证", "搞笑", "abc"],
+    ]
+    headers = [fans_header, *MARKET_HEADERS[1:5], price_header]
+    loaded = load_listings(write_csv(tmp_path / "sales.csv", headers, rows), True)
+    assert loaded.listings["fans"].tolist() == [131300, 52000, 800]
+    assert loaded.listings["price"].tolist() == [1200.0, 3500.0, 12000.0]
+    [reject] = loaded.rejects.to_dict("records")
+    assert reject["line"] == 5 and reject["column"] == f"{fans_header}, {price_header}"
+    assert "'-1'" in reject["reason"] and "'abc'" in reject["reason"]  # as written, no unit added
+
+
+def test_a_header_s_unit_applies_to_typed_numbers_and_yuan_changes_nothing(tmp_path):
+    path = tmp_path / "sales.parquet"
+    pd.DataFrame(
+        {
+            "粉丝数量/万": [13.13, 5.2, 0.08],
+            "有无违规": [True, False, False],
+            "直播权限": [False, True, False],
+            "认证状态": [True, False, False],
+            "类目": ["自媒体", "美食", "搞笑"],
+            "成交价(元)": [1200.0, 3500.0, 12000.0],
+        }
+    ).to_parquet(path, index=False)
+    loaded = load_listings(path, require_price=True)
+    assert_expected(loaded.listings)
+
+
+@pytest.mark.parametrize(
+    "header, named",
+    [("类目(一级)", "category"), ("成交价(美元)", "price"), ("直播权限(万)", "live_permission")],
+)
+def test_a_header_s_part_that_is_no_unit_is_refused_by_name(tmp_path, header, named):
+    own = BY_NAME[named].marketplace_header
+    headers = [header if h == own else h for h in MARKET_HEADERS]
+    path = write_csv(tmp_path / "sales.csv", headers, GOOD_ROWS)
+    with pytest.raises(
+        ExportError, match=rf"column '{re.escape(header)}' names {named} .*rename it"
+    ):
+        load_listings(path, require_price=True)
+    # beside the field's own column it is just another column, kept in raw
+    loaded = load_listings(
+        write_csv(tmp_path / "both.csv", [*MARKET_HEADERS, header], [[*r, "x"] for r in GOOD_ROWS]),
+        True,
+    )
+    assert_expected(loaded.listings)
+    assert loaded.raw[header].tolist() == ["x"] * 3
+
+
+def test_exports_headed_in_other_common_words_are_read(tmp_path):
+    headers = ["粉丝量", "是否违规", "是否开通直播", "是否认证", "账号类目", "成交金额", "交易日期"]
+    rows = [
+        [*row[:3], "是" if row[3] == "已认证" else "否", *row[4:], "2025-03-01"]
+        for row in GOOD_ROWS
+    ]
+    loaded = load_listings(write_csv(tmp_path / "sales.csv", headers, rows), True)
+    assert_expected(loaded.listings)
+    assert (loaded.listings["sold_at"] == pd.Timestamp("2025-03-01")).all()
