@@ -17,7 +17,7 @@ def test_the_suite_has_eight_or_more_markets_half_of_them_for_design():
     assert len(design) <= len(report) and len(design) + len(report) == len(MARKETS)
     assert len({m.name for m in MARKETS}) == len(MARKETS)
     # Shapes that differ: noise families, sizes, fans shapes, a dated one.
-    assert {m.noise for m in MARKETS} == {"normal", "t3", "skew"}
+    assert {m.noise for m in MARKETS} == {"normal", "t3", "t2", "skew"}
     assert min(m.rows for m in MARKETS) <= 3000 and max(m.rows for m in MARKETS) >= 200_000
     assert len({m.fans_shape for m in MARKETS}) >= 3
     # dated markets on both sides: the market index is chosen on one and reported on another
