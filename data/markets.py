@@ -522,7 +522,7 @@ MARKETS: tuple[Market, ...] = (
         "heavy-t2",
         "report",
         "8,000 sales; t2 noise, the heaviest tails: ~2% of real sales past the ranges' calibration "
-        "reach (declared 2026-12-06 with TAIL_SPREADS 12, which t2 shapes were looked at for)",
+        "reach (declared 2026-12-06 with the heavy-tail rule, HEAVY_TAIL_SHARE, chosen looking at it)",
         rows=8000,
         noise="t2",
     ),
