@@ -79,19 +79,25 @@ def test_english_headers_in_any_case(tmp_path):
     assert_expected(loaded.listings, EXPECTED.iloc[:2])
 
 
-def test_parquet_with_typed_columns(tmp_path):
-    path = tmp_path / "sales.parquet"
+def write_typed(path: Path, fans: tuple[str, list], price_header: str = "成交价") -> Path:
+    """A Parquet export of EXPECTED's three listings, typed: fans as (header, values)."""
+    header, values = fans
     pd.DataFrame(
         {
-            "粉丝数量": np.array([131300, -5, 800], dtype="int64"),
+            header: values,
             "有无违规": [True, False, False],
             "直播权限": [False, True, False],
             "认证状态": [True, False, False],
             "类目": ["自媒体", "美食", "搞笑"],
-            "成交价": [1200.0, 3500.0, 12000.0],
+            price_header: [1200.0, 3500.0, 12000.0],
         }
     ).to_parquet(path, index=False)
-    loaded = load_listings(path, require_price=True)
+    return path
+
+
+def test_parquet_with_typed_columns(tmp_path):
+    fans = ("粉丝数量", np.array([131300, -5, 800], dtype="int64"))
+    loaded = load_listings(write_typed(tmp_path / "sales.parquet", fans), require_price=True)
     assert_expected(loaded.listings, EXPECTED.iloc[[0, 2]].reset_index(drop=True))
     # Parquet has no header line: its rows count from 1, so the second row is line 2.
     assert loaded.rejects["line"].tolist() == [2]
@@ -413,17 +419,9 @@ def test_a_header_s_unit_is_written_after_its_bare_numbers(tmp_path, fans_header
 
 
 def test_a_header_s_unit_applies_to_typed_numbers_and_yuan_changes_nothing(tmp_path):
-    path = tmp_path / "sales.parquet"
-    pd.DataFrame(
-        {
-            "粉丝数量/万": [13.13, 5.2, 0.08],
-            "有无违规": [True, False, False],
-            "直播权限": [False, True, False],
-            "认证状态": [True, False, False],
-            "类目": ["自媒体", "美食", "搞笑"],
-            "成交价(元)": [1200.0, 3500.0, 12000.0],
-        }
-    ).to_parquet(path, index=False)
+    path = write_typed(
+        tmp_path / "sales.parquet", ("粉丝数量/万", [13.13, 5.2, 0.08]), "成交价(元)"
+    )
     loaded = load_listings(path, require_price=True)
     assert_expected(loaded.listings)
 
