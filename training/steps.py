@@ -164,6 +164,10 @@ parts add noise), seed 1 of flag-growth 1.007 -> 1.001 and of standard 0.999 -> 
 report market late-holdout 1.039 -> 1.028. Shares of 0.7 and the spline's form were tried on
 small-skew, flag-growth and late-holdout only (a constant 0.7 share, no curve in fans, cost
 late-holdout 0.7 point: the trees could not undo a discount deeper than the small accounts')."""
+SPARSE_TOP_SALES = 50
+"""Above the fans of the largest this many sales, the price curve carries the whole rise in fans
+(not `fans_share` of it): there the trees' leaves (20 sales at least) span a decade or more of
+fans, flat, and could not learn their share of the slope."""
 CURVE_GRID = 129
 SLOPE_DECADES = 0.5
 """The price curve's slope past the most fans of any sale is its whole fans part's over this
@@ -607,6 +611,10 @@ def price_curve(
         np.minimum(added, strongest[:, None]),
     )
     at_grid = fans_share * fans_effect - fans_share * (basis @ spline_part).mean()
+    # Above the fans of the SPARSE_TOP_SALES-th largest sale the curve carries the whole rise.
+    sparse = np.sort(log_fans[:, 0])[-min(SPARSE_TOP_SALES, len(log_fans))]
+    rise = np.where(grid > sparse, whole - np.interp(sparse, grid, whole), 0.0)
+    at_grid = at_grid + (1.0 - fans_share) * rise
     # Non-decreasing (flat where the spline dips, until it is back where it was), and with any
     # set of flags too: each step at least the flags' falls over it added up.
     falls = -np.minimum(np.diff(parts, axis=0), 0.0).sum(axis=1)
