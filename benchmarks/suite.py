@@ -8,7 +8,7 @@ market: MdAPE ratio to the simulator's true median (on real sales: typos are not
 range's coverage overall and per fans band, its median width over the true 80% interval's, and
 the training time. All figures are on SIMULATED markets (see data/README.md).
 
-    .venv/bin/python benchmarks/accuracy.py --suite [--markets standard,large] [--seed 1] [--draws 3]
+    .venv/bin/python benchmarks/accuracy.py --suite [--markets standard,drifting@3000] [--seed 1] [--draws 3]
         [--engine dask]
 
 With --engine dask, `valuation train` fits on a local Dask cluster (docs/scaling.md) instead of
@@ -138,10 +138,16 @@ def _index_errors(market, env: dict) -> dict[str, float]:
     return errors
 
 
+def _market(name: str):
+    """A suite market by name; `name@rows` draws it with another number of sales."""
+    name, _, rows = name.partition("@")
+    return BY_NAME[name].sized(int(rows)) if rows else BY_NAME[name]
+
+
 def run_suite(
     names: list[str] | None, seed: int, draws: int = 1, engine: str = "local"
 ) -> list[dict]:
-    markets = [BY_NAME[name] for name in names] if names else list(MARKETS)
+    markets = [_market(name) for name in names] if names else list(MARKETS)
     header = (
         f"{'market':16}{'purpose':8}{'sales':>8}{'MdAPE/true':>11}{'cover':>7}  "
         + " ".join(f"{name:>9}" for name in BAND_NAMES)
