@@ -242,10 +242,15 @@ SHAPE_SALES_PER_TERM = 10
 """`shape_drift` reads no slope from fewer dated sales than this many per term of its regression
 (a few hundred): with as many terms as sales, least squares fits the noise exactly, and every
 slope would look sure."""
-INDEX_SHRINK = 10.0
-"""A category's own deviation from the whole market's level counts n / (n + INDEX_SHRINK) at a
-point where n sales (effective, kernel-weighted) inform it: a category with few sales follows the
-market."""
+INDEX_TREND_SPREAD = 0.3
+"""How steeply (log per year) a category's level is taken to trend away from the whole market's,
+a prior: the slope of a line through its sales' deviations is shrunk by s^2 / (s^2 + the slope's
+variance), so a category with few sales, or sold over a few days, follows the market."""
+INDEX_LOCAL_SPREAD = 0.05
+"""How far (log) a category's level is taken to stray from its own trend line, a prior: each
+local departure the kernel reads is shrunk by s^2 / (s^2 + its variance), so a category's level
+at the market date is its line's unless its latest sales say otherwise more clearly than their
+noise (a boundary estimate from a few dozen sales is mostly noise)."""
 MIN_KERNEL_SALES = 20.0
 """Fewer kernel-weighted sales near a grid point: the index's level there is a local mean."""
 INDEX_START_QUANTILE = 0.005
@@ -348,9 +353,11 @@ def market_index(
     stretch it over empty years) to the market date: the whole market's level is a local linear
     fit of those residuals (Gaussian kernel of INDEX_BANDWIDTH_DAYS; a local mean where fewer than
     MIN_KERNEL_SALES sales are near, so nothing is extrapolated); each category's deviation from
-    it is the same fit on its own sales, shrunk towards 0 by n / (n + INDEX_SHRINK), n the
-    kernel-weighted count of its sales near that point. Typo-shaped sales are left out. Levels
-    are relative to the market date (0 there)."""
+    it is a line through its sales (its trend, shrunk by INDEX_TREND_SPREAD) plus the same local fit of
+    its departures from that line, shrunk by INDEX_LOCAL_SPREAD. Every fit weighs a sale by its
+    precision: 1 / its fans band's spread squared (small accounts' prices are the noisiest), times
+    Huber's weight for its distance from a first fit (HUBER_SPREADS spreads: heavy tails). Typo-
+    shaped sales are left out. Levels are relative to the market date (0 there)."""
     if SOLD_AT.name not in sales or not sales[SOLD_AT.name].notna().any():
         return None
     log_price = np.log(sales[PRICE.name].to_numpy())
@@ -370,18 +377,29 @@ def market_index(
     shape = shape_drift(sales[keep], residual, age)
     residual = residual - shape_level(shape, sales[keep], age)
     grid = np.unique(np.append(np.arange(0.0, span, DAYS_PER_MONTH), span))
-    noise = (1.4826 * np.median(np.abs(residual - np.median(residual)))) ** 2
-    overall, _, overall_variance = _local_linear(day, residual, grid)
-    deviation = residual - np.interp(day, grid, overall)
+    noise = _robust_variance(residual)
+    bands = fans_band(sales[FANS.name].to_numpy()[keep])
+    band_noise = np.full(len(FANS_BANDS) + 1, noise)
+    for band in range(len(band_noise)):
+        if (bands == band).sum() >= MIN_BAND_ROWS:
+            band_noise[band] = _robust_variance(residual[bands == band])
+    precision = noise / np.maximum(band_noise[bands], 1e-12)  # 1 for a sale of typical spread
+    overall, _, fits = _index_fits(day, residual, category, grid, precision, noise)
+    fitted = np.interp(day, grid, overall)
+    for rows, line, _, local, variance in fits.values():
+        fitted[rows] += np.interp(day[rows], grid, line + local * _local_shrink(noise, variance))
+    distance = np.abs(residual - fitted) * np.sqrt(precision / noise)  # in spreads
+    precision = precision * np.minimum(1.0, HUBER_SPREADS / np.maximum(distance, 1e-12))
+    overall, overall_variance, fits = _index_fits(day, residual, category, grid, precision, noise)
     by_category, errors, counts = {}, {}, {}
-    for name in np.unique(category):
-        rows = category == name
-        level, near, variance = _local_linear(day[rows], deviation[rows], grid)
-        shrink = near / (near + INDEX_SHRINK)
-        own = overall + level * shrink
-        by_category[str(name)] = tuple(np.round(own - own[-1], 6))
-        errors[str(name)] = _relative_errors(noise * (overall_variance + shrink**2 * variance))
-        counts[str(name)] = int(rows.sum())
+    for name, (rows, line, line_variance, local, variance) in fits.items():
+        shrink = _local_shrink(noise, variance)
+        own = overall + line + local * shrink
+        by_category[name] = tuple(np.round(own - own[-1], 6))
+        errors[name] = _relative_errors(
+            noise * (overall_variance + shrink**2 * variance), line_variance
+        )
+        counts[name] = int(rows.sum())
     return MarketIndex(
         start=start.date(),
         market_date=end.date(),
@@ -393,6 +411,48 @@ def market_index(
         errors=errors,
         shape=shape,
     )
+
+
+def _robust_variance(values: np.ndarray) -> float:
+    return float((1.4826 * np.median(np.abs(values - np.median(values)))) ** 2)
+
+
+def _local_shrink(noise: float, variance: np.ndarray) -> np.ndarray:
+    return INDEX_LOCAL_SPREAD**2 / (INDEX_LOCAL_SPREAD**2 + noise * variance)
+
+
+def _index_fits(
+    day: np.ndarray,
+    residual: np.ndarray,
+    category: np.ndarray,
+    grid: np.ndarray,
+    precision: np.ndarray,
+    noise: float,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The whole market's level on the grid and its variance (per unit of the noise's); per
+    category: its rows, its trend line on the grid (through its deviations' weighted mean), that
+    line's variance relative to the market date (log price squared), its local departures from
+    the line and their variance (per unit of the noise's). A sale weighs `precision` (relative: 1
+    for one of the noise's typical spread)."""
+    overall, _, overall_variance = _local_linear(day, residual, grid, precision)
+    deviation = residual - np.interp(day, grid, overall)
+    fits = {}
+    for name in np.unique(category):
+        rows = category == name
+        x, y, weight = day[rows], deviation[rows], precision[rows]
+        centre = np.average(x, weights=weight)
+        moment = (weight * (x - centre) ** 2).sum()
+        line, line_variance = np.zeros(len(grid)), np.zeros(len(grid))
+        if np.ptp(x) > 0:  # a trend needs sales on more than one day
+            prior = (INDEX_TREND_SPREAD / DAYS_PER_YEAR) ** 2
+            kept = prior / (prior + noise / moment)
+            slope = kept * (weight * (x - centre) * y).sum() / moment
+            line = slope * (grid - centre)
+            line_variance = kept**2 * noise / moment * (grid - grid[-1]) ** 2
+        line = line + np.average(y - np.interp(x, grid, line), weights=weight)
+        local, _, variance = _local_linear(x, y - np.interp(x, grid, line), grid, weight)
+        fits[str(name)] = (rows, line, line_variance, local, variance)
+    return overall, overall_variance, fits
 
 
 def market_span(dates: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -446,27 +506,30 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
     return {"centres": centres, "per_year": slopes} if any(slopes.values()) else {}
 
 
-def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray):
-    """Kernel-weighted local linear estimates of y at each grid point (a local mean where fewer
-    than MIN_KERNEL_SALES observations are near: a line through a handful of distant points
-    extrapolates noise); the kernel-weighted count of observations near each point (sum of the
-    weights); and each estimate's variance per unit of y's variance (the sum of its squared
-    equivalent-kernel weights). A point no observation reaches takes its nearest neighbour's."""
+def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray, precision: np.ndarray):
+    """Kernel-weighted local linear estimates of y at each grid point, each observation also
+    weighed by its `precision` (relative: y's variance there is the typical one over it); a
+    local mean where fewer than MIN_KERNEL_SALES observations are near (kernel weights alone: a
+    line through a handful of distant points extrapolates noise); the kernel-weighted count of
+    observations near each point; and each estimate's variance per unit of the typical variance
+    (its squared equivalent-kernel weights over the precisions). A point no observation reaches
+    takes its nearest neighbour's."""
     level, near, variance = np.zeros(len(grid)), np.zeros(len(grid)), np.full(len(grid), np.inf)
     for k, point in enumerate(grid):
         d = x - point
-        w = np.exp(-0.5 * (d / INDEX_BANDWIDTH_DAYS) ** 2)
+        kernel = np.exp(-0.5 * (d / INDEX_BANDWIDTH_DAYS) ** 2)
+        w = kernel * precision
         s0, s1, s2 = w.sum(), (w * d).sum(), (w * d * d).sum()
         if not s0 > 1e-12:
             continue
         determinant = s0 * s2 - s1 * s1
-        if s0 >= MIN_KERNEL_SALES and determinant > 1e-9 * s0 * s2:
+        if kernel.sum() >= MIN_KERNEL_SALES and determinant > 1e-9 * s0 * s2:
             equivalent = w * (s2 - s1 * d) / determinant
         else:
             equivalent = w / s0
         level[k] = (equivalent * y).sum()
-        near[k] = s0
-        variance[k] = (equivalent * equivalent).sum()
+        near[k] = kernel.sum()
+        variance[k] = (equivalent * equivalent / precision).sum()
     reached = np.flatnonzero(np.isfinite(variance))
     if len(reached) and len(reached) < len(grid):
         nearest = reached[np.abs(grid[:, None] - grid[reached][None, :]).argmin(axis=1)]
@@ -474,10 +537,11 @@ def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray):
     return level, near, variance
 
 
-def _relative_errors(variance: np.ndarray) -> tuple[float, ...]:
+def _relative_errors(variance: np.ndarray, trend_variance: np.ndarray) -> tuple[float, ...]:
     """Standard errors of levels relative to the last grid point's (0 there): both estimates'
-    variances added, their (positive) covariance ignored, so the error is not understated."""
-    error = np.sqrt(np.minimum(variance + variance[-1], 1e6))
+    variances added, their (positive) covariance ignored, so the error is not understated; and
+    the trend line's variance, already relative to the last point."""
+    error = np.sqrt(np.minimum(variance + variance[-1] + trend_variance, 1e6))
     error[-1] = 0.0
     return tuple(np.round(error, 6))
 
