@@ -353,11 +353,11 @@ def market_index(
     stretch it over empty years) to the market date: the whole market's level is a local linear
     fit of those residuals (Gaussian kernel of INDEX_BANDWIDTH_DAYS; a local mean where fewer than
     MIN_KERNEL_SALES sales are near, so nothing is extrapolated); each category's deviation from
-    it is a line through its sales (its trend, shrunk by INDEX_TREND_SPREAD) plus the same local fit of
-    its departures from that line, shrunk by INDEX_LOCAL_SPREAD. Every fit weighs a sale by its
-    precision: 1 / its fans band's spread squared (small accounts' prices are the noisiest), times
-    Huber's weight for its distance from a first fit (HUBER_SPREADS spreads: heavy tails). Typo-
-    shaped sales are left out. Levels are relative to the market date (0 there)."""
+    it is a line through its sales (its trend, shrunk by INDEX_TREND_SPREAD) plus the same local
+    fit of its departures from that line, shrunk by INDEX_LOCAL_SPREAD. Every fit weighs a sale by
+    its precision: 1 / its fans band's spread squared (small accounts' prices are the noisiest),
+    times Huber's weight for its distance from a first fit (HUBER_SPREADS spreads: heavy tails).
+    Typo-shaped sales are left out. Levels are relative to the market date (0 there)."""
     if SOLD_AT.name not in sales or not sales[SOLD_AT.name].notna().any():
         return None
     log_price = np.log(sales[PRICE.name].to_numpy())
@@ -434,7 +434,7 @@ def _index_fits(
     line's variance relative to the market date (log price squared), its local departures from
     the line and their variance (per unit of the noise's). A sale weighs `precision` (relative: 1
     for one of the noise's typical spread)."""
-    overall, _, overall_variance = _local_linear(day, residual, grid, precision)
+    overall, overall_variance = _local_linear(day, residual, grid, precision)
     deviation = residual - np.interp(day, grid, overall)
     fits = {}
     for name in np.unique(category):
@@ -450,7 +450,7 @@ def _index_fits(
             line = slope * (grid - centre)
             line_variance = kept**2 * noise / moment * (grid - grid[-1]) ** 2
         line = line + np.average(y - np.interp(x, grid, line), weights=weight)
-        local, _, variance = _local_linear(x, y - np.interp(x, grid, line), grid, weight)
+        local, variance = _local_linear(x, y - np.interp(x, grid, line), grid, weight)
         fits[str(name)] = (rows, line, line_variance, local, variance)
     return overall, overall_variance, fits
 
@@ -510,11 +510,10 @@ def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray, precision: np.
     """Kernel-weighted local linear estimates of y at each grid point, each observation also
     weighed by its `precision` (relative: y's variance there is the typical one over it); a
     local mean where fewer than MIN_KERNEL_SALES observations are near (kernel weights alone: a
-    line through a handful of distant points extrapolates noise); the kernel-weighted count of
-    observations near each point; and each estimate's variance per unit of the typical variance
-    (its squared equivalent-kernel weights over the precisions). A point no observation reaches
-    takes its nearest neighbour's."""
-    level, near, variance = np.zeros(len(grid)), np.zeros(len(grid)), np.full(len(grid), np.inf)
+    line through a handful of distant points extrapolates noise); and each estimate's variance per
+    unit of the typical variance (its squared equivalent-kernel weights over the precisions). A
+    point no observation reaches takes its nearest neighbour's."""
+    level, variance = np.zeros(len(grid)), np.full(len(grid), np.inf)
     for k, point in enumerate(grid):
         d = x - point
         kernel = np.exp(-0.5 * (d / INDEX_BANDWIDTH_DAYS) ** 2)
@@ -528,13 +527,12 @@ def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray, precision: np.
         else:
             equivalent = w / s0
         level[k] = (equivalent * y).sum()
-        near[k] = kernel.sum()
         variance[k] = (equivalent * equivalent / precision).sum()
     reached = np.flatnonzero(np.isfinite(variance))
     if len(reached) and len(reached) < len(grid):
         nearest = reached[np.abs(grid[:, None] - grid[reached][None, :]).argmin(axis=1)]
         level, variance = level[nearest], variance[nearest]
-    return level, near, variance
+    return level, variance
 
 
 def _relative_errors(variance: np.ndarray, trend_variance: np.ndarray) -> tuple[float, ...]:
