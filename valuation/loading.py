@@ -265,11 +265,12 @@ def parse_listings(
     wanted = {f.name for f in ((*FEATURES, TARGET, *OPTIONAL) if require_price else FEATURES)}
     parsed: dict[str, np.ndarray] = {}
     problems: dict[str, np.ndarray] = {}
+    lookup = header_lookup()
     for column, name in mapping.items():
         if name not in wanted:
             continue
         values = raw[column]
-        unit = read_header(column)[1]
+        unit = read_header(column, lookup)[1]
         parsed[name], problems[name] = parse_column(
             with_unit(values, unit) if unit else values, PARSERS[name], BULK_PARSERS.get(name)
         )
