@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from statistics import NormalDist
 
 import lightgbm as lgb
 import numpy as np
@@ -260,6 +261,9 @@ INDEX_END_SLACK_DAYS = 92
 """The market date is the latest sale dated at most this long after the sale dates' 99.5th
 percentile: a few mistyped future dates (2062 for 2026) do not become the market date, every
 sale restated to a level decades away; later sales take the market date's level."""
+RESTATEMENT_NODES = 7
+"""A dated export's calibration sale stands for this many: its residual plus its category's
+restatement error at as many normal quantiles (`restatement_spread`)."""
 MARKET_LEVEL = "market_level"
 """Column set by `restated`: the log level of a sale's category on its date, relative to the
 market date; the point model learns log price minus it, the price as of the market date."""
@@ -566,6 +570,24 @@ def restated(sales: pd.DataFrame, index: MarketIndex | None) -> pd.DataFrame:
     before = np.clip(index.days[-1] - day, 0.0, index.days[-1])
     level = level + shape_level(index.shape, sales, before)
     return sales.assign(**{MARKET_LEVEL: level})
+
+
+def restatement_spread(sales: pd.DataFrame, index: MarketIndex | None) -> np.ndarray:
+    """Per sale, how far its category's restated prices may stand, together, from the market
+    date's: the mean over the category's `sales` of the index's standard error on their dates.
+
+    The point model learns the restated prices, so a quote at the market date carries the
+    average of its category's restatement errors; a sale's own residual does not (its part of
+    that average is in the estimate it is measured from). Errors on nearby days share the
+    category's trend, so their average's spread is taken as the mean of their spreads (its
+    bound). 0 everywhere without an index; an undated sale stands at the market date (0)."""
+    if index is None or not index.errors:
+        return np.zeros(len(sales))
+    dates = pd.to_datetime(sales[SOLD_AT.name])
+    day = (dates - pd.Timestamp(index.start)).dt.days.to_numpy(dtype=float)
+    day = np.nan_to_num(day, nan=index.days[-1])
+    error = pd.Series(index.errors_at(sales[CATEGORY.name].to_numpy(), day))
+    return error.groupby(sales[CATEGORY.name].to_numpy()).transform("mean").to_numpy()
 
 
 def with_market(card: dict, index: MarketIndex | None) -> dict:
@@ -1065,6 +1087,11 @@ def with_distribution(
     sales = sales[sale]
     scale, scale_of = scales(encoder.matrix(calibration), residual, seed)
     z = residual / scale_of
+    spread = restatement_spread(calibration, card.get("market"))
+    if spread.any():  # each sale's scores at its category's restatement error's normal quantiles
+        nodes = (np.arange(RESTATEMENT_NODES) + 0.5) / RESTATEMENT_NODES
+        shifts = np.array([NormalDist().inv_cdf(p) for p in nodes])
+        z = (residual[:, None] + spread[:, None] * shifts[None, :]) / scale_of[:, None]
     bands = fans_band(calibration[FANS.name].to_numpy())
     card = ModelCard(
         residual_p=tuple(RESIDUAL_P.tolist()),
@@ -1129,14 +1156,17 @@ def _band_rows(bands: np.ndarray, band: int, at_least: int = 0) -> np.ndarray:
 
 def conformal_quantiles(scores: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Order statistics of `scores` that bound each probability conservatively outwards: for
-    p > 0.5 the ceil((n+1)p)-th smallest, for p < 0.5 the floor((n+1)p)-th (split conformal)."""
-    ordered = np.sort(scores)
-    n = len(ordered)
+    p > 0.5 the ceil((n+1)p)-th smallest, for p < 0.5 the floor((n+1)p)-th (split conformal).
+    Scores of shape (n, k): each of n sales has k equally likely scores, each counting 1/k of a
+    sale; the ranks stay whole sales' (k times theirs among the n * k scores)."""
+    copies = scores.shape[1] if scores.ndim == 2 else 1
+    ordered = np.sort(scores, axis=None)
+    n = len(ordered) // copies
     exact = np.round((n + 1) * probabilities, 9)  # 100 * 0.29 is 28.999...: a whole rank is 29
     upper = np.ceil(exact).astype(int)
     lower = np.floor(exact).astype(int)
     rank = np.where(probabilities > 0.5, upper, lower)
-    quantiles = ordered[np.clip(rank, 1, n) - 1]
+    quantiles = ordered[np.clip(rank, 1, n) * copies - 1]
     return np.maximum.accumulate(quantiles)  # ties and clipping never let the grid decrease
 
 

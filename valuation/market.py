@@ -124,6 +124,16 @@ class MarketIndex:
             result[rows] = np.interp(days_since_start[rows], self.days, values)
         return result
 
+    def errors_at(self, categories, days_since_start: np.ndarray) -> np.ndarray:
+        """The standard error of each (category, day) pair's level (`errors`; 0 for a category
+        the index holds no error for); days clipped to the grid."""
+        categories = np.asarray(categories, dtype=object)
+        result = np.zeros(len(categories))
+        for category, values in self.errors.items():
+            rows = categories == category
+            result[rows] = np.interp(days_since_start[rows], self.days, values)
+        return result
+
     def as_card(self) -> dict:
         return {
             "start": self.start.isoformat(),

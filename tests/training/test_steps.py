@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from data.markets import BY_NAME
 from data.simulator import generate, simulate_sales
 from training import steps
 from training.evaluation import (
@@ -396,6 +397,25 @@ def test_fit_gives_a_valuer_with_ordered_ranges_and_its_card(market):
     priced = valuer.value_frame(market)
     assert (priced["price_low"] <= priced["price_estimate"]).all()
     assert (priced["price_estimate"] <= priced["price_high"]).all()
+
+
+def test_a_dated_export_s_ranges_hold_its_categories_restatement_error():
+    """The same restated sales and point model, calibrated with and without the market index on
+    the card: with it, each calibration sale's residual is spread by its category's
+    restatement error, so every band's 80% range is wider (a quote at the market date carries
+    that error; a sale's own residual does not)."""
+    market = BY_NAME["drifting"].sized(1500)
+    sales = market.sales(market.rows, seed=4).drop(columns=["fate"]).reset_index(drop=True)
+    encoder = steps.vocabulary(sales)
+    index = steps.market_index(sales, encoder, folds=3, seed=0)
+    restated = steps.restated(sales, index)
+    ranges = {}
+    for name, card in (("with", steps.with_market({}, index)), ("without", {})):
+        valuer = steps.fit(restated, encoder, FIXED_TRIAL, seed=0, card=card, folds=3)
+        z = np.array(valuer.card.residual_z_by_band)
+        p = np.array(valuer.card.residual_p)
+        ranges[name] = z[:, np.isclose(p, 0.9)][:, 0] - z[:, np.isclose(p, 0.1)][:, 0]
+    assert (ranges["with"] > ranges["without"]).all()
 
 
 def test_evaluate_reports_the_model_and_both_baselines(market):

@@ -316,6 +316,23 @@ def test_conformal_quantiles_are_exact_at_every_grid_probability():
     assert got.tolist() == expected
 
 
+def test_conformal_quantiles_of_a_sale_s_equal_copies_are_its_own():
+    scores = np.random.default_rng(0).standard_t(3, 67)
+    copies = np.repeat(scores[:, None], 7, axis=1)
+    np.testing.assert_array_equal(
+        conformal_quantiles(copies, RESIDUAL_P), conformal_quantiles(scores, RESIDUAL_P)
+    )
+
+
+def test_conformal_quantiles_rank_whole_sales_among_their_copies():
+    """99 sales of two equally likely scores each, s and s + 0.5: p = 0.1 needs 10 sales' worth
+    at or below (the 20th of 198 scores, the 10th sale's upper copy), p = 0.9 90 sales' worth."""
+    sales = np.arange(1, 100, dtype=float)
+    scores = np.column_stack([sales, sales + 0.5])[::-1].copy()
+    got = conformal_quantiles(scores, np.array([0.1, 0.9]))
+    assert got.tolist() == [10.5, 90.5]
+
+
 def test_band_rows_keeps_a_band_with_enough_rows():
     bands = np.repeat([0, 1, 2, 3], [MIN_BAND_ROWS, 10, MIN_BAND_ROWS + 10, 5])
     chosen = _band_rows(bands, 0)

@@ -81,6 +81,21 @@ def test_an_undated_sale_in_a_dated_export_counts_as_a_sale_at_the_market_date(i
     assert level[1] == 0.0 and level[0] < -0.2
 
 
+def test_a_category_s_restatement_spread_is_its_sales_mean_index_error(index, drifting_sales):
+    sales = drifting_sales.head(400)
+    spread = steps.restatement_spread(sales, index)
+    day = (sales[SOLD_AT.name] - pd.Timestamp(index.start)).dt.days.to_numpy(dtype=float)
+    for category in ("汽车", "游戏"):
+        rows = (sales[CATEGORY.name] == category).to_numpy()
+        errors = np.interp(day[rows], index.days, index.errors[category])
+        np.testing.assert_allclose(spread[rows], errors.mean())
+        assert 0.0 < errors.mean() < 0.2
+    # An undated sale stands at the market date, where the index is sure of itself (0).
+    undated = sales.assign(**{SOLD_AT.name: pd.NaT})
+    assert not steps.restatement_spread(undated, index).any()
+    assert not steps.restatement_spread(sales, None).any()
+
+
 def test_dates_outside_the_market_are_refused(index):
     with pytest.raises(DateOutsideMarket, match="after the market date"):
         index.level(["美食"], index.market_date + dt.timedelta(days=1))
