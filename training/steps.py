@@ -264,6 +264,9 @@ sale restated to a level decades away; later sales take the market date's level.
 RESTATEMENT_NODES = 7
 """A dated export's calibration sale stands for this many: its residual plus its category's
 restatement error at as many normal quantiles (`restatement_spread`)."""
+RESTATEMENT_SHIFTS = np.array(
+    [NormalDist().inv_cdf((k + 0.5) / RESTATEMENT_NODES) for k in range(RESTATEMENT_NODES)]
+)
 MARKET_LEVEL = "market_level"
 """Column set by `restated`: the log level of a sale's category on its date, relative to the
 market date; the point model learns log price minus it, the price as of the market date."""
@@ -1089,9 +1092,7 @@ def with_distribution(
     z = residual / scale_of
     spread = restatement_spread(calibration, card.get("market"))
     if spread.any():  # each sale's scores at its category's restatement error's normal quantiles
-        nodes = (np.arange(RESTATEMENT_NODES) + 0.5) / RESTATEMENT_NODES
-        shifts = np.array([NormalDist().inv_cdf(p) for p in nodes])
-        z = (residual[:, None] + spread[:, None] * shifts[None, :]) / scale_of[:, None]
+        z = (residual[:, None] + spread[:, None] * RESTATEMENT_SHIFTS) / scale_of[:, None]
     bands = fans_band(calibration[FANS.name].to_numpy())
     card = ModelCard(
         residual_p=tuple(RESIDUAL_P.tolist()),

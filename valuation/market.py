@@ -117,21 +117,21 @@ class MarketIndex:
     def levels_at(self, categories, days_since_start: np.ndarray) -> np.ndarray:
         """Log level of each (category, day) pair (the whole market's for a category the index
         does not know); days clipped to the grid."""
-        categories = np.asarray(categories, dtype=object)
-        result = np.interp(days_since_start, self.days, self.overall)
-        for category, values in self.by_category.items():
-            rows = categories == category
-            result[rows] = np.interp(days_since_start[rows], self.days, values)
-        return result
+        overall = np.interp(days_since_start, self.days, self.overall)
+        return self._on_grid(self.by_category, categories, days_since_start, overall)
 
     def errors_at(self, categories, days_since_start: np.ndarray) -> np.ndarray:
         """The standard error of each (category, day) pair's level (`errors`; 0 for a category
         the index holds no error for); days clipped to the grid."""
+        none = np.zeros(len(days_since_start))
+        return self._on_grid(self.errors, categories, days_since_start, none)
+
+    def _on_grid(self, table: dict, categories, days: np.ndarray, result: np.ndarray):
+        """`result`, with each category of `table` read off its grid values on its days."""
         categories = np.asarray(categories, dtype=object)
-        result = np.zeros(len(categories))
-        for category, values in self.errors.items():
+        for category, values in table.items():
             rows = categories == category
-            result[rows] = np.interp(days_since_start[rows], self.days, values)
+            result[rows] = np.interp(days[rows], self.days, values)
         return result
 
     def as_card(self) -> dict:
