@@ -101,12 +101,6 @@ class MarketIndex:
             level = level + shape_level(self.shape, listings, (self.market_date - day).days)
         return level
 
-    def error(self, categories, day: dt.date) -> np.ndarray:
-        """The standard error of each category's level at `day` relative to the market date (0
-        there; 0 for a category the index holds no error for)."""
-        at = (self.check(day) - self.start).days
-        return self.errors_at(categories, np.full(len(categories), float(at)))
-
     def listing_in(self, category: str) -> dict:
         """The listing the index values: the typical listing, in `category`."""
         return {**self.typical, "category": category}

@@ -53,26 +53,21 @@ def price_chunk(
     loaded = parse_listings(raw, require_price=False, first_line=first_line)
     priced = raw.iloc[loaded.listings.index].reset_index(drop=True)
     # The model's input and the dates' shifts, once: for the prices and the asking prices alike.
-    categories = loaded.listings[CATEGORY.name].to_numpy()
-    moved = valuer.level_as_of(categories, as_of, loaded.listings)
-    unsure = valuer.unsure_as_of(categories, as_of)
+    moved = valuer.level_as_of(loaded.listings[CATEGORY.name].to_numpy(), as_of, loaded.listings)
     matrix = valuer.encoder.matrix(loaded.listings)
     for column, values in zip(
-        PRICE_COLUMNS, valuer.value_matrix(matrix, level, moved, unsure), strict=True
+        PRICE_COLUMNS, valuer.value_matrix(matrix, level, moved), strict=True
     ):
         priced[column] = values
     priced["model_version"] = valuer.version
     if valuer.market_date:
         priced["as_of"] = (as_of or valuer.market_date).isoformat()
     if asking_column is not None:
-        asked = priced[asking_column].to_numpy()
-        rate_asking_prices(valuer, priced, asked, matrix, moved, unsure)
+        rate_asking_prices(valuer, priced, priced[asking_column].to_numpy(), matrix, moved)
     return priced, loaded.rejects
 
 
-def rate_asking_prices(
-    valuer: Valuer, priced: pd.DataFrame, asked, matrix, moved, unsure=0.0
-) -> None:
+def rate_asking_prices(valuer: Valuer, priced: pd.DataFrame, asked, matrix, moved) -> None:
     """Adds asking_percentile, deal_rating and asking_price_error: an asking price that cannot be
     read leaves the listing priced, its rating empty and the reason beside it (nothing dropped)."""
     parsed, errors = parse_column(pd.Series(asked, dtype=object), parse_price)
@@ -81,9 +76,8 @@ def rate_asking_prices(
     percentiles = np.full(len(asked), np.nan)
     if readable.any():
         shifted = moved[readable] if np.ndim(moved) else moved
-        unsure = unsure[readable] if np.ndim(unsure) else unsure
         percentiles[readable] = valuer.percentile_matrix(
-            matrix[readable], prices[readable], shifted, unsure
+            matrix[readable], prices[readable], shifted
         )
     priced["asking_percentile"] = percentiles
     priced["deal_rating"] = [deal_rating(p) if p == p else None for p in percentiles]

@@ -47,8 +47,6 @@ BOOSTERS = ("point", "scale")
 DEFAULT_LEVEL = 0.80
 MIN_LEVEL, MAX_LEVEL = 0.50, 0.95
 MIN_SCALE = 0.01  # log price: a listing is never valued as certain to the yuan
-NORMAL_SPAN = (0.16, 0.84)
-"""A normal's mean -1 and +1 standard deviation, near enough (0.1587, 0.8413): on the grid."""
 FANS_BANDS = (10_000, 100_000, 1_000_000)
 """Band edges (1万, 10万, 100万): the residual distribution is calibrated in each band on its own
 (Mondrian conformal), so a range keeps its promise for small and large accounts alike."""
@@ -161,10 +159,6 @@ class Valuer:
         """The most fans of the sales the curve was drawn on (its grid's end), if known."""
         p = np.asarray(card.residual_p)
         self.grids = [ResidualGrid(p, np.asarray(z)) for z in card.residual_z_by_band]
-        spans = [g.quantile(NORMAL_SPAN[1]) - g.quantile(NORMAL_SPAN[0]) for g in self.grids]
-        self._z_spread = np.maximum(np.array(spans) / 2.0, 1e-3)
-        """Each band's spread of z in a normal's standard deviations (its 16th-84th span / 2):
-        what an `as_of` quote's index error is added to (`widened`)."""
         self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float64)
         self._row_lock = threading.Lock()
         self._scorers = None  # scoring `_row`: made on the first quote, by whatever prices
@@ -236,29 +230,13 @@ class Valuer:
             )
         return self.market.level(categories, as_of, listings)
 
-    def unsure_as_of(self, categories, as_of: dt.date | None) -> np.ndarray | float:
-        """The standard error of each category's level at `as_of` relative to the market date
-        (the index's `errors`): 0 without `as_of`, and at the market date."""
-        if as_of is None or self.market is None:
-            return 0.0
-        return self.market.error(categories, as_of)
-
-    def widened(self, scale, unsure, band):
-        """The scale with an `as_of` quote's index error added in quadrature to the band's
-        spread (both as a normal's standard deviations): a level a year back is less sure than
-        today's. The same scale where `unsure` is 0."""
-        if not np.any(unsure):
-            return scale
-        return np.sqrt(scale**2 + (unsure / self._z_spread[band]) ** 2)
-
     def value(
         self, listing: Listing, level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
     ) -> Valuation:
         """One listing, straight into the model's input row: no pandas on this path."""
-        moved = unsure = 0.0
+        moved = 0.0
         if as_of is not None:
             moved = float(self.level_as_of([listing.category], as_of, columns_of([listing]))[0])
-            unsure = float(self.unsure_as_of([listing.category], as_of)[0])
         with self._row_lock:
             self.encoder.fill(self._row, listing)
             center, scale = (score() for score in self._row_scorers())
@@ -266,10 +244,7 @@ class Valuer:
                 center += self.curve.one(self._row[0])
         center += moved
         band = bisect_right(FANS_BANDS, listing.fans)  # `fans_band` of one count
-        scale = max(scale, MIN_SCALE)
-        if unsure:  # no NumPy call on the market date's path: microseconds each
-            scale = math.sqrt(scale**2 + (unsure / float(self._z_spread[band])) ** 2)
-        distribution = PriceDistribution(center, scale, self.grids[band])
+        distribution = PriceDistribution(center, max(scale, MIN_SCALE), self.grids[band])
         prices = self._prices_one(center, distribution.scale, level, band)
         return self._valuation(listing, *prices, level, distribution)
 
@@ -277,13 +252,11 @@ class Valuer:
         self, listings: list[Listing], level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
     ) -> list[Valuation]:
         """Many listings at once, one predict call per model and no pandas (batch quotes)."""
-        moved = unsure = 0.0
+        moved = 0.0
         if as_of is not None:
             categories = [listing.category for listing in listings]
             moved = self.level_as_of(categories, as_of, columns_of(listings))
-            unsure = self.unsure_as_of(categories, as_of)
-        matrix = self.encoder.rows(listings)
-        estimates, lows, highs = self.value_matrix(matrix, level, moved, unsure)
+        estimates, lows, highs = self.value_matrix(self.encoder.rows(listings), level, moved)
         return [
             self._valuation(listing, estimate, low, high, level)
             for listing, estimate, low, high in zip(listings, estimates, lows, highs, strict=True)
@@ -306,30 +279,25 @@ class Valuer:
         top = self.top_fans
         return top if top is not None and fans > top * (1 + 1e-5) else None
 
-    def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL, moved=0.0, unsure=0.0):
+    def value_matrix(self, matrix: np.ndarray, level: float = DEFAULT_LEVEL, moved=0.0):
         """Estimate, low and high in whole CNY for many rows; low <= estimate <= high. `moved`:
-        each row's log level at its date relative to the market date (`level_as_of`); `unsure`:
-        that level's standard error (`unsure_as_of`)."""
-        bands = fans_band(matrix[:, FANS_COLUMN])
-        center, scale = self._center_scale(matrix, moved, unsure, bands)
-        return self._prices(center, scale, level, bands)
+        each row's log level at its date relative to the market date (`level_as_of`)."""
+        center, scale = self._center_scale(matrix, moved)
+        return self._prices(center, scale, level, fans_band(matrix[:, FANS_COLUMN]))
 
-    def _center_scale(self, matrix: np.ndarray, moved, unsure, bands):
-        """Each row's log estimate (curve and shift included) and scale (`widened`)."""
+    def _center_scale(self, matrix: np.ndarray, moved) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's log estimate (curve and shift included) and scale."""
         center = self.predict("point", matrix) + moved
         if self.curve is not None:
             center += self.curve(matrix)
-        scale = np.maximum(self.predict("scale", matrix), MIN_SCALE)
-        return center, self.widened(scale, unsure, bands)
+        return center, np.maximum(self.predict("scale", matrix), MIN_SCALE)
 
-    def percentile_matrix(
-        self, matrix: np.ndarray, prices: np.ndarray, moved=0.0, unsure=0.0
-    ) -> np.ndarray:
+    def percentile_matrix(self, matrix: np.ndarray, prices: np.ndarray, moved=0.0) -> np.ndarray:
         """Each price's percentile in its row's calibrated distribution (as
         `PriceDistribution.percentile` for one listing), for many rows at once."""
-        bands = fans_band(matrix[:, FANS_COLUMN])
-        center, scale = self._center_scale(matrix, moved, unsure, bands)
+        center, scale = self._center_scale(matrix, moved)
         z = (np.log(prices) - center) / scale
+        bands = fans_band(matrix[:, FANS_COLUMN])
         out = np.empty(len(z))
         for band, grid in enumerate(self.grids):
             rows = bands == band
@@ -375,11 +343,8 @@ class Valuer:
         self, listings: pd.DataFrame, level: float = DEFAULT_LEVEL, as_of: dt.date | None = None
     ) -> pd.DataFrame:
         """Listings with canonical, typed columns -> price_estimate, price_low, price_high."""
-        categories = listings[CATEGORY.name].to_numpy()
-        moved = self.level_as_of(categories, as_of, listings)
-        unsure = self.unsure_as_of(categories, as_of)
-        matrix = self.encoder.matrix(listings)
-        estimate, low, high = self.value_matrix(matrix, level, moved, unsure)
+        moved = self.level_as_of(listings[CATEGORY.name].to_numpy(), as_of, listings)
+        estimate, low, high = self.value_matrix(self.encoder.matrix(listings), level, moved)
         return pd.DataFrame(
             {"price_estimate": estimate, "price_low": low, "price_high": high},
             index=listings.index,

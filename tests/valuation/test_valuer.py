@@ -316,52 +316,6 @@ def test_price_chunk_keeps_the_original_columns(valuer, tmp_path):
     assert priced["model_version"].tolist() == ["7", "7"]
 
 
-def test_a_quote_as_of_an_earlier_date_is_as_unsure_as_the_index_is_of_that_date(valuer):
-    """The range of a quote a year back widens by the index's standard error at that date,
-    added in quadrature to the band's spread (a normal's standard deviations); at the market
-    date, where the index is sure of itself, it is today's range. One quote, a batch and a frame
-    agree."""
-    import datetime as dt
-
-    from valuation.valuer import NORMAL_SPAN, fans_band
-
-    market = valuer.market
-    if market is None:
-        pytest.skip("the session's model knows no dates")
-    year_ago = max(market.market_date - dt.timedelta(days=365), market.start)
-    listing = Listing.parse(
-        {
-            "fans": 131_300,
-            "violations": False,
-            "live_permission": True,
-            "verified": False,
-            "category": "美食",
-        }
-    )
-    today = valuer.value(listing, level=0.8)
-    same = valuer.value(listing, level=0.8, as_of=market.market_date)
-    assert (same.price_low, same.price_high) == (today.price_low, today.price_high)
-    assert same.distribution.scale == today.distribution.scale
-    then = valuer.value(listing, level=0.8, as_of=year_ago)
-    error = float(market.error(["美食"], year_ago)[0])
-    assert error > 0.0
-    grid = valuer.grids[int(fans_band(np.array([listing.fans]))[0])]
-    spread = (grid.quantile(NORMAL_SPAN[1]) - grid.quantile(NORMAL_SPAN[0])) / 2
-    assert then.distribution.scale == pytest.approx(
-        math.sqrt(today.distribution.scale**2 + (error / spread) ** 2)
-    )
-    # the range in log price is wider by that much (up to the whole-yuan ends)
-    assert math.log(then.price_high / then.price_low) > math.log(today.price_high / today.price_low)
-    batch = valuer.value_many([listing], level=0.8, as_of=year_ago)[0]
-    assert (batch.price_estimate, batch.price_low, batch.price_high) == (
-        then.price_estimate,
-        then.price_low,
-        then.price_high,
-    )
-    frame = valuer.value_frame(pd.DataFrame([asdict(listing)]), level=0.8, as_of=year_ago)
-    assert frame.iloc[0].tolist() == [then.price_estimate, then.price_low, then.price_high]
-
-
 def test_a_quote_as_of_an_earlier_date_moves_by_the_listing_s_part_of_a_moving_shape(valuer):
     """Where the market's shape moved (large accounts gaining 0.06 log a year per decade of
     fans), a quote as of a year before the market date values a 100万 account 0.12 log lower,
