@@ -565,9 +565,7 @@ def restated(sales: pd.DataFrame, index: MarketIndex | None) -> pd.DataFrame:
     as a sale at the market date; 0 everywhere without an index)."""
     if index is None:
         return sales.assign(**{MARKET_LEVEL: 0.0})
-    dates = pd.to_datetime(sales[SOLD_AT.name])
-    day = (dates - pd.Timestamp(index.start)).dt.days.to_numpy(dtype=float)
-    day = np.nan_to_num(day, nan=index.days[-1])  # the grid ends at the market date
+    day = _sale_days(sales, index)
     level = index.levels_at(sales[CATEGORY.name].to_numpy(), day)
     # Ages stop at the index's start, as the shape was read.
     before = np.clip(index.days[-1] - day, 0.0, index.days[-1])
@@ -586,11 +584,17 @@ def restatement_spread(sales: pd.DataFrame, index: MarketIndex | None) -> np.nda
     bound). 0 everywhere without an index; an undated sale stands at the market date (0)."""
     if index is None or not index.errors:
         return np.zeros(len(sales))
+    category = sales[CATEGORY.name].to_numpy()
+    error = pd.Series(index.errors_at(category, _sale_days(sales, index)))
+    return error.groupby(category).transform("mean").to_numpy()
+
+
+def _sale_days(sales: pd.DataFrame, index: MarketIndex) -> np.ndarray:
+    """Each sale's day on the index's grid (days since its start); an undated sale's is the
+    market date's, where the grid ends."""
     dates = pd.to_datetime(sales[SOLD_AT.name])
     day = (dates - pd.Timestamp(index.start)).dt.days.to_numpy(dtype=float)
-    day = np.nan_to_num(day, nan=index.days[-1])
-    error = pd.Series(index.errors_at(sales[CATEGORY.name].to_numpy(), day))
-    return error.groupby(sales[CATEGORY.name].to_numpy()).transform("mean").to_numpy()
+    return np.nan_to_num(day, nan=index.days[-1])
 
 
 def with_market(card: dict, index: MarketIndex | None) -> dict:
