@@ -94,25 +94,28 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
     # fit, so the point model values listings as of that date.
     dated = split.by == "time"  # most of the export's sales have a date
     index = steps.market_index(split.train, encoder, folds, settings.seed) if dated else None
-    split = steps.Split(steps.restated(split.train, index), split.holdout, split.by)
+    every = pd.concat([split.train, split.holdout])
+    vocabulary = steps.vocabulary(every)
+    every_index = steps.market_index(every, vocabulary, folds, settings.seed) if dated else None
+    split = _restated_split(split, index, every_index)
 
     def fit(best: steps.Trial, card: dict, everything: bool) -> Valuer:
         if not everything:
             card = steps.with_market(card, index)
             return steps.fit(split.train, encoder, best, settings.seed, card, folds)
-        every = pd.concat([split.train, split.holdout])
-        vocabulary = steps.vocabulary(every)
-        every_index = steps.market_index(every, vocabulary, folds, settings.seed) if dated else None
         late = steps.after_market_date(every, every_index)
         _say_late(len(late), late.max() if len(late) else None, every_index, say)
-        every = steps.restated(every, every_index)
         card = steps.with_market(card, every_index)
         # Typos are screened with estimates that did not see the sale: the search's out-of-fold
-        # ones for the training sales, the evaluated model's for the holdout.
+        # ones for the training sales, the evaluated model's for the holdout. Both value as of
+        # the evaluated fit's market date; moved to the whole export's.
         screen_with = None
         if best.estimate is not None and best.holdout_estimate is not None:
             screen_with = np.concatenate([best.estimate, best.holdout_estimate])
-        return steps.fit(every, vocabulary, best, settings.seed, card, folds, screen_with)
+            if dated:
+                screen_with = screen_with - steps.levels_on(every, every_index, index.market_date)
+        restated = steps.restated(every, every_index)
+        return steps.fit(restated, vocabulary, best, settings.seed, card, folds, screen_with)
 
     return _Prepared(
         total=loaded.total,
@@ -142,14 +145,14 @@ def _prepare_dask(dask_client, data: Path, settings: Settings, say) -> _Prepared
     folds, seed = settings.cv_folds, settings.seed
     split, dated = sales.split, sales.split.by == "time"
     index = steps.market_index(split.train, sales.vocabulary, folds, seed) if dated else None
-    split = steps.Split(steps.restated(split.train, index), split.holdout, split.by)
+    every = distributed.sample_of_everything(sales, seed) if dated else None
+    every_index = steps.market_index(every, sales.vocabulary, folds, seed) if dated else None
+    split = _restated_split(split, index, every_index)
 
     def fit(best: steps.Trial, card: dict, everything: bool) -> Valuer:
         if not everything:
             card = steps.with_market(card, index)
             return distributed.fit(dask_client, sales, best, seed, card, False, index, folds)
-        every = distributed.sample_of_everything(sales, seed)
-        every_index = steps.market_index(every, sales.vocabulary, folds, seed) if dated else None
         _say_late(*distributed.after_market_date(sales, every_index), every_index, say)
         card = steps.with_market(card, every_index)
         return distributed.fit(dask_client, sales, best, seed, card, True, every_index, folds)
@@ -163,6 +166,17 @@ def _prepare_dask(dask_client, data: Path, settings: Settings, say) -> _Prepared
         encoder=sales.vocabulary,
         fit=fit,
     )
+
+
+def _restated_split(split: steps.Split, index, every_index) -> steps.Split:
+    """The training sales restated to their index's market date, and the holdout to the same
+    date by the index of every sale: the holdout measures the quote as a served model makes it,
+    at its market date, the market's moves since taken out (they are the index's to tell, not
+    the quote's error). Without dates, the split as it is."""
+    if index is None:
+        return steps.Split(steps.restated(split.train, None), split.holdout, split.by)
+    holdout = steps.restated(split.holdout, every_index, as_of=index.market_date)
+    return steps.Split(steps.restated(split.train, index), holdout, split.by)
 
 
 def _say_late(count: int, latest, index, say) -> None:

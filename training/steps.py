@@ -559,18 +559,34 @@ def _typical_listing(sales: pd.DataFrame) -> dict:
     return typical
 
 
-def restated(sales: pd.DataFrame, index: MarketIndex | None) -> pd.DataFrame:
+def restated(
+    sales: pd.DataFrame, index: MarketIndex | None, as_of: dt.date | None = None
+) -> pd.DataFrame:
     """The sales with MARKET_LEVEL: their category's log level on their date and, where the
     market's shape moved, how far the sale stood from today's shape (0 for an undated sale, taken
-    as a sale at the market date; 0 everywhere without an index)."""
+    as a sale at the market date; 0 everywhere without an index). With `as_of` (a day the index
+    covers), relative to that day's level instead of the market date's: the sales restated to
+    `as_of`, as a model whose market date it is values them."""
     if index is None:
         return sales.assign(**{MARKET_LEVEL: 0.0})
-    day = _sale_days(sales, index)
+    level = _levels(sales, index, _sale_days(sales, index))
+    if as_of is not None:
+        level = level - levels_on(sales, index, as_of)
+    return sales.assign(**{MARKET_LEVEL: level})
+
+
+def levels_on(sales: pd.DataFrame, index: MarketIndex, day: dt.date) -> np.ndarray:
+    """Each sale's log level, by `index`, had it sold on `day`: its category's level then and its
+    listing's part of the shape, relative to the market date (0 there)."""
+    then = float((pd.Timestamp(day) - pd.Timestamp(index.start)).days)
+    return _levels(sales, index, np.full(len(sales), then))
+
+
+def _levels(sales: pd.DataFrame, index: MarketIndex, day: np.ndarray) -> np.ndarray:
     level = index.levels_at(sales[CATEGORY.name].to_numpy(), day)
     # Ages stop at the index's start, as the shape was read.
     before = np.clip(index.days[-1] - day, 0.0, index.days[-1])
-    level = level + shape_level(index.shape, sales, before)
-    return sales.assign(**{MARKET_LEVEL: level})
+    return level + shape_level(index.shape, sales, before)
 
 
 def restatement_spread(sales: pd.DataFrame, index: MarketIndex | None) -> np.ndarray:
@@ -600,6 +616,15 @@ def _sale_days(sales: pd.DataFrame, index: MarketIndex) -> np.ndarray:
 def with_market(card: dict, index: MarketIndex | None) -> dict:
     """The card's known fields with the market index (None: a model that knows no dates)."""
     return {**card, "market": index}
+
+
+def price_now(sales: pd.DataFrame) -> np.ndarray:
+    """The price as of the market date: the sale's price moved by its MARKET_LEVEL (if any; an
+    unrestated price is returned as it is, to the yuan)."""
+    price = sales[PRICE.name].to_numpy(dtype=float)
+    if MARKET_LEVEL not in sales:
+        return price
+    return price * np.exp(-sales[MARKET_LEVEL].fillna(0.0).to_numpy())
 
 
 def log_price_now(sales: pd.DataFrame) -> np.ndarray:
@@ -1186,10 +1211,9 @@ class Evaluation:
 def evaluate(valuer: Valuer, split: Split) -> Evaluation:
     """Holdout errors of the model and of both baselines fitted on the same training sales."""
     holdout = split.holdout
-    actual = holdout[PRICE.name].to_numpy()
-    predictions = holdout[[*FEATURE_NAMES, PRICE.name]].join(
-        valuer.value_frame(holdout, DEFAULT_LEVEL)
-    )
+    actual = price_now(holdout)
+    predictions = holdout[list(FEATURE_NAMES)].assign(**{PRICE.name: actual})
+    predictions = predictions.join(valuer.value_frame(holdout, DEFAULT_LEVEL))
     metrics = {"model": price_errors(actual, predictions["price_estimate"])}
     metrics["model"].update(_range_errors(holdout, predictions))
     metrics["model"]["calibration_rows"] = float(valuer.card.calibration_rows)
@@ -1202,7 +1226,7 @@ def evaluate(valuer: Valuer, split: Split) -> Evaluation:
 def _range_errors(holdout: pd.DataFrame, priced: pd.DataFrame) -> dict[str, float]:
     """The range's coverage of the holdout's sales, those of a typo's shape set aside as in
     the calibration (`calibrates`: a noisy band's real tails count), and how many it counted."""
-    actual = holdout[PRICE.name].to_numpy()
+    actual = price_now(holdout)
     residual = np.log(actual / priced["price_estimate"].to_numpy())
     sale = calibrates(residual, holdout[FANS.name].to_numpy())
     return {
@@ -1274,7 +1298,7 @@ def decide(candidate: dict[str, float], champion: dict[str, float] | None) -> De
 
 def champion_errors(champion: Valuer, split: Split) -> dict[str, float]:
     """The serving champion's errors on the candidate's holdout: the same sales for both."""
-    actual = split.holdout[PRICE.name].to_numpy()
+    actual = price_now(split.holdout)
     priced = champion.value_frame(split.holdout, DEFAULT_LEVEL)
     errors = price_errors(actual, priced["price_estimate"])
     errors.update(_range_errors(split.holdout, priced))

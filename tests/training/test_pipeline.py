@@ -206,3 +206,33 @@ def test_load_valuer_on_a_store_without_a_model_raises_no_model(tmp_path):
     empty = Settings(home=tmp_path, tracking_uri=None)
     with pytest.raises(registry.NoModel, match="train one first"):
         registry.load_valuer(empty)
+
+
+# a market that moved during the holdout's months ---------------------------------------------
+
+
+def test_a_fast_rising_market_earns_champion_its_holdout_taken_to_the_fits_market_date(tmp_path):
+    """Every category rising 4% a month: the holdout (the last 20% of sales, about five months)
+    stands ~10% above the evaluated fit's market date. Valued against its own prices, its range
+    missed that rise and the gate refused the first model (nothing served); restated to that
+    date by the index of every sale, it measures the quote as it is made."""
+    from data.markets import Market
+    from data.simulator import CATEGORY_PREMIUM
+
+    rising = Market(
+        "rising",
+        "report",
+        "every category up 4% a month",
+        rows=2000,
+        dated=True,
+        monthly_rates=dict.fromkeys(CATEGORY_PREMIUM, 0.04),
+    )
+    data = tmp_path / "rising.csv"
+    write_table(rising.export(3), data)
+    settings = Settings(home=tmp_path / "home", tracking_uri=None, search_trials=1, cv_folds=2)
+    outcome = train(data, settings)
+    model = outcome.metrics["model"]
+    assert outcome.split_by == "time"
+    assert 0.76 <= model["interval_coverage"] <= 0.84
+    assert outcome.decision.promote
+    assert registry.load_valuer(settings).version == outcome.model_version

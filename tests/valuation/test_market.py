@@ -69,6 +69,26 @@ def test_restating_moves_each_sale_to_the_market_date(index, drifting_sales):
     assert np.allclose(now, np.log(drifting_sales["price"]) - restated[steps.MARKET_LEVEL])
 
 
+def test_restating_as_of_an_earlier_date_moves_each_sale_to_that_date(index, drifting_sales):
+    """A holdout is valued by a fit whose market date came before it: its sales are restated to
+    that date, each by its category's level then (汽车 rose 2% a month: a sale on the market date
+    stands a year of that above a year back)."""
+    sales = drifting_sales.head(600)
+    year_ago = index.market_date - dt.timedelta(days=12 * 30)
+    now = steps.restated(sales, index)[steps.MARKET_LEVEL].to_numpy()
+    then = steps.restated(sales, index, as_of=year_ago)[steps.MARKET_LEVEL].to_numpy()
+    assert np.allclose(then, now - steps.levels_on(sales, index, year_ago))
+    assert np.allclose(
+        steps.restated(sales, index, as_of=index.market_date)[steps.MARKET_LEVEL], now
+    )
+    on_the_day = sales.assign(**{SOLD_AT.name: pd.Timestamp(year_ago)})
+    assert np.allclose(steps.restated(on_the_day, index, as_of=year_ago)[steps.MARKET_LEVEL], 0.0)
+    cars = (sales[CATEGORY.name] == "汽车").to_numpy()
+    moved = then[cars] - now[cars]
+    assert np.allclose(moved, moved[0])  # one category, one level a year back
+    assert moved[0] == pytest.approx(12 * DRIFTING.monthly_rates["汽车"], abs=0.06)
+
+
 def test_undated_sales_have_no_index(drifting_sales):
     undated = drifting_sales.drop(columns=[SOLD_AT.name])
     assert steps.market_index(undated, steps.vocabulary(undated), folds=3, seed=0) is None
