@@ -231,10 +231,14 @@ SELECTION_SE = 2.0
 standard errors of the paired per-sale difference."""
 
 
-INDEX_BANDWIDTH_DAYS = 180.0
-"""The market index's kernel: a Gaussian of this many days (about 6 months) around each point
-of its monthly grid, with a local linear trend so the market date's level is not dragged back
-towards older prices."""
+INDEX_BANDWIDTHS_DAYS = (30.0, 45.0, 60.0, 90.0, 135.0, 180.0)
+"""The market index's kernel, a Gaussian of one of these many days around each point of its
+monthly grid (with a local linear trend, so the market date's level is not dragged back towards
+older prices): per export, the widest whose out-of-fold error is within BANDWIDTH_SE standard
+errors of the best's (`index_bandwidth`). A market that turns (a season, a crash) needs a narrow
+one; a steady one, or a few sales, a wide one."""
+BANDWIDTH_SE = 1.0
+BANDWIDTH_FOLDS = 5
 SHAPE_T = 2.5
 """A slope of the market's shape over time (`shape_drift`) counts only this many (robust)
 standard errors from 0: four slopes are tried, so about 5% of markets whose shape held still
@@ -358,8 +362,9 @@ def market_index(
     hold what the listing does not explain, the date's level included. On a monthly grid from the
     index's start (the 0.5th percentile of the sale dates, so a few mistyped old dates do not
     stretch it over empty years) to the market date: the whole market's level is a local linear
-    fit of those residuals (Gaussian kernel of INDEX_BANDWIDTH_DAYS; a local mean where fewer than
-    MIN_KERNEL_SALES sales are near, so nothing is extrapolated); each category's deviation from
+    fit of those residuals (a Gaussian kernel, its width chosen by `index_bandwidth`; a local
+    mean where fewer than MIN_KERNEL_SALES sales are near, so nothing is extrapolated); each
+    category's deviation from
     it is a line through its sales (its trend, shrunk by INDEX_TREND_SPREAD) plus the same local
     fit of its departures from that line, shrunk by INDEX_LOCAL_SPREAD. Every fit weighs a sale by
     its precision: 1 / its fans band's spread squared (small accounts' prices are the noisiest),
@@ -391,13 +396,16 @@ def market_index(
         if (bands == band).sum() >= MIN_BAND_ROWS:
             band_noise[band] = _robust_variance(residual[bands == band])
     precision = noise / np.maximum(band_noise[bands], 1e-12)  # 1 for a sale of typical spread
-    overall, _, fits = _index_fits(day, residual, category, grid, precision, noise)
+    bandwidth = index_bandwidth(day, residual, grid, precision, seed)
+    overall, _, fits = _index_fits(day, residual, category, grid, precision, noise, bandwidth)
     fitted = np.interp(day, grid, overall)
     for rows, line, _, local, variance in fits.values():
         fitted[rows] += np.interp(day[rows], grid, line + local * _local_shrink(noise, variance))
     distance = np.abs(residual - fitted) * np.sqrt(precision / noise)  # in spreads
     precision = precision * np.minimum(1.0, HUBER_SPREADS / np.maximum(distance, 1e-12))
-    overall, overall_variance, fits = _index_fits(day, residual, category, grid, precision, noise)
+    overall, overall_variance, fits = _index_fits(
+        day, residual, category, grid, precision, noise, bandwidth
+    )
     by_category, errors, counts = {}, {}, {}
     for name, (rows, line, line_variance, local, variance) in fits.items():
         shrink = _local_shrink(noise, variance)
@@ -417,6 +425,7 @@ def market_index(
         typical=_typical_listing(sales[dates.notna().to_numpy()]),
         errors=errors,
         shape=shape,
+        bandwidth_days=bandwidth,
     )
 
 
@@ -428,6 +437,34 @@ def _local_shrink(noise: float, variance: np.ndarray) -> np.ndarray:
     return INDEX_LOCAL_SPREAD**2 / (INDEX_LOCAL_SPREAD**2 + noise * variance)
 
 
+def index_bandwidth(
+    day: np.ndarray, residual: np.ndarray, grid: np.ndarray, precision: np.ndarray, seed: int
+) -> float:
+    """The whole market's kernel width, chosen by cross-validation: for each of
+    INDEX_BANDWIDTHS_DAYS, the level fitted without a fold's sales values them (Huber's loss at
+    HUBER_SPREADS of a sale's spread, so a heavy tail does not choose); the widest width whose
+    mean loss is within BANDWIDTH_SE standard errors (of the per-sale difference) of the best's."""
+    folds = _folds(len(day), BANDWIDTH_FOLDS, seed)
+    spread = np.sqrt(_robust_variance(residual) / precision)
+    losses = []
+    for bandwidth in INDEX_BANDWIDTHS_DAYS:
+        loss = np.zeros(len(day))
+        for fold in range(BANDWIDTH_FOLDS):
+            out = folds == fold
+            level, _ = _local_linear(day[~out], residual[~out], grid, precision[~out], bandwidth)
+            error = np.abs(residual[out] - np.interp(day[out], grid, level)) / spread[out]
+            loss[out] = np.where(
+                error <= HUBER_SPREADS, error**2 / 2, HUBER_SPREADS * (error - HUBER_SPREADS / 2)
+            )
+        losses.append(loss)
+    best = int(np.argmin([loss.mean() for loss in losses]))
+    for k in reversed(range(best, len(losses))):
+        difference = losses[k] - losses[best]
+        if difference.mean() <= BANDWIDTH_SE * difference.std() / np.sqrt(len(difference)):
+            return INDEX_BANDWIDTHS_DAYS[k]
+    return INDEX_BANDWIDTHS_DAYS[best]
+
+
 def _index_fits(
     day: np.ndarray,
     residual: np.ndarray,
@@ -435,13 +472,14 @@ def _index_fits(
     grid: np.ndarray,
     precision: np.ndarray,
     noise: float,
+    bandwidth: float,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """The whole market's level on the grid and its variance (per unit of the noise's); per
     category: its rows, its trend line on the grid (through its deviations' weighted mean), that
     line's variance relative to the market date (log price squared), its local departures from
     the line and their variance (per unit of the noise's). A sale weighs `precision` (relative: 1
     for one of the noise's typical spread)."""
-    overall, overall_variance = _local_linear(day, residual, grid, precision)
+    overall, overall_variance = _local_linear(day, residual, grid, precision, bandwidth)
     deviation = residual - np.interp(day, grid, overall)
     fits = {}
     for name in np.unique(category):
@@ -457,7 +495,7 @@ def _index_fits(
             line = slope * (grid - centre)
             line_variance = kept**2 * noise / moment * (grid - grid[-1]) ** 2
         line = line + np.average(y - np.interp(x, grid, line), weights=weight)
-        local, variance = _local_linear(x, y - np.interp(x, grid, line), grid, weight)
+        local, variance = _local_linear(x, y - np.interp(x, grid, line), grid, weight, bandwidth)
         fits[str(name)] = (rows, line, line_variance, local, variance)
     return overall, overall_variance, fits
 
@@ -513,8 +551,11 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
     return {"centres": centres, "per_year": slopes} if any(slopes.values()) else {}
 
 
-def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray, precision: np.ndarray):
-    """Kernel-weighted local linear estimates of y at each grid point, each observation also
+def _local_linear(
+    x: np.ndarray, y: np.ndarray, grid: np.ndarray, precision: np.ndarray, bandwidth: float
+):
+    """Kernel-weighted local linear estimates of y at each grid point (a Gaussian kernel of
+    `bandwidth` days), each observation also
     weighed by its `precision` (relative: y's variance there is the typical one over it); a
     local mean where fewer than MIN_KERNEL_SALES observations are near (kernel weights alone: a
     line through a handful of distant points extrapolates noise); and each estimate's variance per
@@ -523,7 +564,7 @@ def _local_linear(x: np.ndarray, y: np.ndarray, grid: np.ndarray, precision: np.
     level, variance = np.zeros(len(grid)), np.full(len(grid), np.inf)
     for k, point in enumerate(grid):
         d = x - point
-        kernel = np.exp(-0.5 * (d / INDEX_BANDWIDTH_DAYS) ** 2)
+        kernel = np.exp(-0.5 * (d / bandwidth) ** 2)
         w = kernel * precision
         s0, s1, s2 = w.sum(), (w * d).sum(), (w * d * d).sum()
         if not s0 > 1e-12:

@@ -74,6 +74,9 @@ class MarketIndex:
     """How the market's shape moved, where it did (training's `shape_drift`): the log change per
     year of a sale's age per unit of log10 fans and of each flag, about their centres; training
     restates each sale's price to today's shape with it. Empty: the shape held still."""
+    bandwidth_days: float | None = None
+    """The kernel's width the levels were read with, chosen by training for this market (a
+    market that turns needs a narrow one); None on cards from before it was chosen (180)."""
 
     def check(self, day: dt.date) -> dt.date:
         if isinstance(day, dt.datetime):  # a timestamp (pandas' too): its day
@@ -145,6 +148,7 @@ class MarketIndex:
             "typical": dict(self.typical),
             "errors": {c: list(v) for c, v in self.errors.items()},
             "shape": dict(self.shape),
+            "bandwidth_days": self.bandwidth_days,
         }
 
     @classmethod
@@ -161,4 +165,5 @@ class MarketIndex:
             typical=dict(card.get("typical", {})),
             errors={c: tuple(v) for c, v in card.get("errors", {}).items()},
             shape=dict(card.get("shape", {})),
+            bandwidth_days=card.get("bandwidth_days"),
         )

@@ -89,6 +89,38 @@ def test_restating_as_of_an_earlier_date_moves_each_sale_to_that_date(index, dri
     assert moved[0] == pytest.approx(12 * DRIFTING.monthly_rates["汽车"], abs=0.06)
 
 
+def test_a_whole_market_s_crash_in_its_last_months_is_read_at_the_market_date(drifting_sales):
+    """Every sale of the last three months at 75% of its price: a kernel of half a year smooths
+    the step away (its line through the last months lands off the new level); the width chosen
+    for this market is narrow, and the market date's level stands the crash below the old."""
+    sales = drifting_sales.copy()
+    end = sales[SOLD_AT.name].max()
+    crashed = (sales[SOLD_AT.name] > end - pd.Timedelta(days=90)).to_numpy()
+    sales.loc[crashed, "price"] = np.round(sales.loc[crashed, "price"] * 0.75)
+    index = steps.market_index(sales, steps.vocabulary(sales), folds=3, seed=0)
+    assert index.bandwidth_days <= 60
+    before = index.market_date - dt.timedelta(days=5 * 30)
+    assert MarketIndex.from_card(index.as_card()).bandwidth_days == index.bandwidth_days
+    # 自媒体 holds still in the simulator: its level 5 months back is the crash's alone
+    assert index.level(["自媒体"], before)[0] == pytest.approx(np.log(1 / 0.75), abs=0.06)
+
+
+@pytest.mark.parametrize("turning", [True, False])
+def test_the_kernel_is_narrow_where_the_market_turns_and_wide_where_it_is_steady(turning):
+    """6,000 sales over two years: a level swinging 0.15 log each way within a year needs a kernel
+    of a month or two; a steady trend the widest (the least noise at the market date)."""
+    rng = np.random.default_rng(3)
+    day = rng.uniform(0, 730, 6000)
+    level = 0.15 * np.sin(2 * np.pi * day / 365) if turning else 0.2 * day / 365
+    residual = level + rng.normal(0, 0.3, len(day))
+    grid = np.unique(np.append(np.arange(0.0, 730.0, DAYS_PER_MONTH), 730.0))
+    chosen = steps.index_bandwidth(day, residual, grid, np.ones(len(day)), seed=0)
+    if turning:
+        assert chosen <= 60
+    else:
+        assert chosen == max(steps.INDEX_BANDWIDTHS_DAYS)
+
+
 def test_undated_sales_have_no_index(drifting_sales):
     undated = drifting_sales.drop(columns=[SOLD_AT.name])
     assert steps.market_index(undated, steps.vocabulary(undated), folds=3, seed=0) is None
