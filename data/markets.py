@@ -10,8 +10,9 @@ median 0 (normal, Student t with 3 degrees of freedom, or right-skewed), then:
 - `bargain_share` are bargain sales at 45% of the price they would have fetched: real sales.
 The truth of a market is the distribution of its real sales (clean and bargain, no typos), so a
 range is judged by how much of the real sales it holds. A dated market drifts: each category's
-level moves at its own monthly rate, and one category takes a one-off shock; listings are valued
-at the market date (the last day of sales).
+level moves at its own monthly rate, one category may take a one-off shock, and the whole market
+may move together (a season, a crash, a boom); listings are valued at the market date (the last
+day of sales).
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ class Market:
     market date."""
     live_drift: float = 0.0
     """The same for live permission: its log premium grows by this much over the period."""
+    whole_market: str = ""
+    """A dated market whose whole level moves, every category together, beside their own rates:
+    "season" (a yearly swing of 0.12 log each way, back at 0 on the market date), "crash" (up
+    0.6% a month, then 25% down from 3 months before the market date) or "boom" (up 2.5% a
+    month)."""
 
     def sized(self, rows: int) -> Market:
         return replace(self, rows=rows)
@@ -185,11 +191,21 @@ class Market:
 
     def _drift(self, category: np.ndarray, months) -> np.ndarray:
         rates = pd.Series(category).map(self.monthly_rates).fillna(0.0).to_numpy()
+        drift = rates * months + self._whole_market(np.asarray(months, dtype=float))
         if self.shock is None:
-            return rates * months
+            return drift
         name, month, factor = self.shock
         shock = np.where((category == name) & (np.asarray(months) >= month), np.log(factor), 0.0)
-        return rates * months + shock
+        return drift + shock
+
+    def _whole_market(self, months: np.ndarray) -> np.ndarray:
+        if self.whole_market == "season":
+            return 0.12 * np.sin(2 * np.pi * months / 12)
+        if self.whole_market == "crash":
+            return 0.006 * months + np.where(months >= MONTHS - 3, np.log(0.75), 0.0)
+        if self.whole_market == "boom":
+            return 0.025 * months
+        return np.zeros_like(months)
 
     def _shape_drift(self, sales: pd.DataFrame, months) -> np.ndarray:
         """How far each listing's log price then stood from today's shape (fans_drift,
@@ -321,6 +337,7 @@ class Market:
         return result
 
 
+_TURNING_RATES = {"美食": 0.012, "游戏": 0.008, "情感": -0.015, "汽车": 0.02}
 _RATES = {"美食": 0.012, "游戏": 0.008, "情感": -0.015, "汽车": 0.02, "三农": -0.008, "母婴": 0.005}
 
 MARKETS: tuple[Market, ...] = (
@@ -525,6 +542,38 @@ MARKETS: tuple[Market, ...] = (
         "reach (declared 2026-12-06 with the heavy-tail rule, HEAVY_TAIL_SHARE, chosen looking at it)",
         rows=8000,
         noise="t2",
+    ),
+    Market(
+        "seasonal",
+        "report",
+        "12,000 dated sales; the whole market swings 0.12 log each way over a year (a season), "
+        "four categories drift beside it (declared 2026-12-06 with the index's kernel width, "
+        "chosen looking at it)",
+        rows=12_000,
+        dated=True,
+        monthly_rates=_TURNING_RATES,
+        whole_market="season",
+    ),
+    Market(
+        "crash",
+        "report",
+        "12,000 dated sales; the whole market rises 0.6% a month, then falls 25% three months "
+        "before the market date (declared 2026-12-06 with the index's kernel width, chosen "
+        "looking at it)",
+        rows=12_000,
+        dated=True,
+        monthly_rates=_TURNING_RATES,
+        whole_market="crash",
+    ),
+    Market(
+        "boom",
+        "report",
+        "12,000 dated sales; the whole market rises 2.5% a month, 35% a year (declared 2026-12-06 "
+        "with the holdout restated to its fit's market date, chosen looking at it)",
+        rows=12_000,
+        dated=True,
+        monthly_rates=_TURNING_RATES,
+        whole_market="boom",
     ),
     Market(
         "drifting",
