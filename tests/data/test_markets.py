@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from data.markets import BY_NAME, MARKETS
@@ -66,6 +67,25 @@ def test_the_drifting_market_moves_each_category_at_its_own_rate():
     assert moved["情感"] == pytest.approx(-24 * 0.015)
     assert moved["游戏"] == pytest.approx(24 * 0.008 + np.log(0.8))  # the one-off shock
     assert moved["自媒体"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "months", "moved"),
+    [
+        ("seasonal", (3, 24), 0.0 - 0.12),  # a quarter of a year in: the swing's top
+        ("seasonal", (9, 24), 0.0 + 0.12),  # three quarters: its bottom
+        ("crash", (20, 24), 4 * 0.006 + np.log(0.75)),
+        ("crash", (10, 20), 10 * 0.006),
+        ("boom", (0, 24), 24 * 0.025),
+    ],
+)
+def test_a_whole_market_moves_every_category_together(name, months, moved):
+    market = BY_NAME[name]
+    listings = market.listings(1000, seed=5)
+    then, now = (market.log_typical(listings, m) for m in months)
+    change = pd.Series(now - then).groupby(listings["category"].to_numpy()).mean()
+    assert change["自媒体"] == pytest.approx(moved)  # a category with no rate of its own
+    assert change["美食"] == pytest.approx(moved + (months[1] - months[0]) * 0.012)
 
 
 def test_a_small_market_with_typos_trains_with_them_screened_out():
