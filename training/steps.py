@@ -364,9 +364,9 @@ def market_index(
     stretch it over empty years) to the market date: the whole market's level is a local linear
     fit of those residuals (a Gaussian kernel, its width chosen by `index_bandwidth`; a local
     mean where fewer than MIN_KERNEL_SALES sales are near, so nothing is extrapolated); each
-    category's deviation from
-    it is a line through its sales (its trend, shrunk by INDEX_TREND_SPREAD) plus the same local
-    fit of its departures from that line, shrunk by INDEX_LOCAL_SPREAD. Every fit weighs a sale by
+    category's deviation from it is a line through its sales (its trend, shrunk by
+    INDEX_TREND_SPREAD) plus the same local fit of its departures from that line, shrunk by
+    INDEX_LOCAL_SPREAD. Every fit weighs a sale by
     its precision: 1 / its fans band's spread squared (small accounts' prices are the noisiest),
     times Huber's weight for its distance from a first fit (HUBER_SPREADS spreads: heavy tails).
     Typo-shaped sales are left out. Levels are relative to the market date (0 there)."""
@@ -555,12 +555,12 @@ def _local_linear(
     x: np.ndarray, y: np.ndarray, grid: np.ndarray, precision: np.ndarray, bandwidth: float
 ):
     """Kernel-weighted local linear estimates of y at each grid point (a Gaussian kernel of
-    `bandwidth` days), each observation also
-    weighed by its `precision` (relative: y's variance there is the typical one over it); a
-    local mean where fewer than MIN_KERNEL_SALES observations are near (kernel weights alone: a
-    line through a handful of distant points extrapolates noise); and each estimate's variance per
-    unit of the typical variance (its squared equivalent-kernel weights over the precisions). A
-    point no observation reaches takes its nearest neighbour's."""
+    `bandwidth` days), each observation also weighed by its `precision` (relative: y's variance
+    there is the typical one over it); a local mean where fewer than MIN_KERNEL_SALES
+    observations are near (kernel weights alone: a line through a handful of distant points
+    extrapolates noise); and each estimate's variance per unit of the typical variance (its
+    squared equivalent-kernel weights over the precisions). A point no observation reaches takes
+    its nearest neighbour's."""
     level, variance = np.zeros(len(grid)), np.full(len(grid), np.inf)
     for k, point in enumerate(grid):
         d = x - point
