@@ -110,8 +110,8 @@ class Market:
     whole_market: str = ""
     """A dated market whose whole level moves, every category together, beside their own rates:
     "season" (a yearly swing of 0.12 log each way, back at 0 on the market date), "crash" (up
-    0.6% a month, then 25% down from 3 months before the market date) or "boom" (up 2.5% a
-    month)."""
+    0.6% a month, then 25% down from 3 months before the market date), "boom" (up 2.5% a
+    month) or "walk" (a random walk, steps of 0.04 log a month, the same path on every draw)."""
 
     def sized(self, rows: int) -> Market:
         return replace(self, rows=rows)
@@ -205,6 +205,9 @@ class Market:
             return 0.006 * months + np.where(months >= MONTHS - 3, np.log(0.75), 0.0)
         if self.whole_market == "boom":
             return 0.025 * months
+        if self.whole_market == "walk":
+            steps = np.random.default_rng(11).normal(0.0, 0.04, MONTHS)
+            return np.interp(months, np.arange(MONTHS + 1), np.append(0.0, np.cumsum(steps)))
         return np.zeros_like(months)
 
     def _shape_drift(self, sales: pd.DataFrame, months) -> np.ndarray:
@@ -574,6 +577,16 @@ MARKETS: tuple[Market, ...] = (
         dated=True,
         monthly_rates=_TURNING_RATES,
         whole_market="boom",
+    ),
+    Market(
+        "walk",
+        "report",
+        "12,000 dated sales; the whole market wanders, a random walk of 0.04 log a month (declared "
+        "2026-12-06 after the index's kernel width was chosen, measured once)",
+        rows=12_000,
+        dated=True,
+        monthly_rates=_TURNING_RATES,
+        whole_market="walk",
     ),
     Market(
         "drifting",

@@ -88,6 +88,20 @@ def test_a_whole_market_moves_every_category_together(name, months, moved):
     assert change["美食"] == pytest.approx(moved + (months[1] - months[0]) * 0.012)
 
 
+def test_the_walking_market_wanders_the_same_path_on_every_draw():
+    market = BY_NAME["walk"]
+    listings = market.listings(200, seed=5)
+    path = [market.log_typical(listings, m) - market.log_typical(listings, 0) for m in range(25)]
+    still = (listings["category"] == "自媒体").to_numpy()
+    moves = np.diff([p[still].mean() for p in path])
+    assert moves.std() == pytest.approx(0.04, abs=0.02)
+    again = market.listings(300, seed=6)
+    first = (again["category"] == "自媒体").to_numpy()
+    assert market.log_typical(again, 17)[first].mean() - market.log_typical(again, 0)[
+        first
+    ].mean() == pytest.approx(path[17][still].mean())
+
+
 def test_a_small_market_with_typos_trains_with_them_screened_out():
     """A small scenario of the suite's kind: the typos are found and left out of the fit."""
     market = BY_NAME["small-skew"]
