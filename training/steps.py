@@ -238,6 +238,10 @@ older prices): per export, the widest whose out-of-fold error is within BANDWIDT
 errors of the best's (`index_bandwidth`). A market that turns (a season, a crash) needs a narrow
 one; a steady one, or a few sales, a wide one."""
 BANDWIDTH_SE = 1.0
+BANDWIDTH_TOLERANCE = 5e-4
+"""A width whose mean loss is within this share of the best's is as good as the best: where every
+width fits alike (an export of a few weeks), their differences of 1e-5 are many standard errors
+of a difference that small, and say nothing (a level misfit of ~0.7% RMS is this much)."""
 BANDWIDTH_FOLDS = 5
 SHAPE_T = 2.5
 """A slope of the market's shape over time (`shape_drift`) counts only this many (robust)
@@ -443,7 +447,8 @@ def index_bandwidth(
     """The whole market's kernel width, chosen by cross-validation: for each of
     INDEX_BANDWIDTHS_DAYS, the level fitted without a fold's sales values them (Huber's loss at
     HUBER_SPREADS of a sale's spread, so a heavy tail does not choose); the widest width whose
-    mean loss is within BANDWIDTH_SE standard errors (of the per-sale difference) of the best's."""
+    mean loss is within BANDWIDTH_SE standard errors (of the per-sale difference), or within
+    BANDWIDTH_TOLERANCE of it, of the best's."""
     folds = _folds(len(day), BANDWIDTH_FOLDS, seed)
     spread = np.sqrt(_robust_variance(residual) / precision)
     losses = []
@@ -460,7 +465,10 @@ def index_bandwidth(
     best = int(np.argmin([loss.mean() for loss in losses]))
     for k in reversed(range(best, len(losses))):
         difference = losses[k] - losses[best]
-        if difference.mean() <= BANDWIDTH_SE * difference.std() / np.sqrt(len(difference)):
+        error = difference.std() / np.sqrt(len(difference))
+        if difference.mean() <= max(
+            BANDWIDTH_SE * error, BANDWIDTH_TOLERANCE * losses[best].mean()
+        ):
             return INDEX_BANDWIDTHS_DAYS[k]
     return INDEX_BANDWIDTHS_DAYS[best]
 
