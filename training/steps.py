@@ -1264,7 +1264,7 @@ def evaluate(valuer: Valuer, split: Split) -> Evaluation:
     predictions = holdout[list(FEATURE_NAMES)].assign(**{PRICE.name: actual})
     predictions = predictions.join(valuer.value_frame(holdout, DEFAULT_LEVEL))
     metrics = {"model": price_errors(actual, predictions["price_estimate"])}
-    metrics["model"].update(_range_errors(holdout, predictions))
+    metrics["model"].update(_range_errors(holdout, predictions, actual))
     metrics["model"]["calibration_rows"] = float(valuer.card.calibration_rows)
     for name, baseline in BASELINES.items():
         predictions[name] = baseline().fit(split.train).predict(holdout)
@@ -1272,10 +1272,12 @@ def evaluate(valuer: Valuer, split: Split) -> Evaluation:
     return Evaluation(metrics=metrics, predictions=predictions.reset_index(drop=True))
 
 
-def _range_errors(holdout: pd.DataFrame, priced: pd.DataFrame) -> dict[str, float]:
-    """The range's coverage of the holdout's sales, those of a typo's shape set aside as in
-    the calibration (`calibrates`: a noisy band's real tails count), and how many it counted."""
-    actual = price_now(holdout)
+def _range_errors(
+    holdout: pd.DataFrame, priced: pd.DataFrame, actual: np.ndarray
+) -> dict[str, float]:
+    """The range's coverage of the holdout's sales (`actual`: their prices as of the market date,
+    `price_now`), those of a typo's shape set aside as in the calibration (`calibrates`: a noisy
+    band's real tails count), and how many it counted."""
     residual = np.log(actual / priced["price_estimate"].to_numpy())
     sale = calibrates(residual, holdout[FANS.name].to_numpy())
     return {
@@ -1350,7 +1352,7 @@ def champion_errors(champion: Valuer, split: Split) -> dict[str, float]:
     actual = price_now(split.holdout)
     priced = champion.value_frame(split.holdout, DEFAULT_LEVEL)
     errors = price_errors(actual, priced["price_estimate"])
-    errors.update(_range_errors(split.holdout, priced))
+    errors.update(_range_errors(split.holdout, priced, actual))
     return errors
 
 

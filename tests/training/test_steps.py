@@ -608,7 +608,7 @@ def test_the_holdout_coverage_sets_aside_what_the_calibration_sets_aside():
         {"price_estimate": 100.0, "price_low": 100.0 / np.e, "price_high": 100.0 * np.e},
         index=range(2_000),
     )
-    errors = steps._range_errors(holdout, priced)
+    errors = steps._range_errors(holdout, priced, steps.price_now(holdout))
     kept = steps.calibrates(residual, fans)
     assert errors["typo_shaped"] == (~kept).sum() < (~steps.is_sale(residual)).sum()
     assert not kept[1_000]
