@@ -400,7 +400,7 @@ def market_index(
         if (bands == band).sum() >= MIN_BAND_ROWS:
             band_noise[band] = _robust_variance(residual[bands == band])
     precision = noise / np.maximum(band_noise[bands], 1e-12)  # 1 for a sale of typical spread
-    bandwidth = index_bandwidth(day, residual, grid, precision, seed)
+    bandwidth = index_bandwidth(day, residual, grid, precision, noise, seed)
     overall, _, fits = _index_fits(day, residual, category, grid, precision, noise, bandwidth)
     fitted = np.interp(day, grid, overall)
     for rows, line, _, local, variance in fits.values():
@@ -442,15 +442,21 @@ def _local_shrink(noise: float, variance: np.ndarray) -> np.ndarray:
 
 
 def index_bandwidth(
-    day: np.ndarray, residual: np.ndarray, grid: np.ndarray, precision: np.ndarray, seed: int
+    day: np.ndarray,
+    residual: np.ndarray,
+    grid: np.ndarray,
+    precision: np.ndarray,
+    noise: float,
+    seed: int,
 ) -> float:
     """The whole market's kernel width, chosen by cross-validation: for each of
     INDEX_BANDWIDTHS_DAYS, the level fitted without a fold's sales values them (Huber's loss at
     HUBER_SPREADS of a sale's spread, so a heavy tail does not choose); the widest width whose
     mean loss is within BANDWIDTH_SE standard errors (of the per-sale difference), or within
-    BANDWIDTH_TOLERANCE of it, of the best's."""
+    BANDWIDTH_TOLERANCE of it, of the best's. `noise`: the residuals' typical variance, a sale's
+    being it over its `precision`."""
     folds = _folds(len(day), BANDWIDTH_FOLDS, seed)
-    spread = np.sqrt(_robust_variance(residual) / precision)
+    spread = np.sqrt(noise / precision)
     losses = []
     for bandwidth in INDEX_BANDWIDTHS_DAYS:
         loss = np.zeros(len(day))

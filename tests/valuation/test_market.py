@@ -114,7 +114,8 @@ def test_the_kernel_is_narrow_where_the_market_turns_and_wide_where_it_is_steady
     level = 0.15 * np.sin(2 * np.pi * day / 365) if turning else 0.2 * day / 365
     residual = level + rng.normal(0, 0.3, len(day))
     grid = np.unique(np.append(np.arange(0.0, 730.0, DAYS_PER_MONTH), 730.0))
-    chosen = steps.index_bandwidth(day, residual, grid, np.ones(len(day)), seed=0)
+    noise = steps._robust_variance(residual)
+    chosen = steps.index_bandwidth(day, residual, grid, np.ones(len(day)), noise, seed=0)
     if turning:
         assert chosen <= 60
     else:
