@@ -251,10 +251,15 @@ SHAPE_SALES_PER_TERM = 10
 """`shape_drift` reads no slope from fewer dated sales than this many per term of its regression
 (a few hundred): with as many terms as sales, least squares fits the noise exactly, and every
 slope would look sure."""
-INDEX_TREND_SPREAD = 0.3
-"""How steeply (log per year) a category's level is taken to trend away from the whole market's,
-a prior: the slope of a line through its sales' deviations is shrunk by s^2 / (s^2 + the slope's
-variance), so a category with few sales, or sold over a few days, follows the market."""
+INDEX_TREND_SPREADS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.45)
+"""How steeply (log per year) a category's level may trend away from the typical category's: the
+prior's spread, chosen per export among these (`trend_prior`)."""
+INDEX_FOLLOW_SHARES = tuple(np.round(np.arange(0.0, 1.0, 0.05), 2))
+"""The prior's share of categories that follow the typical category's trend exactly, chosen per
+export among these (`trend_prior`): many markets have categories that drift and others that hold
+still, and a still one's slope, measured from a hundred sales, is a noise's worth from 0."""
+TYPICAL_TREND_SALES = 50
+"""The typical category's trend is the median slope of the categories with this many sales."""
 INDEX_LOCAL_SPREAD = 0.05
 """How far (log) a category's level is taken to stray from its own trend line, a prior: each
 local departure the kernel reads is shrunk by s^2 / (s^2 + its variance), so a category's level
@@ -368,10 +373,10 @@ def market_index(
     stretch it over empty years) to the market date: the whole market's level is a local linear
     fit of those residuals (a Gaussian kernel, its width chosen by `index_bandwidth`; a local
     mean where fewer than MIN_KERNEL_SALES sales are near, so nothing is extrapolated); each
-    category's deviation from it is a line through its sales (its trend, shrunk by
-    INDEX_TREND_SPREAD) plus the same local fit of its departures from that line, shrunk by
-    INDEX_LOCAL_SPREAD. Every fit weighs a sale by
-    its precision: 1 / its fans band's spread squared (small accounts' prices are the noisiest),
+    category's deviation from it is a line through its sales (its trend, shrunk towards the
+    typical category's by a prior read from all the categories' slopes: `trend_prior`,
+    `trend_posterior`) plus the same local fit of its departures from that line, shrunk by
+    INDEX_LOCAL_SPREAD. Every fit weighs a sale by its precision: 1 / its fans band's spread squared (small accounts' prices are the noisiest),
     times Huber's weight for its distance from a first fit (HUBER_SPREADS spreads: heavy tails).
     Typo-shaped sales are left out. Levels are relative to the market date (0 there)."""
     if SOLD_AT.name not in sales or not sales[SOLD_AT.name].notna().any():
@@ -479,6 +484,49 @@ def index_bandwidth(
     return INDEX_BANDWIDTHS_DAYS[best]
 
 
+def trend_prior(measured: np.ndarray, variance: np.ndarray) -> tuple[float, float]:
+    """The categories' trend prior, by empirical Bayes: the share that follow the typical
+    category's trend exactly and the spread (log per day) of the others' own trends, among
+    INDEX_FOLLOW_SHARES and INDEX_TREND_SPREADS, that make the measured slopes (beside the
+    typical's; their sampling `variance`) the likeliest."""
+    best, best_likelihood = (0.0, INDEX_TREND_SPREADS[-1] / DAYS_PER_YEAR), -np.inf
+    follows = _log_normal_density(measured, variance)
+    for spread in INDEX_TREND_SPREADS:
+        own = _log_normal_density(measured, variance + (spread / DAYS_PER_YEAR) ** 2)
+        for share in INDEX_FOLLOW_SHARES:
+            with np.errstate(divide="ignore"):  # a share of 0: no category follows
+                likelihood = np.logaddexp(np.log(share) + follows, np.log1p(-share) + own).sum()
+            if likelihood > best_likelihood:
+                best, best_likelihood = (share, spread / DAYS_PER_YEAR), likelihood
+    return best
+
+
+def trend_posterior(
+    measured: float, variance: float, follow: float, spread: float
+) -> tuple[float, float]:
+    """A category's own trend beside the typical category's, and its variance: the posterior of
+    the prior `trend_prior` chose, given the slope its sales show and that slope's sampling
+    `variance`. A slope its noise could explain is shrunk nearly to the typical's; a clear one,
+    many noise's errors from it, is kept almost whole."""
+    prior = spread**2
+    kept = prior / (prior + variance)
+    with np.errstate(divide="ignore"):
+        log_odds = (
+            np.log1p(-follow)
+            + _log_normal_density(measured, variance + prior)
+            - np.log(follow)
+            - _log_normal_density(measured, variance)
+        )
+    trending = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700.0, 700.0)))
+    mean = trending * kept * measured
+    second = trending * (kept * variance + (kept * measured) ** 2)
+    return float(mean), float(max(second - mean**2, 0.0))
+
+
+def _log_normal_density(x, variance):
+    return -np.square(x) / (2 * variance) - 0.5 * np.log(2 * np.pi * variance)
+
+
 def _index_fits(
     day: np.ndarray,
     residual: np.ndarray,
@@ -495,19 +543,31 @@ def _index_fits(
     for one of the noise's typical spread)."""
     overall, overall_variance = _local_linear(day, residual, grid, precision, bandwidth)
     deviation = residual - np.interp(day, grid, overall)
+    slopes = {}  # category: (its deviation's measured slope, that slope's variance, sales)
+    for name in np.unique(category):
+        rows = category == name
+        x, weight = day[rows], precision[rows]
+        if np.ptp(x) > 0:  # a trend needs sales on more than one day
+            centre = np.average(x, weights=weight)
+            moment = (weight * (x - centre) ** 2).sum()
+            slope = (weight * (x - centre) * deviation[rows]).sum() / moment
+            slopes[name] = (slope, noise / moment, int(rows.sum()))
+    typical = np.median([s for s, _, n in slopes.values() if n >= TYPICAL_TREND_SALES] or [0.0])
+    measured = np.array([s - typical for s, _, _ in slopes.values()])
+    variances = np.array([v for _, v, _ in slopes.values()])
+    follow, spread = trend_prior(measured, variances)
     fits = {}
     for name in np.unique(category):
         rows = category == name
         x, y, weight = day[rows], deviation[rows], precision[rows]
         centre = np.average(x, weights=weight)
-        moment = (weight * (x - centre) ** 2).sum()
         line, line_variance = np.zeros(len(grid)), np.zeros(len(grid))
-        if np.ptp(x) > 0:  # a trend needs sales on more than one day
-            prior = (INDEX_TREND_SPREAD / DAYS_PER_YEAR) ** 2
-            kept = prior / (prior + noise / moment)
-            slope = kept * (weight * (x - centre) * y).sum() / moment
-            line = slope * (grid - centre)
-            line_variance = kept**2 * noise / moment * (grid - grid[-1]) ** 2
+        if name in slopes:
+            own, variance = trend_posterior(
+                slopes[name][0] - typical, slopes[name][1], follow, spread
+            )
+            line = (typical + own) * (grid - centre)
+            line_variance = variance * (grid - grid[-1]) ** 2
         line = line + np.average(y - np.interp(x, grid, line), weights=weight)
         local, variance = _local_linear(x, y - np.interp(x, grid, line), grid, weight, bandwidth)
         fits[str(name)] = (rows, line, line_variance, local, variance)
