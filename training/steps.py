@@ -375,9 +375,11 @@ def market_index(
     mean where fewer than MIN_KERNEL_SALES sales are near, so nothing is extrapolated); each
     category's deviation from it is a line through its sales (its trend, shrunk towards the
     typical category's by a prior read from all the categories' slopes: `trend_prior`,
-    `trend_posterior`) plus the same local fit of its departures from that line, shrunk by
-    INDEX_LOCAL_SPREAD. Every fit weighs a sale by its precision: 1 / its fans band's spread squared (small accounts' prices are the noisiest),
-    times Huber's weight for its distance from a first fit (HUBER_SPREADS spreads: heavy tails).
+    `trend_posterior`; a category sold on a single day has no line, and follows the whole
+    market) plus the same local fit of its departures from that line, shrunk by
+    INDEX_LOCAL_SPREAD. Every fit weighs a sale by its precision: 1 / its fans band's spread
+    squared (small accounts' prices are the noisiest), times Huber's weight for its distance from
+    a first fit (HUBER_SPREADS spreads: heavy tails).
     Typo-shaped sales are left out. Levels are relative to the market date (0 there)."""
     if SOLD_AT.name not in sales or not sales[SOLD_AT.name].notna().any():
         return None
