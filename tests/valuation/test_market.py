@@ -267,9 +267,9 @@ def test_the_trend_prior_is_read_from_the_categories_slopes():
 def test_a_small_export_s_still_categories_are_read_as_still():
     """`trending`'s 8 categories that hold still, in 3,000-sale exports (seeds 1-3): their levels
     two years back against the simulator's (0), RMS. Each category's slope shrunk by a fixed
-    normal prior (0.3 log a year), 0.079: a slope two standard errors from 0 was kept whole. With
-    the prior read from the categories' slopes, a share of them following the typical trend,
-    0.070."""
+    normal prior (0.3 log a year), 0.079: a slope two standard errors from 0 was kept nearly
+    whole. With the prior read from the categories' slopes, a share of them following the typical
+    trend, 0.070."""
     market = BY_NAME["trending"].sized(3000)
     gaps = []
     for seed in (1, 2, 3):
