@@ -13,6 +13,7 @@ from statistics import NormalDist
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from training.evaluation import BASELINES, interval_coverage, price_errors
 from valuation.card import ModelCard
@@ -492,9 +493,9 @@ def trend_prior(measured: np.ndarray, variance: np.ndarray) -> tuple[float, floa
     INDEX_FOLLOW_SHARES and INDEX_TREND_SPREADS, that make the measured slopes (beside the
     typical's; their sampling `variance`) the likeliest."""
     best, best_likelihood = (0.0, INDEX_TREND_SPREADS[-1] / DAYS_PER_YEAR), -np.inf
-    follows = _log_normal_density(measured, variance)
+    follows = stats.norm.logpdf(measured, scale=np.sqrt(variance))
     for spread in INDEX_TREND_SPREADS:
-        own = _log_normal_density(measured, variance + (spread / DAYS_PER_YEAR) ** 2)
+        own = stats.norm.logpdf(measured, scale=np.sqrt(variance + (spread / DAYS_PER_YEAR) ** 2))
         for share in INDEX_FOLLOW_SHARES:
             with np.errstate(divide="ignore"):  # a share of 0: no category follows
                 likelihood = np.logaddexp(np.log(share) + follows, np.log1p(-share) + own).sum()
@@ -515,18 +516,14 @@ def trend_posterior(
     with np.errstate(divide="ignore"):
         log_odds = (
             np.log1p(-follow)
-            + _log_normal_density(measured, variance + prior)
+            + stats.norm.logpdf(measured, scale=np.sqrt(variance + prior))
             - np.log(follow)
-            - _log_normal_density(measured, variance)
+            - stats.norm.logpdf(measured, scale=np.sqrt(variance))
         )
     trending = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700.0, 700.0)))
     mean = trending * kept * measured
     second = trending * (kept * variance + (kept * measured) ** 2)
     return float(mean), float(max(second - mean**2, 0.0))
-
-
-def _log_normal_density(x, variance):
-    return -np.square(x) / (2 * variance) - 0.5 * np.log(2 * np.pi * variance)
 
 
 def _index_fits(
@@ -545,29 +542,28 @@ def _index_fits(
     for one of the noise's typical spread)."""
     overall, overall_variance = _local_linear(day, residual, grid, precision, bandwidth)
     deviation = residual - np.interp(day, grid, overall)
-    slopes = {}  # category: (its deviation's measured slope, that slope's variance, sales)
-    for name in np.unique(category):
-        rows = category == name
+    rows_of = {name: category == name for name in np.unique(category)}
+    slopes = {}  # category: its deviation's measured slope, that slope's variance, its centre
+    for name, rows in rows_of.items():
         x, weight = day[rows], precision[rows]
         if np.ptp(x) > 0:  # a trend needs sales on more than one day
             centre = np.average(x, weights=weight)
             moment = (weight * (x - centre) ** 2).sum()
             slope = (weight * (x - centre) * deviation[rows]).sum() / moment
-            slopes[name] = (slope, noise / moment, int(rows.sum()))
-    typical = np.median([s for s, _, n in slopes.values() if n >= TYPICAL_TREND_SALES] or [0.0])
-    measured = np.array([s - typical for s, _, _ in slopes.values()])
-    variances = np.array([v for _, v, _ in slopes.values()])
+            slopes[name] = (slope, noise / moment, centre)
+    typical = np.median(
+        [slopes[name][0] for name in slopes if rows_of[name].sum() >= TYPICAL_TREND_SALES] or [0.0]
+    )
+    measured = np.array([slope - typical for slope, _, _ in slopes.values()])
+    variances = np.array([variance for _, variance, _ in slopes.values()])
     follow, spread = trend_prior(measured, variances)
     fits = {}
-    for name in np.unique(category):
-        rows = category == name
+    for name, rows in rows_of.items():
         x, y, weight = day[rows], deviation[rows], precision[rows]
-        centre = np.average(x, weights=weight)
         line, line_variance = np.zeros(len(grid)), np.zeros(len(grid))
         if name in slopes:
-            own, variance = trend_posterior(
-                slopes[name][0] - typical, slopes[name][1], follow, spread
-            )
+            slope, slope_variance, centre = slopes[name]
+            own, variance = trend_posterior(slope - typical, slope_variance, follow, spread)
             line = (typical + own) * (grid - centre)
             line_variance = variance * (grid - grid[-1]) ** 2
         line = line + np.average(y - np.interp(x, grid, line), weights=weight)
