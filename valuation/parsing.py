@@ -68,11 +68,19 @@ _DATE_FORMATS = (
     "%Y-%m-%dT%H:%M:%S.%f",
     "%Y-%m-%dT%H:%M:%S%z",
     "%Y-%m-%dT%H:%M:%S.%f%z",
+    # a database's timestamps with a time zone as text (PostgreSQL writes 2025-03-01 23:30:00+08,
+    # pandas 2025-03-01 23:30:00+08:00): an offset in whole hours reads as +0800
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S.%f%z",
     "%Y/%m/%d %H:%M:%S",
     "%Y/%m/%d %H:%M",
     "%Y年%m月%d日 %H:%M",
     "%Y年%m月%d日 %H:%M:%S",
 )
+
+
+# A time's UTC offset in hours alone (+08), as PostgreSQL writes it; strptime reads +0800.
+_HOURS_OFFSET = re.compile(r"(:[0-9]{2}(?:\.[0-9]+)?[+-][0-9]{2})$")
 
 
 class SpellingError(ValueError):
@@ -364,6 +372,7 @@ def parse_sold_at(value: object) -> dt.date | None:
 
 def _date(text: str, value: object) -> dt.date:
     if len(text) <= 40:  # the longest layout is 32 characters: no need to try strptime on more
+        text = _HOURS_OFFSET.sub(r"\g<1>00", text)
         for layout in _DATE_FORMATS:
             try:
                 return dt.datetime.strptime(text, layout).date()

@@ -390,6 +390,25 @@ def test_optional_id_and_date_are_parsed(tmp_path):
     ]
 
 
+def test_sale_times_with_a_time_zone_are_read_as_the_day_written(tmp_path):
+    """A database export: pandas writes tz-aware times with +08:00, PostgreSQL with +08."""
+    sold = pd.Series(pd.to_datetime(["2025-03-01 23:30", "2025-04-02 08:00"])).dt.tz_localize(
+        "Asia/Shanghai"
+    )
+    frame = pd.DataFrame([GOOD_ROWS[0], GOOD_ROWS[1]], columns=MARKET_HEADERS)
+    frame["成交时间"] = sold
+    frame.to_csv(tmp_path / "pandas.csv", index=False)
+    frame["成交时间"] = ["2025-03-01 23:30:00+08", "2025-04-02 08:00:00.5+08"]
+    frame.to_csv(tmp_path / "postgres.csv", index=False)
+    for name in ("pandas.csv", "postgres.csv"):
+        loaded = load_listings(tmp_path / name, True)
+        assert loaded.rejects.empty, loaded.rejects
+        assert loaded.listings["sold_at"].tolist() == [
+            pd.Timestamp("2025-03-01"),
+            pd.Timestamp("2025-04-02"),
+        ]
+
+
 @pytest.mark.parametrize(
     "fans_header, price_header",
     [

@@ -421,6 +421,10 @@ def test_category_result_is_normalised_and_bounded(text: str) -> None:
         ("2025-03-01T23:30:00+08:00", dt.date(2025, 3, 1)),  # the day as the marketplace wrote it
         ("2025-03-01T23:30:00.5+0800", dt.date(2025, 3, 1)),
         ("2025-03-01T12:30:00Z", dt.date(2025, 3, 1)),
+        ("2025-03-01 23:30:00+08", dt.date(2025, 3, 1)),  # PostgreSQL's timestamptz as text
+        ("2025-03-01 23:30:00.25-05", dt.date(2025, 3, 1)),
+        ("2025-03-01 23:30:00+08:00", dt.date(2025, 3, 1)),  # pandas' tz-aware timestamps
+        ("2025-03-01 23:30:00.123456+0800", dt.date(2025, 3, 1)),
         ("2025/3/1 9:05", dt.date(2025, 3, 1)),
         ("2025/03/01 12:30:00", dt.date(2025, 3, 1)),
         ("2025年3月1日 12:30", dt.date(2025, 3, 1)),
@@ -455,6 +459,8 @@ def test_sold_at_blank_is_none(raw: object) -> None:
         "面议",
         "abc",
         "2025-03-01T12:00:00+25:00",  # no such offset
+        "2025-03-01 12:00:00+25",
+        "2025-03-01+08",  # an offset needs a time
     ],
 )
 def test_sold_at_rejected(raw: object) -> None:
