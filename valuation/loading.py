@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -31,6 +32,9 @@ from valuation.schema import (
 log = logging.getLogger("valuation.loading")
 
 SUFFIXES = (".csv", ".parquet")
+"""What a table is written as, and read from."""
+READABLE = (*SUFFIXES, ".xlsx")
+"""What an export is read from: an Excel workbook too, as marketplaces' back offices export them."""
 REJECT_COLUMNS = ["line", "column", "reason"]
 UNITS_SAID = "元, 万, 万元, 千, 亿, CNY, k, w"
 """The header units named in the error that refuses one (HEADER_UNITS has them all)."""
@@ -62,7 +66,7 @@ class LoadedListings:
 
 def read_export(path: str | Path) -> pd.DataFrame:
     """The raw table, whole: CSV as text (UTF-8 with or without BOM, or GB18030 as Excel writes
-    it), Parquet as typed."""
+    it), an Excel workbook's first sheet as the text its CSV would hold, Parquet as typed."""
     return next(read_export_chunks(path, rows=None))[0]
 
 
@@ -72,14 +76,17 @@ def read_export_chunks(
     """The raw table in chunks of `rows` (None: whole), each with the file lines of its rows, so
     a file of any size is read in bounded memory and rejects keep their true line numbers."""
     path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
+    if path.suffix.lower() not in READABLE:
         raise ExportError(
-            f"{path}: unsupported file type {path.suffix or '(none)'!r}; use CSV or Parquet"
+            f"{path}: unsupported file type {path.suffix or '(none)'!r}; use CSV, Excel (.xlsx) "
+            "or Parquet"
         )
     if not path.is_file():
         raise ExportError(f"{path}: no such file")
     if path.suffix.lower() == ".parquet":
         yield from _parquet_chunks(path, rows)
+    elif path.suffix.lower() == ".xlsx":
+        yield from _xlsx_chunks(path, rows)
     else:
         yield from _csv_chunks(path, rows)
 
@@ -103,6 +110,71 @@ def _parquet_chunks(path: Path, rows: int | None):
             first += len(chunk)
     except (OSError, ValueError) as error:  # pyarrow's errors for a corrupt file derive from these
         raise ExportError(f"{path}: not a readable Parquet file ({error})") from error
+
+
+def _xlsx_chunks(path: Path, rows: int | None):
+    """The workbook's first sheet, streamed: its first row that holds anything is the header, and
+    each cell reads as a CSV saved from it would hold it (`_cell_text`). Rows are numbered as
+    Excel numbers them; a row with nothing in it is skipped, as pandas skips a CSV's blank line.
+    Formulas give the values Excel last computed (a workbook never opened in Excel has none)."""
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises zipfile's, KeyError, its own, ... on a bad file
+        raise ExportError(f"{path}: not a readable Excel workbook ({error})") from error
+    try:
+        sheet = book.worksheets[0]
+        header, chunk, lines, yielded = None, [], [], False
+        for line, values in enumerate(sheet.iter_rows(values_only=True), start=sheet.min_row):
+            if all(value is None or value == "" for value in values):
+                continue
+            if header is None:
+                header = _xlsx_header(path, [_cell_text(value) for value in values])
+                continue
+            cells = [_cell_text(value) for value in values[: len(header)]]
+            chunk.append(cells + [""] * (len(header) - len(cells)))
+            lines.append(line)
+            if rows is not None and len(chunk) == rows:
+                yield _xlsx_table(chunk, header), _numbered(lines)
+                chunk, lines, yielded = [], [], True
+        if header is None:
+            raise ExportError(f"{path}: the workbook's first sheet is empty")
+        if chunk or not yielded:  # a header alone is an empty table, as a CSV's would be
+            yield _xlsx_table(chunk, header), _numbered(lines)
+    finally:
+        book.close()
+
+
+def _xlsx_header(path: Path, names: list[str]) -> list[str]:
+    while names and not names[-1]:  # formatted but empty cells past the last column
+        names.pop()
+    names = [name or f"Unnamed: {i}" for i, name in enumerate(names)]
+    _refuse_repeats(path, names)
+    return names
+
+
+def _xlsx_table(chunk: list[list[str]], header: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(chunk, columns=header, dtype=str)
+
+
+def _numbered(lines: list[int]) -> LineNumbers:
+    numbers = np.array(lines, dtype=np.int64)
+    return lambda positions: numbers[positions]
+
+
+def _cell_text(value) -> str:
+    """A cell as a CSV saved from the workbook writes it: a whole number without a decimal point
+    (131300, not 131300.0), a date as its ISO day, with its time if it has one."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(" ")
+    return str(value)
 
 
 def _csv_chunks(path: Path, rows: int | None):
@@ -214,7 +286,10 @@ def _text_encoding(path: Path, probe: int = 4 << 20) -> str:
 def _refuse_repeated_headers(path: Path, encoding: str) -> None:
     """pandas would rename a second `成交价` to `成交价.1` and quietly read the first one."""
     with open(path, encoding=encoding, newline="") as file:
-        header = next(csv.reader(file), [])
+        _refuse_repeats(path, next(csv.reader(file), []))
+
+
+def _refuse_repeats(path: Path, header: list[str]) -> None:
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise ExportError(

@@ -146,7 +146,7 @@ def test_train_on_a_missing_file_is_one_line(tmp_path, capsys, use_home, name):
 
 
 def test_train_on_an_unsupported_suffix_is_one_line(tmp_path, capsys, use_home):
-    data = tmp_path / "sales.xlsx"
+    data = tmp_path / "sales.xls"
     data.write_text("not a table")
     use_home(tmp_path / "home")
     assert cli.main(["train", "--data", str(data)]) == cli.EXIT_FAILED
@@ -251,6 +251,21 @@ def test_batch_prices_every_readable_row_and_lists_the_rest(
     assert set(priced["model_version"]) == {registry.load_valuer(settings).version}
     out = capsys.readouterr().out
     assert f"priced {len(priced)} of 80 listings" in out
+
+
+def test_batch_reads_an_excel_workbook(champion_home, settings, tmp_path):
+    """A catalogue exported as .xlsx: priced as the same rows in a CSV are."""
+    listings = generate(40, seed=13, bad_share=0.0).drop(columns="成交价")
+    csv_source, xlsx_source = tmp_path / "listings.csv", tmp_path / "listings.xlsx"
+    write_table(listings, csv_source)
+    listings.to_excel(xlsx_source, index=False)
+    for source in (csv_source, xlsx_source):
+        output = tmp_path / f"{source.suffix[1:]}.csv"
+        assert cli.main(["batch", "--input", str(source), "--output", str(output)]) == 0
+    from_csv, from_xlsx = pd.read_csv(tmp_path / "csv.csv"), pd.read_csv(tmp_path / "xlsx.csv")
+    assert len(from_xlsx) == 40
+    for column in ("price_estimate", "price_low", "price_high"):
+        assert from_xlsx[column].tolist() == from_csv[column].tolist()
 
 
 def test_batch_as_of_an_earlier_date_values_every_row_then(champion_home, settings, tmp_path):

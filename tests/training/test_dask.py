@@ -164,3 +164,12 @@ def test_dask_training_restates_dated_sales_and_learns_without_the_typos(dask_cl
     shown_unknown = taught["category"] == encoder.unknown_code
     assert 0.03 < shown_unknown.mean() < 0.07
     assert (taught["weight"] <= 1.0).all() and (taught["weight"] < 1.0).any()
+
+
+def test_the_dask_engine_sends_an_excel_workbook_to_the_local_one(tmp_path):
+    from valuation.infra.dask_engine import read_partitions
+
+    workbook = tmp_path / "sales.xlsx"
+    pd.DataFrame({"粉丝数量": ["13.13W"]}).to_excel(workbook, index=False)
+    with pytest.raises(ExportError, match="Excel workbooks are read by the local engine"):
+        read_partitions(workbook)

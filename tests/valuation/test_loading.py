@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -121,6 +122,57 @@ def test_utf8_with_bom(tmp_path):
     loaded = load_listings(path, require_price=True)
     assert_expected(loaded.listings)
     assert loaded.raw.columns[0] == "粉丝数量"  # the BOM is not part of the first header
+
+
+def write_workbook(path: Path, rows: list[list]) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for row in rows:
+        book.active.append(row)
+    book.save(path)
+    return path
+
+
+def test_an_excel_workbook_reads_as_its_csv_would(tmp_path):
+    """Cells typed as Excel types them (numbers, dates, booleans) or as text in the marketplace's
+    spellings; a blank row; rejects numbered by the workbook's own rows."""
+    rows = [
+        [*MARKET_HEADERS, "成交日期"],
+        [131300, "有违规", "未开通", "已认证", "自媒体", 1200.0, dt.datetime(2025, 3, 1)],
+        [],  # Excel row 3: blank, skipped as a CSV's blank line is
+        ["52,000", "无违规", True, False, "美食", "3500元", "2025/3/2"],
+        [52000.5, "无违规", "已开通", "未认证", "美食", "面议", "2025-03-03"],
+        [800.0, "无违规", "未开通", 0, "搞笑", "1.2万", dt.datetime(2025, 3, 4, 14, 5)],
+    ]
+    loaded = load_listings(write_workbook(tmp_path / "sales.xlsx", rows), require_price=True)
+    assert_expected(loaded.listings)
+    assert loaded.listings["sold_at"].tolist() == [
+        pd.Timestamp(day) for day in ("2025-03-01", "2025-03-02", "2025-03-04")
+    ]
+    assert loaded.rejects["line"].tolist() == [5]  # Excel's row: header 1, blank 3
+    assert loaded.rejects["column"].tolist() == ["粉丝数量, 成交价"]
+    assert loaded.raw["粉丝数量"].tolist() == ["131300", "52,000", "52000.5", "800"]
+    chunks = list(read_export_chunks(tmp_path / "sales.xlsx", 2))
+    assert [len(raw) for raw, _ in chunks] == [2, 2]
+    assert [lines(np.arange(len(raw))).tolist() for raw, lines in chunks] == [[2, 4], [5, 6]]
+    pd.testing.assert_frame_equal(
+        pd.concat([raw for raw, _ in chunks], ignore_index=True), loaded.raw
+    )
+
+
+def test_a_workbook_that_cannot_be_read_is_refused_by_name(tmp_path):
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04")
+    with pytest.raises(ExportError, match="not a readable Excel workbook"):
+        load_listings(broken, require_price=True)
+    with pytest.raises(ExportError, match="first sheet is empty"):
+        load_listings(write_workbook(tmp_path / "empty.xlsx", []), require_price=True)
+    repeated = write_workbook(tmp_path / "repeated.xlsx", [[*MARKET_HEADERS, "成交价"]])
+    with pytest.raises(ExportError, match="成交价 appear more than once"):
+        load_listings(repeated, require_price=True)
+    header_only = write_workbook(tmp_path / "header.xlsx", [MARKET_HEADERS])
+    assert len(load_listings(header_only, require_price=True).listings) == 0
 
 
 def test_rejects_name_line_column_and_reason(tmp_path):
@@ -336,10 +388,10 @@ def test_each_cell_is_read_on_its_own():
 
 
 def test_unknown_suffix_missing_and_empty_files(tmp_path):
-    xlsx = tmp_path / "sales.xlsx"
-    xlsx.write_bytes(b"PK\x03\x04")
+    xls = tmp_path / "sales.xls"  # Excel's format before 2007
+    xls.write_bytes(b"\xd0\xcf\x11\xe0")
     with pytest.raises(ExportError, match="unsupported file type"):
-        load_listings(xlsx, require_price=True)
+        load_listings(xls, require_price=True)
     with pytest.raises(ExportError, match="no such file"):
         load_listings(tmp_path / "absent.csv", require_price=True)
     empty_csv = tmp_path / "empty.csv"

@@ -42,7 +42,15 @@ def read_partitions(source: str | Path, blocksize: str = "64MB"):
 
     source = Path(source)
     if source.suffix.lower() not in SUFFIXES:
-        raise ExportError(f"{source}: unsupported file type {source.suffix!r}; use CSV or Parquet")
+        hint = (
+            "; Excel workbooks are read by the local engine"
+            if source.suffix.lower() == ".xlsx"
+            else ""
+        )
+        raise ExportError(
+            f"{source}: unsupported file type {source.suffix!r}; the Dask engine reads CSV or "
+            f"Parquet{hint}"
+        )
     if not source.exists():
         raise ExportError(f"{source}: no such file")
     if source.suffix.lower() == ".parquet":
