@@ -113,10 +113,12 @@ def _parquet_chunks(path: Path, rows: int | None):
 
 
 def _xlsx_chunks(path: Path, rows: int | None):
-    """The workbook's first sheet, streamed: its first row that holds anything is the header, and
-    each cell reads as a CSV saved from it would hold it (`_cell_text`). Rows are numbered as
-    Excel numbers them; a row with nothing in it is skipped, as pandas skips a CSV's blank line.
-    Formulas give the values Excel last computed (a workbook never opened in Excel has none)."""
+    """The workbook's first sheet, streamed: its first row that holds two values or more is the
+    header (a title above it, one value in a row, such as 快手账号成交记录, is not a table's
+    row), and each cell reads as a CSV saved from it would hold it (`_cell_text`). Rows are
+    numbered as Excel numbers them; a row with nothing in it is skipped, as pandas skips a CSV's
+    blank line. Formulas give the values Excel last computed (a workbook never opened in Excel
+    has none)."""
     from openpyxl import load_workbook
 
     try:
@@ -127,7 +129,8 @@ def _xlsx_chunks(path: Path, rows: int | None):
         sheet = book.worksheets[0]
         header, chunk, lines, yielded = None, [], [], False
         for line, values in enumerate(sheet.iter_rows(values_only=True), start=sheet.min_row):
-            if all(value is None or value == "" for value in values):
+            filled = sum(value is not None and value != "" for value in values)
+            if filled == 0 or (header is None and filled == 1):
                 continue
             if header is None:
                 header = _xlsx_header(path, [_cell_text(value) for value in values])
@@ -139,7 +142,9 @@ def _xlsx_chunks(path: Path, rows: int | None):
                 yield _xlsx_table(chunk, header), _numbered(lines)
                 chunk, lines, yielded = [], [], True
         if header is None:
-            raise ExportError(f"{path}: the workbook's first sheet is empty")
+            raise ExportError(
+                f"{path}: the workbook's first sheet holds no table (no row of two values)"
+            )
         if chunk or not yielded:  # a header alone is an empty table, as a CSV's would be
             yield _xlsx_table(chunk, header), _numbered(lines)
     finally:

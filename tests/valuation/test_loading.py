@@ -166,13 +166,28 @@ def test_a_workbook_that_cannot_be_read_is_refused_by_name(tmp_path):
     broken.write_bytes(b"PK\x03\x04")
     with pytest.raises(ExportError, match="not a readable Excel workbook"):
         load_listings(broken, require_price=True)
-    with pytest.raises(ExportError, match="first sheet is empty"):
+    with pytest.raises(ExportError, match="first sheet holds no table"):
         load_listings(write_workbook(tmp_path / "empty.xlsx", []), require_price=True)
     repeated = write_workbook(tmp_path / "repeated.xlsx", [[*MARKET_HEADERS, "成交价"]])
     with pytest.raises(ExportError, match="成交价 appear more than once"):
         load_listings(repeated, require_price=True)
     header_only = write_workbook(tmp_path / "header.xlsx", [MARKET_HEADERS])
     assert len(load_listings(header_only, require_price=True).listings) == 0
+
+
+def test_a_title_above_a_workbook_s_table_is_not_its_header(tmp_path):
+    rows = [
+        ["快手账号成交记录"],
+        ["导出时间: 2026-12-01"],
+        [],
+        MARKET_HEADERS,
+        *GOOD_ROWS,
+        ["面议"],
+    ]
+    loaded = load_listings(write_workbook(tmp_path / "titled.xlsx", rows), require_price=True)
+    assert_expected(loaded.listings)
+    assert list(loaded.raw.columns) == MARKET_HEADERS
+    assert loaded.rejects["line"].tolist() == [8]  # a row of one value under the header is a row
 
 
 def test_rejects_name_line_column_and_reason(tmp_path):
