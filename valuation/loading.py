@@ -199,7 +199,12 @@ def _csv_chunks(path: Path, rows: int | None):
     except pd.errors.EmptyDataError as error:
         raise ExportError(f"{path}: the file is empty") from error
     except pd.errors.ParserError as error:
-        raise ExportError(f"{path}: not a readable CSV file ({error})") from error
+        with open(path, encoding=encoding, newline="") as file:
+            header = next(csv.reader(file), [])
+        title = f"; {_header_read(header)}" if len(header) == 1 else ""
+        raise ExportError(
+            f"{path}: not a readable CSV file ({str(error).strip()}){title}"
+        ) from error
     except UnicodeDecodeError as error:
         raise ExportError(f"{path}: text is not {encoding} throughout ({error.reason})") from error
     finally:
@@ -330,8 +335,21 @@ def canonical_headers(columns, require_price: bool) -> dict[str, str]:
             )
     if missing:
         wanted = "; ".join(f"{f.name} (or {' / '.join(f.headers)})" for f in missing)
-        raise ExportError(f"missing column(s): {wanted}")
+        raise ExportError(f"missing column(s): {wanted}; {_header_read(list(columns))}")
     return mapping
+
+
+def _header_read(columns: list) -> str:
+    """What the header held, for a missing column's message: a title line above the table reads
+    as a header of one column."""
+    shown = ", ".join(repr(str(column))[:40] for column in columns[:12])
+    more = f" and {len(columns) - 12} more" if len(columns) > 12 else ""
+    title = (
+        " (one column: is it a title above the table? The header must come first)"
+        if len(columns) == 1
+        else ""
+    )
+    return f"the header read: {shown}{more}{title}"
 
 
 def parse_listings(

@@ -190,6 +190,21 @@ def test_a_title_above_a_workbook_s_table_is_not_its_header(tmp_path):
     assert loaded.rejects["line"].tolist() == [8]  # a row of one value under the header is a row
 
 
+def test_a_csv_with_a_title_above_its_header_is_refused_saying_what_it_read(tmp_path):
+    """Read as a header of one column: the table's rows then either fit under it (pandas takes
+    their first values as an index) or break it (a price written ¥1,200 unquoted is one more
+    field)."""
+    for price in ("1200元", "¥1,200"):
+        path = tmp_path / "titled.csv"
+        row = ["13.13W", "有违规", "未开通", "已认证", "自媒体", price]
+        lines = ["快手账号成交记录", ",".join(MARKET_HEADERS), ",".join(row), ",".join(row)]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with pytest.raises(
+            ExportError, match="header read: '快手账号成交记录' \\(one column: is it a title"
+        ):
+            load_listings(path, require_price=True)
+
+
 def test_rejects_name_line_column_and_reason(tmp_path):
     rows = [
         GOOD_ROWS[0],
