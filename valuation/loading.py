@@ -184,7 +184,7 @@ def _cell_text(value) -> str:
 
 def _csv_chunks(path: Path, rows: int | None):
     encoding = _text_encoding(path)
-    _refuse_repeated_headers(path, encoding)
+    header = _csv_header(path, encoding)
     options = {"dtype": str, "keep_default_na": False, "encoding": encoding}
     lines = CsvLines(path, encoding)
     try:
@@ -199,8 +199,6 @@ def _csv_chunks(path: Path, rows: int | None):
     except pd.errors.EmptyDataError as error:
         raise ExportError(f"{path}: the file is empty") from error
     except pd.errors.ParserError as error:
-        with open(path, encoding=encoding, newline="") as file:
-            header = next(csv.reader(file), [])
         title = f"; {_header_read(header)}" if len(header) == 1 else ""
         raise ExportError(
             f"{path}: not a readable CSV file ({str(error).strip()}){title}"
@@ -293,10 +291,13 @@ def _text_encoding(path: Path, probe: int = 4 << 20) -> str:
     raise ExportError(f"{path}: text is neither UTF-8 nor GB18030")
 
 
-def _refuse_repeated_headers(path: Path, encoding: str) -> None:
-    """pandas would rename a second `成交价` to `成交价.1` and quietly read the first one."""
+def _csv_header(path: Path, encoding: str) -> list[str]:
+    """The CSV's first line, as the csv module reads it; a repeated header is refused (pandas
+    would rename a second `成交价` to `成交价.1` and quietly read the first one)."""
     with open(path, encoding=encoding, newline="") as file:
-        _refuse_repeats(path, next(csv.reader(file), []))
+        header = next(csv.reader(file), [])
+    _refuse_repeats(path, header)
+    return header
 
 
 def _refuse_repeats(path: Path, header: list[str]) -> None:
