@@ -24,9 +24,15 @@ import pandas as pd
 from training import steps
 from valuation.encoding import CATEGORICAL, CATEGORY_COLUMN, FEATURE_NAMES, Encoder
 from valuation.infra.dask_engine import partition_starts, read_partitions
-from valuation.loading import canonical_headers, parse_listings
+from valuation.loading import (
+    canonical_headers,
+    parse_listings,
+    repeated_rows,
+    repeats_table,
+    sale_keys,
+)
 from valuation.market import MarketIndex
-from valuation.schema import CATEGORY, FANS, SOLD_AT
+from valuation.schema import CATEGORY, FANS, LISTING_ID, SOLD_AT
 from valuation.valuer import Valuer
 
 SAMPLE_ROWS = 200_000
@@ -42,6 +48,8 @@ class DistributedSales:
     """Pandas samples: `train` (for the search and the baselines) and `holdout` (evaluated)."""
     total: int
     rejects: pd.DataFrame
+    repeats: pd.DataFrame
+    """Rows left out as an earlier row's sale, found across every partition."""
     rows_train: int
     rows_holdout: int
     vocabulary: Encoder
@@ -50,7 +58,8 @@ class DistributedSales:
 
 
 def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
-    """Parse every partition on the cluster, keep line numbers, split, and count."""
+    """Parse every partition on the cluster, keep line numbers, leave out repeated sales, split,
+    and count."""
     frame, first_line = read_partitions(data)
     canonical_headers(frame.columns, require_price=True)
     lengths, starts = partition_starts(frame, first_line, data)
@@ -59,8 +68,8 @@ def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
         for part, start in zip(frame.to_delayed(), starts, strict=True)
     ]
     meta = parse_listings(frame._meta, True, first_line)
-    listings = dd.from_delayed(
-        [dask.delayed(attrgetter("listings"))(p) for p in parsed],
+    listings = dd.from_delayed(  # indexed by file line, unique across partitions
+        [dask.delayed(_by_line)(p, start) for p, start in zip(parsed, starts, strict=True)],
         meta=meta.listings,
         verify_meta=False,
     )
@@ -71,6 +80,7 @@ def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
     )
     listings = client.persist(listings)
     rejects = rejects.compute()
+    listings, repeats = _without_repeats(client, listings)
 
     if SOLD_AT.name in listings.columns and listings[SOLD_AT.name].notnull().mean().compute() > 0.5:
         cutoff = listings[SOLD_AT.name].quantile(1 - holdout_share).compute()
@@ -91,11 +101,39 @@ def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
         split=steps.Split(train=train_sample, holdout=holdout_sample, by=by),
         total=sum(lengths),
         rejects=rejects,
+        repeats=repeats,
         rows_train=rows_train,
         rows_holdout=rows_holdout,
         vocabulary=Encoder.fit(counts.index.repeat(counts.to_numpy())),
         everything=listings,
     )
+
+
+def _by_line(parsed, first_line: int) -> pd.DataFrame:
+    """A partition's listings indexed by their file line (a partition's rows are one line each)."""
+    listings = parsed.listings
+    return listings.set_axis(listings.index + first_line)
+
+
+def _without_repeats(client, listings):
+    """Every sale once: the rows that repeat an earlier row's (`sale_keys`) found across the
+    partitions (their keys shuffled so that each key's rows meet), left out and listed."""
+    found = repeated_rows(pd.Series([], dtype=np.uint64))
+    if LISTING_ID.name in listings.columns:
+        keys = listings.map_partitions(sale_keys, meta=sale_keys(listings._meta)).to_frame("key")
+        found = (
+            keys.shuffle(on="key")
+            .map_partitions(lambda part: repeated_rows(part["key"]), meta=found)
+            .compute()
+            .sort_values("line", ignore_index=True)
+        )
+    lines = found["line"].to_numpy()
+    if not len(lines):
+        return listings, repeats_table(listings._meta, found)
+    meta = listings._meta
+    at = listings.map_partitions(lambda part: part[part.index.isin(lines)], meta=meta)
+    kept = listings.map_partitions(lambda part: part[~part.index.isin(lines)], meta=meta)
+    return client.persist(kept), repeats_table(at.compute(), found)
 
 
 def _sample(frame, rows: int, at_most: int, seed: int) -> pd.DataFrame:

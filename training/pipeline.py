@@ -44,6 +44,9 @@ class TrainingOutcome:
     rejected: int
     split_by: str
     rejects_file: Path | None
+    repeated: int
+    """Rows left out as a sale an earlier row already gave (`valuation.loading.sale_keys`)."""
+    repeats_file: Path | None
     bundle: Path
     decision: steps.Decision
 
@@ -73,6 +76,7 @@ def train(
 class _Prepared:
     total: int
     rejects: pd.DataFrame
+    repeats: pd.DataFrame
     split: steps.Split
     """For Dask, samples: the search, the baselines and the evaluation run on the client."""
     rows_train: int
@@ -83,9 +87,8 @@ class _Prepared:
 
 
 def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
-    loaded = load_listings(data, require_price=True)
-    if len(loaded.rejects):
-        _keep_rejects(loaded.rejects, loaded.total, data, settings, say)
+    loaded = load_listings(data, require_price=True, drop_repeats=True)
+    _keep_unread(loaded.rejects, loaded.repeats, loaded.total, data, settings, say)
     sales = steps.validate(loaded, settings.max_reject_share)
     split = steps.split(sales, settings.holdout_share, settings.seed)
     encoder = steps.vocabulary(split.train)
@@ -120,6 +123,7 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
     return _Prepared(
         total=loaded.total,
         rejects=loaded.rejects,
+        repeats=loaded.repeats,
         split=split,
         rows_train=len(split.train),
         rows_holdout=len(split.holdout),
@@ -132,8 +136,7 @@ def _prepare_dask(dask_client, data: Path, settings: Settings, say) -> _Prepared
     from training import distributed
 
     sales = distributed.load(dask_client, data, settings.holdout_share, settings.seed)
-    if len(sales.rejects):
-        _keep_rejects(sales.rejects, sales.total, data, settings, say)
+    _keep_unread(sales.rejects, sales.repeats, sales.total, data, settings, say)
     steps.check_rejects(
         sales.total,
         len(sales.rejects),
@@ -160,6 +163,7 @@ def _prepare_dask(dask_client, data: Path, settings: Settings, say) -> _Prepared
     return _Prepared(
         total=sales.total,
         rejects=sales.rejects,
+        repeats=sales.repeats,
         split=split,
         rows_train=sales.rows_train,
         rows_holdout=sales.rows_holdout,
@@ -187,15 +191,28 @@ def _say_late(count: int, latest, index, say) -> None:
         )
 
 
-def _keep_rejects(rejects: pd.DataFrame, total: int, data: Path, settings: Settings, say) -> None:
-    """Written and said before anything else, even when training then refuses."""
-    settings.bundles.mkdir(parents=True, exist_ok=True)
-    where = write_rejects(rejects, _rejects_file(data, settings))
-    say(f"{len(rejects)} of {total} rows rejected, listed in {where}")
+def _keep_unread(rejects, repeats, total: int, data: Path, settings: Settings, say) -> None:
+    """The rows not trained on, written and said before anything else, even when training then
+    refuses: those that could not be read, and those that repeat an earlier row's sale."""
+    if len(rejects):
+        settings.bundles.mkdir(parents=True, exist_ok=True)
+        where = write_rejects(rejects, _rejects_file(data, settings))
+        say(f"{len(rejects)} of {total} rows rejected, listed in {where}")
+    if len(repeats):
+        settings.bundles.mkdir(parents=True, exist_ok=True)
+        where = write_rejects(repeats, _repeats_file(data, settings))
+        say(
+            f"{len(repeats)} rows repeat an earlier row's sale (the same listing id, date, price "
+            f"and details: an export written twice?), each sale trained on once; listed in {where}"
+        )
 
 
 def _rejects_file(data: Path, settings: Settings) -> Path:
     return settings.bundles / f"{data.stem}.rejects.csv"
+
+
+def _repeats_file(data: Path, settings: Settings) -> Path:
+    return settings.bundles / f"{data.stem}.repeats.csv"
 
 
 def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
@@ -205,6 +222,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
 
     split = prepared.split
     rejects_file = _rejects_file(data, settings) if len(prepared.rejects) else None
+    repeats_file = _repeats_file(data, settings) if len(prepared.repeats) else None
     say(
         f"{prepared.rows_train} sales to train on, {prepared.rows_holdout} held out "
         f"({split.by} split)"
@@ -214,7 +232,7 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
     client = registry.client(settings)
     use_experiment(settings)
     with mlflow.start_run(run_name=f"train-{data.stem}") as run:
-        _track_inputs(data, settings, prepared, trials, digest, rejects_file)
+        _track_inputs(data, settings, prepared, trials, digest, (rejects_file, repeats_file))
         best = _search(settings, prepared, trials, say)
         card = {
             "data_sha256": digest,
@@ -236,13 +254,16 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         rejected=len(prepared.rejects),
         split_by=split.by,
         rejects_file=rejects_file,
+        repeated=len(prepared.repeats),
+        repeats_file=repeats_file,
         bundle=local,
         decision=decision,
     )
 
 
-def _track_inputs(data, settings, prepared: _Prepared, trials, digest, rejects_file) -> None:
-    """On the run: the data (path, digest, rows, rejects), the split and the search's settings."""
+def _track_inputs(data, settings, prepared: _Prepared, trials, digest, listed) -> None:
+    """On the run: the data (path, digest, rows, rejects and repeats, `listed` their files), the
+    split and the search's settings."""
     import mlflow
 
     split = prepared.split
@@ -252,6 +273,7 @@ def _track_inputs(data, settings, prepared: _Prepared, trials, digest, rejects_f
             "data_sha256": digest,
             "rows_total": prepared.total,
             "rows_rejected": len(prepared.rejects),
+            "rows_repeated": len(prepared.repeats),
             "rows_train": prepared.rows_train,
             "rows_holdout": prepared.rows_holdout,
             "split_by": split.by,
@@ -266,8 +288,8 @@ def _track_inputs(data, settings, prepared: _Prepared, trials, digest, rejects_f
         warnings.simplefilter("ignore", UserWarning)
         dataset = mlflow.data.from_pandas(sales, source=str(data.resolve()), name=data.name)
         mlflow.log_input(dataset, "training")
-    if rejects_file:
-        mlflow.log_artifact(str(rejects_file), "rejects")
+    for listing in filter(None, listed):
+        mlflow.log_artifact(str(listing), "rejects")
 
 
 def _search(settings, prepared: _Prepared, trials, say) -> steps.Trial:

@@ -13,7 +13,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,9 @@ from valuation.parsing import BULK_PARSERS, PARSERS, SpellingError, with_unit
 from valuation.schema import (
     BY_NAME,
     FEATURES,
+    LISTING_ID,
     OPTIONAL,
+    SOLD_AT,
     TARGET,
     header_lookup,
     read_header,
@@ -36,6 +38,8 @@ SUFFIXES = (".csv", ".parquet")
 READABLE = (*SUFFIXES, ".xlsx")
 """What an export is read from: an Excel workbook too, as marketplaces' back offices export them."""
 REJECT_COLUMNS = ["line", "column", "reason"]
+REPEAT_COLUMNS = ["line", "repeats"]
+"""A repeated sale's line, and the line of the earlier row it repeats (`repeated_rows`)."""
 UNITS_SAID = "元, 万, 万元, 千, 亿, CNY, k, w"
 """The header units named in the error that refuses one (HEADER_UNITS has them all)."""
 LineNumbers = Callable[[np.ndarray], np.ndarray]
@@ -54,6 +58,9 @@ class LoadedListings:
     """One row per rejected input row: line, column(s), reason(s), then the raw values."""
     raw: pd.DataFrame
     """The table as read, original headers and spellings."""
+    repeats: pd.DataFrame = field(default_factory=lambda: _no_repeats())
+    """Rows left out of `listings` as the same sale as an earlier row (`sale_keys`): line, the
+    earlier row's line, then its id, date and price as read. Found only when asked (training)."""
 
     @property
     def total(self) -> int:
@@ -327,10 +334,10 @@ def canonical_headers(columns, require_price: bool) -> dict[str, str]:
         mapping[column] = name
     needed = [*FEATURES, TARGET] if require_price else list(FEATURES)
     missing = [f for f in needed if f.name not in mapping.values() and f.default is None]
-    for field in missing:
-        if field.name in unreadable:
+    for absent in missing:
+        if absent.name in unreadable:
             raise ExportError(
-                f"column {unreadable[field.name]!r} names {field.name} with a part in brackets "
+                f"column {unreadable[absent.name]!r} names {absent.name} with a part in brackets "
                 f"or after a slash that is no unit this reader takes ({UNITS_SAID}, on a "
                 "count's or a price's column only): rename it"
             )
@@ -354,10 +361,14 @@ def _header_read(columns: list) -> str:
 
 
 def parse_listings(
-    raw: pd.DataFrame, require_price: bool, first_line: int | LineNumbers = 2
+    raw: pd.DataFrame,
+    require_price: bool,
+    first_line: int | LineNumbers = 2,
+    drop_repeats: bool = False,
 ) -> LoadedListings:
     """Parses a raw table; `first_line` is the file line of its first row (2 after a CSV header),
-    or the numbering of its rows as `read_export_chunks` gives it."""
+    or the numbering of its rows as `read_export_chunks` gives it. With `drop_repeats`, a row
+    that is the same sale as an earlier one (`sale_keys`) is left out and listed in `repeats`."""
     mapping = canonical_headers(raw.columns, require_price)
     # Training reads everything it learns from; pricing reads the features only, and ids and
     # dates pass through untouched (a catalogue's own ids are not ours to judge).
@@ -379,21 +390,75 @@ def parse_listings(
         bad |= reasons != None  # noqa: E711 - elementwise on an object array
     listings = pd.DataFrame({name: values[~bad] for name, values in parsed.items()})
     listings.index = np.flatnonzero(~bad)
-    for field in FEATURES:  # a column the export leaves out, read with the field's default
-        if field.name not in listings and field.default is not None:
-            listings[field.name] = field.default
+    for feature in FEATURES:  # a column the export leaves out, read with the field's default
+        if feature.name not in listings and feature.default is not None:
+            listings[feature.name] = feature.default
     listings = _typed(listings)
     lines = _consecutive(first_line) if isinstance(first_line, int) else first_line
-    rejects = _rejects(raw, mapping, problems, bad, lines)
-    return LoadedListings(listings=listings, rejects=rejects, raw=raw)
+    found = repeated_rows(sale_keys(listings)) if drop_repeats else _no_repeats()
+    # Every row that needs its line numbered at once, in order: a CSV's are read forward only.
+    rows = np.flatnonzero(bad)
+    asked = np.unique(np.concatenate([rows, *(found[c].to_numpy() for c in REPEAT_COLUMNS)]))
+    numbered = lines(asked.astype(np.int64))
+
+    def line_of(positions) -> np.ndarray:
+        return numbered[np.searchsorted(asked, positions)]
+
+    rejects = _rejects(raw, mapping, problems, rows, line_of(rows))
+    repeats = repeats_table(listings, found, line_of)
+    listings = listings.drop(index=found["line"].to_numpy())
+    return LoadedListings(listings=listings, rejects=rejects, raw=raw, repeats=repeats)
 
 
-def load_listings(path: str | Path, require_price: bool) -> LoadedListings:
+def sale_keys(listings: pd.DataFrame) -> pd.Series:
+    """Each listing with an id, keyed by everything read of it (a 64-bit hash of its columns,
+    its index kept): two rows of one key are one sale written twice, as an export appended to
+    another, or two exports of overlapping months, leave it. Rows without an id are not keyed:
+    two accounts of the same fans, flags, category and price may well both have sold."""
+    if LISTING_ID.name not in listings:
+        return pd.Series([], dtype=np.uint64)
+    known = listings[listings[LISTING_ID.name].notna()]
+    return pd.util.hash_pandas_object(known[sorted(known.columns)], index=False)
+
+
+def repeated_rows(keys: pd.Series) -> pd.DataFrame:
+    """The rows (the index: a position or a line) whose key an earlier row has, each with that
+    earlier row (`REPEAT_COLUMNS`); the first of each key is kept."""
+    keys = keys.sort_index(kind="stable")
+    repeat = keys.duplicated(keep="first").to_numpy()
+    first = pd.Series(keys.index[~repeat], index=keys.to_numpy()[~repeat])
+    return pd.DataFrame(
+        {
+            "line": keys.index[repeat].to_numpy(dtype=np.int64),
+            "repeats": first.loc[keys.to_numpy()[repeat]].to_numpy(dtype=np.int64),
+        }
+    )
+
+
+def repeats_table(listings: pd.DataFrame, found: pd.DataFrame, line_of=None) -> pd.DataFrame:
+    """`found` (`repeated_rows` of `listings`' rows) as the user reads it: lines (`line_of` the
+    rows; the rows themselves where they are lines), then the id, date and price read."""
+    line_of = line_of or (lambda rows: rows)
+    shown = [c for c in (LISTING_ID.name, SOLD_AT.name, TARGET.name) if c in listings]
+    rows = found["line"].to_numpy()
+    table = {c: line_of(found[c].to_numpy()) for c in REPEAT_COLUMNS}
+    return pd.concat(
+        [pd.DataFrame(table), listings.loc[rows, shown].reset_index(drop=True)], axis=1
+    )
+
+
+def _no_repeats() -> pd.DataFrame:
+    return pd.DataFrame({c: np.zeros(0, dtype=np.int64) for c in REPEAT_COLUMNS})
+
+
+def load_listings(
+    path: str | Path, require_price: bool, drop_repeats: bool = False
+) -> LoadedListings:
     """The whole export, parsed; for files too large for memory, see `read_export_chunks`."""
     chunks = read_export_chunks(path, rows=None)
     with closing(chunks):  # parsed before the file its line numbers are read from is closed
         raw, lines = next(chunks)
-        return parse_listings(raw, require_price, lines)
+        return parse_listings(raw, require_price, lines, drop_repeats)
 
 
 def parse_column(values: pd.Series, parse, bulk=None) -> tuple[np.ndarray, np.ndarray]:
@@ -439,8 +504,7 @@ def _typed(listings: pd.DataFrame) -> pd.DataFrame:
     return listings
 
 
-def _rejects(raw, mapping, problems, bad, lines: LineNumbers) -> pd.DataFrame:
-    rows = np.flatnonzero(bad)
+def _rejects(raw, mapping, problems, rows: np.ndarray, lines: np.ndarray) -> pd.DataFrame:
     header_of = {name: column for column, name in mapping.items()}
     columns, reasons = [], []
     for row in rows:
@@ -449,7 +513,7 @@ def _rejects(raw, mapping, problems, bad, lines: LineNumbers) -> pd.DataFrame:
         reasons.append("; ".join(problems[name][row] for name in failed))
     rejects = pd.DataFrame(
         {
-            "line": lines(rows),
+            "line": lines,
             "column": pd.Series(columns, dtype=object),
             "reason": pd.Series(reasons, dtype=object),
         }

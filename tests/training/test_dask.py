@@ -13,7 +13,7 @@ from training import steps
 from training.pipeline import train
 from valuation.infra.dask_engine import cluster, price_file_dask
 from valuation.infra.settings import Settings
-from valuation.loading import ExportError, write_table
+from valuation.loading import ExportError, load_listings, write_table
 from valuation.pricing import price_file
 from valuation.storage import registry
 
@@ -85,7 +85,8 @@ def test_dask_batch_to_parquet(trained, settings, catalogue, dask_client, tmp_pa
 
 def test_dask_training_registers_and_evaluates_like_the_single_machine(tmp_path):
     sales = tmp_path / "sales.csv"
-    write_table(generate(4000, seed=32, bad_share=0.01), sales)
+    export = generate(4000, seed=32, bad_share=0.01)
+    write_table(pd.concat([export, export.iloc[::200]]), sales)  # 20 sales written twice
     local = Settings(home=tmp_path / "local", tracking_uri=None, search_trials=1, cv_folds=2)
     spread = Settings(home=tmp_path / "dask", tracking_uri=None, search_trials=1, cv_folds=2)
 
@@ -93,6 +94,9 @@ def test_dask_training_registers_and_evaluates_like_the_single_machine(tmp_path)
     distributed = train(sales, spread, engine="dask")
 
     assert distributed.rows == single.rows and distributed.rejected == single.rejected
+    assert distributed.repeated == single.repeated == 20
+    repeats = [pd.read_csv(outcome.repeats_file) for outcome in (single, distributed)]
+    pd.testing.assert_frame_equal(*repeats)
     assert distributed.split_by == single.split_by == "time"
     assert registry.registered_version(spread) == distributed.model_version
     # The same market, the same holdout rule: the distributed model is as accurate, near enough.
@@ -103,7 +107,8 @@ def test_dask_training_registers_and_evaluates_like_the_single_machine(tmp_path)
     assert 0.7 < distributed.metrics["model"]["interval_coverage"] < 0.9
     client = registry.client(spread)
     run = client.get_run(distributed.run_id)
-    assert run.data.params["rows_total"] == "4000"
+    assert run.data.params["rows_total"] == "4020"
+    assert run.data.params["rows_repeated"] == "20"
     assert "model_mdape" in run.data.metrics
     valuer = registry.load_valuer(spread)
     assert valuer.card.engine == "dask"
@@ -133,6 +138,7 @@ def test_dask_training_restates_dated_sales_and_learns_without_the_typos(dask_cl
         split=steps.Split(restated, holdout, "time"),
         total=len(sales),
         rejects=pd.DataFrame(),
+        repeats=pd.DataFrame(),
         rows_train=len(train),
         rows_holdout=len(holdout),
         vocabulary=encoder,
@@ -173,3 +179,23 @@ def test_the_dask_engine_sends_an_excel_workbook_to_the_local_one(tmp_path):
     pd.DataFrame({"粉丝数量": ["13.13W"]}).to_excel(workbook, index=False)
     with pytest.raises(ExportError, match="Excel workbooks are read by the local engine"):
         read_partitions(workbook)
+
+
+def test_repeated_sales_are_found_across_partitions_as_on_one_machine(dask_client, tmp_path):
+    from training import distributed
+
+    export = generate(600, seed=36, bad_share=0.02)
+    again = export.sample(60, random_state=1)  # written again, in another order
+    path = write_table(pd.concat([export, again, export.iloc[:5]]), tmp_path / "sales.csv")
+    loaded = load_listings(path, require_price=True, drop_repeats=True)
+    assert len(loaded.repeats) == 65
+    # The same rows on the cluster, indexed by line as `distributed.load` indexes them, in
+    # partitions that cut the file's repeats from the rows they repeat.
+    whole = load_listings(path, require_price=True)
+    by_line = whole.listings.set_axis(whole.listings.index + 2)
+    listings = dd.from_pandas(by_line, npartitions=4)
+    kept, repeats = distributed._without_repeats(dask_client, listings)
+    pd.testing.assert_frame_equal(repeats, loaded.repeats, check_dtype=False)  # Dask: strings
+    kept = kept.compute()
+    assert len(kept) == len(loaded.listings)
+    assert (kept.index - 2).tolist() == loaded.listings.index.tolist()

@@ -157,6 +157,9 @@ def test_the_registered_pyfunc_prices_a_batch_where_every_row_is_readable(traine
 # stores of their own -------------------------------------------------------------------------
 
 
+REPEATED = 40
+
+
 @pytest.fixture(scope="module")
 def retrained(tmp_path_factory):
     """A clean 800-sale market trained twice into one store of its own."""
@@ -166,11 +169,11 @@ def retrained(tmp_path_factory):
     own = Settings(home=home, tracking_uri=None, search_trials=1, cv_folds=2)
     first = train(data, own)
     second = train(data, own)
-    return own, first, second
+    return own, first, second, data
 
 
 def test_training_again_registers_a_new_version_and_moves_champion(retrained):
-    own, first, second = retrained
+    own, first, second, _ = retrained
     assert (first.model_version, second.model_version) == ("1", "2")
     client = registry.client(own)
     versions = client.search_model_versions(f"name = '{own.model_name}'")
@@ -182,14 +185,37 @@ def test_training_again_registers_a_new_version_and_moves_champion(retrained):
 
 
 def test_no_rejects_file_when_every_row_was_readable(retrained):
-    _, first, _ = retrained
+    _, first, _, _ = retrained
     assert first.rejected == 0
     assert first.rejects_file is None
     assert not list(first.bundle.parent.glob("*.rejects.csv"))
+    assert first.repeated == 0 and first.repeats_file is None
+
+
+def test_a_sale_written_twice_is_trained_on_once_and_listed(retrained, tmp_path):
+    """The same export with REPEATED of its rows written again at its end (appended from
+    another), trained into a store of its own."""
+    _, first, _, data = retrained
+    sales = read_export(data)
+    again = write_table(pd.concat([sales, sales.iloc[100 : 100 + REPEATED]]), tmp_path / "a.csv")
+    own = Settings(home=tmp_path / "home", tracking_uri=None, search_trials=1, cv_folds=2)
+    second = train(again, own)
+    assert (second.rows, second.repeated, second.rejected) == (800 + REPEATED, REPEATED, 0)
+    repeats = pd.read_csv(second.repeats_file)
+    assert repeats["line"].tolist() == list(range(802, 802 + REPEATED))
+    assert repeats["repeats"].tolist() == list(range(102, 102 + REPEATED))
+    # The same 800 sales, the same split: the second model learned what the first did.
+    assert registry.load_valuer(own).card.data_rows == 800
+    assert second.metrics["model"] == first.metrics["model"]
+    client = registry.client(own)
+    run = client.get_run(second.run_id)
+    assert run.data.params["rows_repeated"] == str(REPEATED)
+    logged = [a.path for a in client.list_artifacts(second.run_id, "rejects")]
+    assert logged == [f"rejects/{second.repeats_file.name}"]
 
 
 def test_load_valuer_downloads_a_deleted_bundle_again(retrained):
-    own, _, second = retrained
+    own, _, second, _ = retrained
     listings = [Listing.parse(row) for row in RAW_ROWS.to_dict("records")]
     before = [registry.load_valuer(own).value(listing) for listing in listings]
 

@@ -557,3 +557,61 @@ def test_exports_headed_in_other_common_words_are_read(tmp_path):
     loaded = load_listings(write_csv(tmp_path / "sales.csv", headers, rows), True)
     assert_expected(loaded.listings)
     assert (loaded.listings["sold_at"] == pd.Timestamp("2025-03-01")).all()
+
+
+def test_a_sale_written_twice_is_trained_on_once_and_listed_with_both_lines(tmp_path):
+    """An export appended to another, or two of overlapping months, repeat sales: the same id,
+    date, price and details. Training takes each once; the repeats are listed by line, with the
+    line they repeat, numbered as rejects are (a note's line breaks counted)."""
+    headers = ["账号ID", *MARKET_HEADERS, "成交日期", "备注"]
+
+    def row(listing_id, cells, sold_at, note=""):
+        return ",".join([listing_id, *map(_quoted, cells), sold_at, f'"{note}"'])
+
+    text = "\n".join(
+        [
+            ",".join(headers),  # 1
+            row("KS1", GOOD_ROWS[0], "2025-03-01", "over\ntwo lines"),  # 2-3
+            row("KS2", GOOD_ROWS[1], "2025-03-02"),  # 4
+            row("KS3", BAD_ROW, "2025-03-02"),  # 5: rejected
+            row("", GOOD_ROWS[2], "2025-03-03"),  # 6: no id
+            row("", GOOD_ROWS[2], "2025-03-03"),  # 7: no id: two accounts alike, not a repeat
+            row("KS2", GOOD_ROWS[1], "2025-03-09"),  # 8: sold again a week later
+            row("KS1", ["131300", *GOOD_ROWS[0][1:5], "1200"], "2025-03-01", "re-exported"),  # 9
+            row("KS3", BAD_ROW, "2025-03-02"),  # 10: rejected (not a repeat: never read)
+            row("KS2", GOOD_ROWS[1], "2025-03-02", "a third\ntime"),  # 11-12
+        ]
+    )
+    path = tmp_path / "sales.csv"
+    path.write_text(text + "\n", encoding="utf-8")
+
+    loaded = load_listings(path, require_price=True, drop_repeats=True)
+    assert loaded.rejects["line"].tolist() == [5, 10]
+    repeats = loaded.repeats
+    assert repeats[["line", "repeats"]].to_numpy().tolist() == [[9, 2], [11, 4]]
+    assert repeats["listing_id"].tolist() == ["KS1", "KS2"]
+    assert repeats["price"].tolist() == [1200.0, 3500.0]
+    assert repeats["sold_at"].tolist() == [pd.Timestamp("2025-03-01"), pd.Timestamp("2025-03-02")]
+    assert len(loaded.listings) == 5 and loaded.total == 9
+    assert loaded.listings["listing_id"].fillna("").tolist() == ["KS1", "KS2", "", "", "KS2"]
+
+    # Pricing never leaves a row out: a catalogue may list one account twice.
+    kept = load_listings(path, require_price=True)
+    assert len(kept.listings) == 7 and len(kept.repeats) == 0
+    assert kept.rejects["line"].tolist() == [5, 10]
+
+
+def test_rows_that_differ_in_anything_read_are_not_repeats(tmp_path):
+    base = ["KS1", *GOOD_ROWS[1], "2025-03-02"]
+    rows = [base]
+    for at, other in [(1, "52,001"), (2, "有违规"), (3, "未开通"), (4, "已认证"), (5, "搞笑")]:
+        rows.append([*base[:at], other, *base[at + 1 :]])
+    rows += [[*base[:6], "3501"], [*base[:7], "2025-03-03"], ["KS9", *base[1:]]]
+    path = write_csv(tmp_path / "sales.csv", ["账号ID", *MARKET_HEADERS, "成交日期"], rows)
+    loaded = load_listings(path, require_price=True, drop_repeats=True)
+    assert len(loaded.repeats) == 0 and len(loaded.listings) == len(rows)
+    # and the same rows again, whole, are each a repeat of their first writing
+    path = write_csv(tmp_path / "twice.csv", ["账号ID", *MARKET_HEADERS, "成交日期"], rows * 2)
+    again = load_listings(path, require_price=True, drop_repeats=True)
+    assert again.repeats["repeats"].tolist() == list(range(2, 2 + len(rows)))
+    assert again.repeats["line"].tolist() == list(range(2 + len(rows), 2 + 2 * len(rows)))

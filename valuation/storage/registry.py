@@ -188,6 +188,7 @@ def _download_bundle(
     download cut short leaves no half bundle behind."""
     import mlflow
 
+    client(settings)  # MLflow's registry is process state: this one's, not the last one used
     local.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         model = mlflow.artifacts.download_artifacts(
