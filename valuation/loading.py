@@ -190,10 +190,15 @@ def _cell_text(value) -> str:
 
 
 def _csv_chunks(path: Path, rows: int | None):
-    encoding = _text_encoding(path)
-    header = _csv_header(path, encoding)
-    options = {"dtype": str, "keep_default_na": False, "encoding": encoding}
-    lines = CsvLines(path, encoding)
+    layout = csv_layout(path)
+    header, encoding = layout.header, layout.encoding
+    options = {
+        "dtype": str,
+        "keep_default_na": False,
+        "encoding": encoding,
+        "skiprows": layout.above,
+    }
+    lines = CsvLines(path, encoding, layout.line)
     try:
         if rows is None:
             yield pd.read_csv(path, **options), lines.of
@@ -222,10 +227,11 @@ class CsvLines:
     newlines), and pandas skips blank lines. This reads the file as pandas does: a line without a
     quote is one row, or blank; from a line with one, Python's csv reader (which quotes as pandas
     does) reads the row, over as many lines as it takes. It runs only when a reject asks for a
-    line, and only forward (chunks come in order): a file without rejects is never read twice."""
+    line, and only forward (chunks come in order): a file without rejects is never read twice.
+    The header is on `header_line` (a title may stand above it: `csv_layout`)."""
 
-    def __init__(self, path: Path, encoding: str):
-        self.path, self.encoding = path, encoding
+    def __init__(self, path: Path, encoding: str, header_line: int = 1):
+        self.path, self.encoding, self.header_line = path, encoding, header_line
         self._file = None
         self._starts: Iterator[int] | None = None  # the line each row starts on, header first
         self._row = -1  # the last row read (0: the first after the header)
@@ -245,7 +251,9 @@ class CsvLines:
         if self._file is None:
             self._file = open(self.path, encoding=self.encoding, newline="")
             self._starts = _row_starts(self._file)
-            next(self._starts, None)  # the header
+            for start in self._starts:  # the title lines above the header, and the header
+                if start >= self.header_line:
+                    break
         while self._row < row:
             self._row += 1
             start = next(self._starts, None)
@@ -298,17 +306,49 @@ def _text_encoding(path: Path, probe: int = 4 << 20) -> str:
     raise ExportError(f"{path}: text is neither UTF-8 nor GB18030")
 
 
-def _csv_header(path: Path, encoding: str) -> list[str]:
-    """The CSV's first line, as the csv module reads it; a repeated header is refused (pandas
+TITLE_ROWS = 20
+"""How many lines (a title such as 快手账号成交记录, an export time, a blank line) may stand
+above a CSV's header; past them, the first line is taken as the header, as pandas takes it."""
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    encoding: str
+    header: list[str]
+    above: int
+    """Rows above the header, as pandas counts them (`skiprows`): title and blank lines."""
+    line: int
+    """The file line the header is on; the table's first row starts on the next one."""
+
+
+def csv_layout(path: str | Path) -> CsvLayout:
+    """A CSV export's encoding and header: its first row that names two of the listing's fields
+    (`粉丝数量`, `成交价`, ...), so that a title above the table (alone on its line, or followed
+    by the empty cells a spreadsheet writes, `快手账号成交记录,,,,,`) is not taken for it; a row
+    of values is never a header, whatever its commas. A repeated header is refused (pandas
     would rename a second `成交价` to `成交价.1` and quietly read the first one)."""
+    path = Path(path)
+    encoding = _text_encoding(path)
+    lookup = header_lookup()
     with open(path, encoding=encoding, newline="") as file:
-        header = next(csv.reader(file), [])
+        reader = csv.reader(file)
+        rows, starts, end = [], [], 0  # each row, the line it starts on, the last line read
+        for row in itertools.islice(reader, TITLE_ROWS + 1):
+            rows.append(row)
+            starts.append(end + 1)
+            end = reader.line_num
+            if sum(read_header(cell, lookup)[0] is not None for cell in row) >= 2:
+                break
+        else:  # no header near the top: the first row, as pandas would take it
+            rows, starts = rows[:1], starts[:1]
+    header, above = (rows[-1], len(rows) - 1) if rows else ([], 0)
     _refuse_repeats(path, header)
-    return header
+    return CsvLayout(encoding, header, above, starts[-1] if starts else 1)
 
 
 def _refuse_repeats(path: Path, header: list[str]) -> None:
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    """Blank names are no column's (the empty cells a spreadsheet writes past the table)."""
+    repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
     if repeated:
         raise ExportError(
             f"{path}: column(s) {', '.join(repeated)} appear more than once; keep one"
@@ -352,11 +392,7 @@ def _header_read(columns: list) -> str:
     as a header of one column."""
     shown = ", ".join(repr(str(column))[:40] for column in columns[:12])
     more = f" and {len(columns) - 12} more" if len(columns) > 12 else ""
-    title = (
-        " (one column: is it a title above the table? The header must come first)"
-        if len(columns) == 1
-        else ""
-    )
+    title = " (one column: are its values separated by commas?)" if len(columns) == 1 else ""
     return f"the header read: {shown}{more}{title}"
 
 

@@ -199,3 +199,24 @@ def test_repeated_sales_are_found_across_partitions_as_on_one_machine(dask_clien
     kept = kept.compute()
     assert len(kept) == len(loaded.listings)
     assert (kept.index - 2).tolist() == loaded.listings.index.tolist()
+
+
+def test_dask_batch_skips_a_title_above_the_table_as_one_machine_does(
+    trained, settings, dask_client, tmp_path
+):
+    """A sheet with a title row and a blank line, saved by a spreadsheet as GB18030 CSV."""
+    frame = generate(3000, seed=37, bad_share=0.02).drop(columns=["成交价"])
+    body = frame.to_csv(index=False)
+    titled = tmp_path / "titled.csv"
+    titled.write_bytes(("快手账号出售清单,,,,,,\n\n" + body).encode("gb18030"))
+    valuer = registry.load_valuer(settings)
+    single = price_file(valuer, titled, tmp_path / "single.csv", chunk_rows=1000)
+    spread = price_file_dask(valuer, titled, tmp_path / "dask.csv", dask_client, blocksize="50KB")
+    assert spread.rows == single.rows == 3000 and spread.rejected == single.rejected > 0
+    a, b = (pd.read_csv(tmp_path / f"{name}.csv", dtype=str) for name in ("single", "dask"))
+    pd.testing.assert_frame_equal(a, b)
+    rejects_a, rejects_b = (pd.read_csv(o.rejects, dtype=str) for o in (single, spread))
+    pd.testing.assert_frame_equal(rejects_a, rejects_b)
+    lines = titled.read_bytes().decode("gb18030").splitlines()
+    first = int(rejects_a["line"].iloc[0])
+    assert lines[first - 1].startswith(str(rejects_a.iloc[0, 3]))  # the line the file numbers

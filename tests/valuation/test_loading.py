@@ -190,19 +190,53 @@ def test_a_title_above_a_workbook_s_table_is_not_its_header(tmp_path):
     assert loaded.rejects["line"].tolist() == [8]  # a row of one value under the header is a row
 
 
-def test_a_csv_with_a_title_above_its_header_is_refused_saying_what_it_read(tmp_path):
-    """Read as a header of one column: the table's rows then either fit under it (pandas takes
-    their first values as an index) or break it (a price written ¥1,200 unquoted is one more
-    field)."""
-    for price in ("1200元", "¥1,200"):
-        path = tmp_path / "titled.csv"
-        row = ["13.13W", "有违规", "未开通", "已认证", "自媒体", price]
-        lines = ["快手账号成交记录", ",".join(MARKET_HEADERS), ",".join(row), ",".join(row)]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        with pytest.raises(
-            ExportError, match="header read: '快手账号成交记录' \\(one column: is it a title"
-        ):
-            load_listings(path, require_price=True)
+@pytest.mark.parametrize("chunk_rows", [None, 1, 2])
+def test_a_title_above_a_csv_s_table_is_skipped_as_a_workbook_s(tmp_path, chunk_rows):
+    """A sheet with a title row saved as CSV: the title alone, or followed by the empty cells
+    the spreadsheet writes for the table's other columns; an export time; blank lines. The
+    header is the first line of two values or more, and rejects keep the file's own lines."""
+    bad = ["约10万", "无违规", "已开通", "未认证", "美食", "3500元"]
+    lines = [
+        "快手账号成交记录,,,,,",  # 1
+        "导出时间: 2026-12-01",  # 2
+        "",  # 3
+        '"备注: 价格单位\n为元",,,',  # 4-5: a quoted title over two lines
+        ",".join(MARKET_HEADERS),  # 6
+        *(",".join(map(_quoted, row)) for row in GOOD_ROWS[:2]),  # 7-8
+        ",".join(bad),  # 9
+        ",".join(map(_quoted, GOOD_ROWS[2])),  # 10
+        "面议",  # 11: a row of one value under the header is a row
+    ]
+    path = tmp_path / "titled.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    chunks = list(read_export_chunks(path, chunk_rows))
+    parsed = [parse_listings(raw, True, numbering) for raw, numbering in chunks]
+    assert all(list(raw.columns) == MARKET_HEADERS for raw, _ in chunks)
+    assert_expected(pd.concat([p.listings for p in parsed]))
+    assert [line for p in parsed for line in p.rejects["line"]] == [9, 11]
+
+
+def test_a_csv_read_as_one_column_says_what_it_read(tmp_path):
+    """Tab-separated values saved as .csv: one column, whose name is the whole header line."""
+    path = tmp_path / "tabs.csv"
+    lines = ["\t".join(MARKET_HEADERS), *("\t".join(row) for row in GOOD_ROWS)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ExportError, match="one column: are its values separated by commas"):
+        load_listings(path, require_price=True)
+
+
+def test_a_csv_of_title_lines_only_reads_its_first_as_the_header(tmp_path):
+    path = tmp_path / "titles.csv"
+    path.write_text("".join(f"第{i}行说明\n" for i in range(30)), encoding="utf-8")
+    with pytest.raises(ExportError, match="the header read: '第0行说明' \\(one column"):
+        load_listings(path, require_price=True)
+
+
+def test_empty_cells_past_a_csv_s_header_are_no_repeated_column(tmp_path):
+    rows = [[*MARKET_HEADERS, "", ""], *([*row, "", ""] for row in GOOD_ROWS)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(",".join(map(_quoted, row)) for row in rows) + "\n")
+    assert_expected(load_listings(path, require_price=True).listings)
 
 
 def test_rejects_name_line_column_and_reason(tmp_path):

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
 
-from valuation.loading import SUFFIXES, ExportError, canonical_headers, rejects_path
+from valuation.loading import SUFFIXES, ExportError, canonical_headers, csv_layout, rejects_path
 from valuation.pricing import BatchOutcome, price_chunk
 from valuation.valuer import DEFAULT_LEVEL, Valuer
 
@@ -55,10 +55,16 @@ def read_partitions(source: str | Path, blocksize: str = "64MB"):
         raise ExportError(f"{source}: no such file")
     if source.suffix.lower() == ".parquet":
         return dd.read_parquet(source), 1
+    layout = csv_layout(source)  # a title above the table skipped, as on one machine
     frame = dd.read_csv(
-        source, dtype=str, keep_default_na=False, encoding="utf-8-sig", blocksize=blocksize
+        source,
+        dtype=str,
+        keep_default_na=False,
+        encoding=layout.encoding,
+        skiprows=layout.above,
+        blocksize=blocksize,
     )
-    return frame, 2
+    return frame, layout.line + 1
 
 
 def partition_starts(frame, first_line: int, source: str | Path) -> tuple[list[int], list[int]]:
