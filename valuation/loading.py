@@ -1,4 +1,5 @@
-"""Reading marketplace exports (CSV or Parquet) into typed listings, with every reject accounted for.
+"""Reading marketplace exports (CSV, Excel workbooks, Parquet) into typed listings, every row
+accounted for.
 
 A row with a value that cannot be read is never dropped silently nor guessed: it goes to the
 rejects with its line number, the column and the reason, and it can be written next to the output.
@@ -60,7 +61,7 @@ class LoadedListings:
     """The table as read, original headers and spellings."""
     repeats: pd.DataFrame = field(default_factory=lambda: _no_repeats())
     """Rows left out of `listings` as the same sale as an earlier row (`sale_keys`): line, the
-    earlier row's line, then its id, date and price as read. Found only when asked (training)."""
+    earlier row's line, then its id, date and price as parsed. Found only when asked (training)."""
 
     @property
     def total(self) -> int:
@@ -330,16 +331,20 @@ def csv_layout(path: str | Path) -> CsvLayout:
     path = Path(path)
     encoding = _text_encoding(path)
     lookup = header_lookup()
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # a long note, as pandas reads it
     with open(path, encoding=encoding, newline="") as file:
         reader = csv.reader(file)
         rows, starts, end = [], [], 0  # each row, the line it starts on, the last line read
-        for row in itertools.islice(reader, TITLE_ROWS + 1):
-            rows.append(row)
-            starts.append(end + 1)
-            end = reader.line_num
-            if sum(read_header(cell, lookup)[0] is not None for cell in row) >= 2:
-                break
-        else:  # no header near the top: the first row, as pandas would take it
+        try:
+            for row in itertools.islice(reader, TITLE_ROWS + 1):
+                rows.append(row)
+                starts.append(end + 1)
+                end = reader.line_num
+                if sum(read_header(cell, lookup)[0] is not None for cell in row) >= 2:
+                    break
+            else:  # no header near the top: the first row, as pandas would take it
+                rows, starts = rows[:1], starts[:1]
+        except csv.Error:  # a row the csv module cannot read: pandas' reading will say more
             rows, starts = rows[:1], starts[:1]
     header, above = (rows[-1], len(rows) - 1) if rows else ([], 0)
     _refuse_repeats(path, header)
@@ -388,8 +393,8 @@ def canonical_headers(columns, require_price: bool) -> dict[str, str]:
 
 
 def _header_read(columns: list) -> str:
-    """What the header held, for a missing column's message: a title line above the table reads
-    as a header of one column."""
+    """What the header held, for a missing column's message: a file whose values are not
+    separated by commas reads as a header of one column."""
     shown = ", ".join(repr(str(column))[:40] for column in columns[:12])
     more = f" and {len(columns) - 12} more" if len(columns) > 12 else ""
     title = " (one column: are its values separated by commas?)" if len(columns) == 1 else ""
