@@ -455,10 +455,12 @@ def sale_keys(listings: pd.DataFrame) -> pd.Series:
     """Each listing with an id, keyed by everything read of it (a 64-bit hash of its columns,
     its index kept): two rows of one key are one sale written twice, as an export appended to
     another, or two exports of overlapping months, leave it. Rows without an id are not keyed:
-    two accounts of the same fans, flags, category and price may well both have sold."""
+    two accounts of the same fans, flags, category and price may well both have sold; nor are
+    rows whose id is masked (`KS****1234`, as listing pages show them): it names no one account."""
     if LISTING_ID.name not in listings:
         return pd.Series([], dtype=np.uint64)
-    known = listings[listings[LISTING_ID.name].notna()]
+    ids = listings[LISTING_ID.name]
+    known = listings[ids.notna() & ~ids.astype(str).str.contains("*", regex=False)]
     return pd.util.hash_pandas_object(known[sorted(known.columns)], index=False)
 
 
