@@ -333,6 +333,12 @@ def _evaluate_and_fit(prepared: _Prepared, best: steps.Trial, card: dict, say):
     )
     by = accuracy_by(evaluation.predictions)
     valuer = prepared.fit(best, {**card, "holdout_metrics": metrics, "holdout_by": by}, True)
+    if valuer.card.screened_typos:
+        say(
+            f"{valuer.card.screened_typos} sales priced {np.exp(steps.TYPO_LOG):.1f}x or more "
+            "away from what the others say such an account sells for (an extra or a missing "
+            "zero is 10x) were taken for price typos: not learned from"
+        )
     mlflow.log_params(
         {
             "served_rounds": valuer.card.params["rounds"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,11 +106,15 @@ def test_generate_refuses_an_unsupported_suffix(tmp_path, capsys):
 
 def test_train_prints_the_holdout_table_then_keeps_the_champion(tmp_path, capsys, use_home):
     home, data = tmp_path / "home", tmp_path / "sales.csv"
-    write_table(generate(800, seed=21, bad_share=0.0), data)
+    sales = generate(800, seed=21, bad_share=0.0)
+    sales.loc[sales.index[::100], "成交价"] = "50万"  # 8 prices far beyond any sale's
+    write_table(sales, data)
     use_home(home, trials=1)
 
     assert cli.main(["train", "--data", str(data), "--if-no-champion"]) == 0
     out = capsys.readouterr().out
+    said = re.search(r"(\d+) sales priced 3.7x or more away .* price typos: not learned from", out)
+    assert said and int(said[1]) >= 8
     assert "holdout (time split):" in out
     assert "MdAPE" in out and "RMSLE" in out
     for who in ("model", "baseline_fans_band", "baseline_linear"):
@@ -125,6 +130,8 @@ def test_train_prints_the_holdout_table_then_keeps_the_champion(tmp_path, capsys
     client = registry.client(Settings(home=home, tracking_uri=None))
     versions = client.search_model_versions("name = 'kuaishou-account-price'")
     assert [str(v.version) for v in versions] == ["1"]
+    run = client.get_run(versions[0].run_id)
+    assert run.data.params["screened_typos"] == said[1]
 
 
 def test_train_refuses_an_export_with_too_many_unreadable_rows(tmp_path, capsys, use_home):
