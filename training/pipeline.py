@@ -193,17 +193,22 @@ def _say_late(count: int, latest, index, say) -> None:
 
 def _keep_unread(rejects, repeats, total: int, data: Path, settings: Settings, say) -> None:
     """The rows not trained on, written and said before anything else, even when training then
-    refuses: those that could not be read, and those that repeat an earlier row's sale."""
+    refuses: those that could not be read, and those that repeat an earlier row's sale. A list
+    an earlier training on a file of this name left is removed when this one has none."""
+    settings.bundles.mkdir(parents=True, exist_ok=True)
+    rejects_file, repeats_file = _rejects_file(data, settings), _repeats_file(data, settings)
+    for rows, file in ((rejects, rejects_file), (repeats, repeats_file)):
+        if len(rows):
+            write_rejects(rows, file)
+        else:
+            file.unlink(missing_ok=True)
     if len(rejects):
-        settings.bundles.mkdir(parents=True, exist_ok=True)
-        where = write_rejects(rejects, _rejects_file(data, settings))
-        say(f"{len(rejects)} of {total} rows rejected, listed in {where}")
+        say(f"{len(rejects)} of {total} rows rejected, listed in {rejects_file}")
     if len(repeats):
-        settings.bundles.mkdir(parents=True, exist_ok=True)
-        where = write_rejects(repeats, _repeats_file(data, settings))
         say(
             f"{len(repeats)} rows repeat an earlier row's sale (the same listing id, date, price "
-            f"and details: an export written twice?), each sale trained on once; listed in {where}"
+            "and details: an export written twice?), each sale trained on once; listed in "
+            f"{repeats_file}"
         )
 
 

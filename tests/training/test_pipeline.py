@@ -262,3 +262,17 @@ def test_a_fast_rising_market_earns_champion_its_holdout_taken_to_the_fits_marke
     assert 0.76 <= model["interval_coverage"] <= 0.84
     assert outcome.decision.promote
     assert registry.load_valuer(settings).version == outcome.model_version
+
+
+def test_a_clean_export_leaves_no_earlier_list_of_its_rejects_or_repeats(tmp_path):
+    """Lists are named after the data file: an earlier training's would read as this one's."""
+    from training.pipeline import _keep_unread
+
+    own = Settings(home=tmp_path, tracking_uri=None)
+    data, said = tmp_path / "export.csv", []
+    rows = pd.DataFrame({"line": [5], "repeats": [2]})
+    _keep_unread(rows, rows, 10, data, own, said.append)
+    listed = sorted(p.name for p in own.bundles.iterdir())
+    assert listed == ["export.rejects.csv", "export.repeats.csv"] and len(said) == 2
+    _keep_unread(rows.iloc[:0], rows.iloc[:0], 10, data, own, said.append)
+    assert not list(own.bundles.iterdir()) and len(said) == 2
