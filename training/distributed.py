@@ -12,6 +12,7 @@ training sales out of the distributed point fit and measures the residuals there
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -189,6 +190,7 @@ def fit(
     meta = _taught(frame._meta, screen, curve, reach, encoder, seed)
     taught = learn.map_partitions(_taught, screen, curve, reach, encoder, seed, meta=meta)
     taught = client.persist(taught)
+    typos = rows - int(taught.shape[0].compute())  # the learning sales screened out as typos
     features = taught[list(FEATURE_NAMES)].to_dask_array(lengths=True)
     label = taught[LABEL].to_dask_array(lengths=True)
     weight = taught[WEIGHT].to_dask_array(lengths=True)
@@ -206,14 +208,19 @@ def fit(
     )
     point = model.booster_
 
-    rows = int(calibration.shape[0].compute())
-    held = _sample(calibration, rows, SAMPLE_ROWS, seed)
+    calibrating = int(calibration.shape[0].compute())
+    held = _sample(calibration, calibrating, SAMPLE_ROWS, seed)
     matrix = encoder.matrix(held)
     estimate = point.predict(matrix) + (0.0 if curve is None else curve(matrix))
     residual = steps.log_price_now(held) - estimate
     rows = sales.rows_train + (sales.rows_holdout if everything else 0)
     card = {**card, "training_rows": rows, "engine": "dask"}
-    return steps.with_distribution(point, held, residual, encoder, best, seed, card)
+    valuer = steps.with_distribution(point, held, residual, encoder, best, seed, card)
+    # The typos of every sale: the learning sales' counted on the cluster, the calibration's
+    # those of its sample (every calibration sale up to SAMPLE_ROWS), scaled to all of them.
+    among_calibration = valuer.card.screened_typos * calibrating / max(len(held), 1)
+    valuer.card = dataclasses.replace(valuer.card, screened_typos=typos + round(among_calibration))
+    return valuer
 
 
 def _screen(

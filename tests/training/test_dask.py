@@ -146,6 +146,9 @@ def test_dask_training_restates_dated_sales_and_learns_without_the_typos(dask_cl
     )
     valuer = distributed.fit(dask_client, spread, best, 0, {}, False, index, folds=2)
     single = steps.fit(restated, encoder, best, 0, {}, folds=2)
+    # Every sale's typos are counted (the learning sales' on the cluster), as on one machine.
+    assert valuer.card.screened_typos >= 0.9 * len(sales.index[::40])
+    assert abs(valuer.card.screened_typos / single.card.screened_typos - 1) < 0.15
 
     listings = simulate_sales(3000, seed=35, at_end=True)
     ours = valuer.value_frame(listings)["price_estimate"].to_numpy()
