@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
     train = commands.add_parser("train", help="train on past sales, track and register in MLflow")
     source = train.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", type=Path, help="CSV, Excel (.xlsx) or Parquet export of sales")
+    source.add_argument(
+        "--data", type=Path, help="CSV, Excel (.xlsx, .xls) or Parquet export of sales"
+    )
     source.add_argument(
         "--from-records",
         action="store_true",
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     quote.add_argument("--as-of", type=_date, help=AS_OF_HELP)
 
     batch = commands.add_parser(
-        "batch", help="price every listing of a CSV, Excel (.xlsx) or Parquet file"
+        "batch", help="price every listing of a CSV, Excel (.xlsx, .xls) or Parquet file"
     )
     batch.add_argument("--input", type=Path, required=True)
     batch.add_argument("--output", type=Path, required=True, help="a .csv or .parquet path")

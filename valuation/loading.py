@@ -36,8 +36,10 @@ log = logging.getLogger("valuation.loading")
 
 SUFFIXES = (".csv", ".parquet")
 """What a table is written as, and read from."""
-READABLE = (*SUFFIXES, ".xlsx")
-"""What an export is read from: an Excel workbook too, as marketplaces' back offices export them."""
+WORKBOOKS = (".xlsx", ".xls")
+READABLE = (*SUFFIXES, *WORKBOOKS)
+"""What an export is read from: an Excel workbook too, as marketplaces' back offices export them
+(`.xlsx`, or Excel 97-2003's `.xls`)."""
 REJECT_COLUMNS = ["line", "column", "reason"]
 REPEAT_COLUMNS = ["line", "repeats"]
 """A repeated sale's line, and the line of the earlier row it repeats (`repeated_rows`)."""
@@ -86,15 +88,15 @@ def read_export_chunks(
     path = Path(path)
     if path.suffix.lower() not in READABLE:
         raise ExportError(
-            f"{path}: unsupported file type {path.suffix or '(none)'!r}; use CSV, Excel (.xlsx) "
+            f"{path}: unsupported file type {path.suffix or '(none)'!r}; use CSV, Excel (.xlsx, .xls) "
             "or Parquet"
         )
     if not path.is_file():
         raise ExportError(f"{path}: no such file")
     if path.suffix.lower() == ".parquet":
         yield from _parquet_chunks(path, rows)
-    elif path.suffix.lower() == ".xlsx":
-        yield from _xlsx_chunks(path, rows)
+    elif path.suffix.lower() in WORKBOOKS:
+        yield from _workbook_chunks(path, rows)
     else:
         yield from _csv_chunks(path, rows)
 
@@ -120,23 +122,77 @@ def _parquet_chunks(path: Path, rows: int | None):
         raise ExportError(f"{path}: not a readable Parquet file ({error})") from error
 
 
-def _xlsx_chunks(path: Path, rows: int | None):
-    """The workbook's first sheet, streamed: its first row that holds two values or more is the
-    header (a title above it, one value in a row, such as 快手账号成交记录, is not a table's
-    row), and each cell reads as a CSV saved from it would hold it (`_cell_text`). Rows are
-    numbered as Excel numbers them; a row with nothing in it is skipped, as pandas skips a CSV's
-    blank line. Formulas give the values Excel last computed (a workbook never opened in Excel
-    has none)."""
+def _workbook_chunks(path: Path, rows: int | None):
+    """An Excel workbook's first sheet, by what the file holds, whatever its suffix says (a
+    `.xls` is often an `.xlsx` renamed): Office Open XML (a zip) or Excel 97-2003's binary."""
+    with open(path, "rb") as file:
+        head = file.read(8)
+    if head.startswith(b"PK"):
+        yield from _sheet_chunks(path, _xlsx_rows(path), rows)
+    elif head.startswith(b"\xd0\xcf\x11\xe0"):
+        yield from _sheet_chunks(path, _xls_rows(path), rows)
+    else:  # a web page or text saved under a workbook's name, as some back offices export
+        raise ExportError(
+            f"{path}: not an Excel workbook (its content is no .xlsx nor .xls; a web page or text "
+            "saved as .xls?): open it and save it as .xlsx or CSV"
+        )
+
+
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, tuple]]:
+    """An .xlsx's first sheet, streamed (openpyxl, read-only): each row with its number. Formulas
+    give the values Excel last computed (a workbook never opened in Excel has none)."""
     from openpyxl import load_workbook
 
+    with open(path, "rb") as file:  # a file, not its name: openpyxl refuses a name ending .xls
+        try:
+            book = load_workbook(file, read_only=True, data_only=True)
+        except Exception as error:  # openpyxl raises zipfile's, KeyError, its own, ...
+            raise ExportError(f"{path}: not a readable Excel workbook ({error})") from error
+        try:
+            sheet = book.worksheets[0]
+            yield from enumerate(sheet.iter_rows(values_only=True), start=sheet.min_row)
+        finally:
+            book.close()
+
+
+def _xls_rows(path: Path) -> Iterator[tuple[int, tuple]]:
+    """An Excel 97-2003 workbook's first sheet (xlrd): each row with its number, its cells as
+    Python values (a date cell as its datetime, a boolean as a bool, an error as empty)."""
+    import xlrd
+
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except Exception as error:  # openpyxl raises zipfile's, KeyError, its own, ... on a bad file
-        raise ExportError(f"{path}: not a readable Excel workbook ({error})") from error
+        book = xlrd.open_workbook(path, on_demand=True)
+        sheet = book.sheet_by_index(0)
+    except Exception as error:  # xlrd raises its own, struct's, ... on a bad file
+        raise ExportError(f"{path}: not a readable Excel 97-2003 workbook ({error})") from error
     try:
-        sheet = book.worksheets[0]
-        header, chunk, lines, yielded = None, [], [], False
-        for line, values in enumerate(sheet.iter_rows(values_only=True), start=sheet.min_row):
+        for row in range(sheet.nrows):
+            yield row + 1, tuple(_xls_value(cell, book.datemode) for cell in sheet.row(row))
+    finally:
+        book.release_resources()
+
+
+def _xls_value(cell, datemode: int):
+    import xlrd
+
+    if cell.ctype == xlrd.XL_CELL_DATE:
+        return xlrd.xldate_as_datetime(cell.value, datemode)
+    if cell.ctype == xlrd.XL_CELL_BOOLEAN:
+        return bool(cell.value)
+    if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK, xlrd.XL_CELL_ERROR):
+        return None
+    return cell.value
+
+
+def _sheet_chunks(path: Path, numbered_rows: Iterator[tuple[int, tuple]], rows: int | None):
+    """A sheet's table in chunks of `rows`: its first row that holds two values or more is the
+    header (a title above it, one value in a row, such as 快手账号成交记录, is not a table's
+    row), and each cell reads as a CSV saved from it would hold it (`_cell_text`). Rows keep the
+    sheet's own numbers; a row with nothing in it is skipped, as pandas skips a CSV's blank
+    line."""
+    header, chunk, lines, yielded = None, [], [], False
+    with closing(numbered_rows):
+        for line, values in numbered_rows:
             filled = sum(value is not None and value != "" for value in values)
             if filled == 0 or (header is None and filled == 1):
                 continue
@@ -149,14 +205,12 @@ def _xlsx_chunks(path: Path, rows: int | None):
             if rows is not None and len(chunk) == rows:
                 yield _xlsx_table(chunk, header), _numbered(lines)
                 chunk, lines, yielded = [], [], True
-        if header is None:
-            raise ExportError(
-                f"{path}: the workbook's first sheet holds no table (no row of two values)"
-            )
-        if chunk or not yielded:  # a header alone is an empty table, as a CSV's would be
-            yield _xlsx_table(chunk, header), _numbered(lines)
-    finally:
-        book.close()
+    if header is None:
+        raise ExportError(
+            f"{path}: the workbook's first sheet holds no table (no row of two values)"
+        )
+    if chunk or not yielded:  # a header alone is an empty table, as a CSV's would be
+        yield _xlsx_table(chunk, header), _numbered(lines)
 
 
 def _xlsx_header(path: Path, names: list[str]) -> list[str]:

@@ -152,12 +152,16 @@ def test_train_on_a_missing_file_is_one_line(tmp_path, capsys, use_home, name):
     assert "no such file" in _one_error_line(capsys.readouterr().err, "train")
 
 
-def test_train_on_an_unsupported_suffix_is_one_line(tmp_path, capsys, use_home):
-    data = tmp_path / "sales.xls"
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [("sales.json", "unsupported file type"), ("sales.xls", "not an Excel workbook")],
+)
+def test_train_on_an_unsupported_file_is_one_line(tmp_path, capsys, use_home, name, said):
+    data = tmp_path / name
     data.write_text("not a table")
     use_home(tmp_path / "home")
     assert cli.main(["train", "--data", str(data)]) == cli.EXIT_FAILED
-    assert "unsupported file type" in _one_error_line(capsys.readouterr().err, "train")
+    assert said in _one_error_line(capsys.readouterr().err, "train")
 
 
 # quote ---------------------------------------------------------------------------------------
@@ -261,18 +265,30 @@ def test_batch_prices_every_readable_row_and_lists_the_rest(
 
 
 def test_batch_reads_an_excel_workbook(champion_home, settings, tmp_path):
-    """A catalogue exported as .xlsx: priced as the same rows in a CSV are."""
+    """A catalogue exported as .xlsx or as Excel 97-2003's .xls: priced as the same rows in a
+    CSV are."""
+    import xlwt
+
     listings = generate(40, seed=13, bad_share=0.0).drop(columns="成交价")
     csv_source, xlsx_source = tmp_path / "listings.csv", tmp_path / "listings.xlsx"
     write_table(listings, csv_source)
     listings.to_excel(xlsx_source, index=False)
-    for source in (csv_source, xlsx_source):
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("listings")
+    for r, row in enumerate([list(listings.columns), *listings.to_numpy().tolist()]):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    xls_source = tmp_path / "listings.xls"
+    book.save(str(xls_source))
+    for source in (csv_source, xlsx_source, xls_source):
         output = tmp_path / f"{source.suffix[1:]}.csv"
         assert cli.main(["batch", "--input", str(source), "--output", str(output)]) == 0
-    from_csv, from_xlsx = pd.read_csv(tmp_path / "csv.csv"), pd.read_csv(tmp_path / "xlsx.csv")
-    assert len(from_xlsx) == 40
-    for column in ("price_estimate", "price_low", "price_high"):
-        assert from_xlsx[column].tolist() == from_csv[column].tolist()
+    from_csv = pd.read_csv(tmp_path / "csv.csv")
+    for workbook in ("xlsx", "xls"):
+        from_workbook = pd.read_csv(tmp_path / f"{workbook}.csv")
+        assert len(from_workbook) == 40
+        for column in ("price_estimate", "price_low", "price_high"):
+            assert from_workbook[column].tolist() == from_csv[column].tolist()
 
 
 def test_batch_as_of_an_earlier_date_values_every_row_then(champion_home, settings, tmp_path):

@@ -175,11 +175,13 @@ def test_dask_training_restates_dated_sales_and_learns_without_the_typos(dask_cl
     assert (taught["weight"] <= 1.0).all() and (taught["weight"] < 1.0).any()
 
 
-def test_the_dask_engine_sends_an_excel_workbook_to_the_local_one(tmp_path):
+@pytest.mark.parametrize("suffix", [".xlsx", ".xls"])
+def test_the_dask_engine_sends_an_excel_workbook_to_the_local_one(tmp_path, suffix):
     from valuation.infra.dask_engine import read_partitions
 
-    workbook = tmp_path / "sales.xlsx"
-    pd.DataFrame({"粉丝数量": ["13.13W"]}).to_excel(workbook, index=False)
+    workbook = tmp_path / f"sales{suffix}"
+    pd.DataFrame({"粉丝数量": ["13.13W"]}).to_excel(tmp_path / "sales.xlsx", index=False)
+    (tmp_path / "sales.xlsx").rename(workbook)
     with pytest.raises(ExportError, match="Excel workbooks are read by the local engine"):
         read_partitions(workbook)
 

@@ -134,9 +134,30 @@ def write_workbook(path: Path, rows: list[list]) -> Path:
     return path
 
 
-def test_an_excel_workbook_reads_as_its_csv_would(tmp_path):
+def write_xls(path: Path, rows: list[list]) -> Path:
+    """An Excel 97-2003 workbook (xlwt), a date cell formatted as a date, as Excel saves one."""
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet, day = book.add_sheet("成交记录"), xlwt.easyxf(num_format_str="YYYY-MM-DD hh:mm")
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if isinstance(value, dt.datetime):
+                sheet.write(r, c, value, day)
+            elif value is not None:
+                sheet.write(r, c, value)
+    book.save(str(path))
+    return path
+
+
+WORKBOOK_WRITERS = [(write_workbook, ".xlsx"), (write_xls, ".xls")]
+
+
+@pytest.mark.parametrize(("write", "suffix"), WORKBOOK_WRITERS)
+def test_an_excel_workbook_reads_as_its_csv_would(tmp_path, write, suffix):
     """Cells typed as Excel types them (numbers, dates, booleans) or as text in the marketplace's
-    spellings; a blank row; rejects numbered by the workbook's own rows."""
+    spellings; a blank row; rejects numbered by the workbook's own rows. As .xlsx and as Excel
+    97-2003's .xls."""
     rows = [
         [*MARKET_HEADERS, "成交日期"],
         [131300, "有违规", "未开通", "已认证", "自媒体", 1200.0, dt.datetime(2025, 3, 1)],
@@ -145,7 +166,7 @@ def test_an_excel_workbook_reads_as_its_csv_would(tmp_path):
         [52000.5, "无违规", "已开通", "未认证", "美食", "面议", "2025-03-03"],
         [800.0, "无违规", "未开通", 0, "搞笑", "1.2万", dt.datetime(2025, 3, 4, 14, 5)],
     ]
-    loaded = load_listings(write_workbook(tmp_path / "sales.xlsx", rows), require_price=True)
+    loaded = load_listings(write(tmp_path / f"sales{suffix}", rows), require_price=True)
     assert_expected(loaded.listings)
     assert loaded.listings["sold_at"].tolist() == [
         pd.Timestamp(day) for day in ("2025-03-01", "2025-03-02", "2025-03-04")
@@ -153,7 +174,7 @@ def test_an_excel_workbook_reads_as_its_csv_would(tmp_path):
     assert loaded.rejects["line"].tolist() == [5]  # Excel's row: header 1, blank 3
     assert loaded.rejects["column"].tolist() == ["粉丝数量, 成交价"]
     assert loaded.raw["粉丝数量"].tolist() == ["131300", "52,000", "52000.5", "800"]
-    chunks = list(read_export_chunks(tmp_path / "sales.xlsx", 2))
+    chunks = list(read_export_chunks(tmp_path / f"sales{suffix}", 2))
     assert [len(raw) for raw, _ in chunks] == [2, 2]
     assert [lines(np.arange(len(raw))).tolist() for raw, lines in chunks] == [[2, 4], [5, 6]]
     pd.testing.assert_frame_equal(
@@ -175,7 +196,25 @@ def test_a_workbook_that_cannot_be_read_is_refused_by_name(tmp_path):
     assert len(load_listings(header_only, require_price=True).listings) == 0
 
 
-def test_a_title_above_a_workbook_s_table_is_not_its_header(tmp_path):
+def test_a_workbook_is_read_by_what_it_holds_not_by_its_suffix(tmp_path):
+    """Back offices name an .xlsx `.xls`, and save web pages or text as `.xls`."""
+    rows = [MARKET_HEADERS, *GOOD_ROWS]
+    renamed = write_workbook(tmp_path / "sales.xlsx", rows).rename(tmp_path / "renamed.xls")
+    assert_expected(load_listings(renamed, require_price=True).listings)
+    page = tmp_path / "page.xls"
+    page.write_text("<html><table><tr><td>粉丝数量</td></tr></table></html>", encoding="utf-8")
+    with pytest.raises(ExportError, match="not an Excel workbook .*save it as .xlsx or CSV"):
+        load_listings(page, require_price=True)
+    broken = tmp_path / "broken.xls"
+    broken.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100)
+    with pytest.raises(ExportError, match="not a readable Excel 97-2003 workbook"):
+        load_listings(broken, require_price=True)
+    with pytest.raises(ExportError, match="first sheet holds no table"):
+        load_listings(write_xls(tmp_path / "empty.xls", []), require_price=True)
+
+
+@pytest.mark.parametrize(("write", "suffix"), WORKBOOK_WRITERS)
+def test_a_title_above_a_workbook_s_table_is_not_its_header(tmp_path, write, suffix):
     rows = [
         ["快手账号成交记录"],
         ["导出时间: 2026-12-01"],
@@ -184,7 +223,7 @@ def test_a_title_above_a_workbook_s_table_is_not_its_header(tmp_path):
         *GOOD_ROWS,
         ["面议"],
     ]
-    loaded = load_listings(write_workbook(tmp_path / "titled.xlsx", rows), require_price=True)
+    loaded = load_listings(write(tmp_path / f"titled{suffix}", rows), require_price=True)
     assert_expected(loaded.listings)
     assert list(loaded.raw.columns) == MARKET_HEADERS
     assert loaded.rejects["line"].tolist() == [8]  # a row of one value under the header is a row
@@ -452,10 +491,10 @@ def test_each_cell_is_read_on_its_own():
 
 
 def test_unknown_suffix_missing_and_empty_files(tmp_path):
-    xls = tmp_path / "sales.xls"  # Excel's format before 2007
-    xls.write_bytes(b"\xd0\xcf\x11\xe0")
-    with pytest.raises(ExportError, match="unsupported file type"):
-        load_listings(xls, require_price=True)
+    numbers = tmp_path / "sales.numbers"  # Apple's spreadsheet
+    numbers.write_bytes(b"PK\x03\x04")
+    with pytest.raises(ExportError, match="unsupported file type '.numbers'; use CSV, Excel"):
+        load_listings(numbers, require_price=True)
     with pytest.raises(ExportError, match="no such file"):
         load_listings(tmp_path / "absent.csv", require_price=True)
     empty_csv = tmp_path / "empty.csv"

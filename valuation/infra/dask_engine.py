@@ -7,7 +7,14 @@ from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
 
-from valuation.loading import SUFFIXES, ExportError, canonical_headers, csv_layout, rejects_path
+from valuation.loading import (
+    SUFFIXES,
+    WORKBOOKS,
+    ExportError,
+    canonical_headers,
+    csv_layout,
+    rejects_path,
+)
 from valuation.pricing import BatchOutcome, price_chunk
 from valuation.valuer import DEFAULT_LEVEL, Valuer
 
@@ -44,7 +51,7 @@ def read_partitions(source: str | Path, blocksize: str = "64MB"):
     if source.suffix.lower() not in SUFFIXES:
         hint = (
             "; Excel workbooks are read by the local engine"
-            if source.suffix.lower() == ".xlsx"
+            if source.suffix.lower() in WORKBOOKS
             else ""
         )
         raise ExportError(
