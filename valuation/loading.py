@@ -197,23 +197,23 @@ def _sheet_chunks(path: Path, numbered_rows: Iterator[tuple[int, tuple]], rows: 
             if filled == 0 or (header is None and filled == 1):
                 continue
             if header is None:
-                header = _xlsx_header(path, [_cell_text(value) for value in values])
+                header = _sheet_header(path, [_cell_text(value) for value in values])
                 continue
             cells = [_cell_text(value) for value in values[: len(header)]]
             chunk.append(cells + [""] * (len(header) - len(cells)))
             lines.append(line)
             if rows is not None and len(chunk) == rows:
-                yield _xlsx_table(chunk, header), _numbered(lines)
+                yield _sheet_table(chunk, header), _numbered(lines)
                 chunk, lines, yielded = [], [], True
     if header is None:
         raise ExportError(
             f"{path}: the workbook's first sheet holds no table (no row of two values)"
         )
     if chunk or not yielded:  # a header alone is an empty table, as a CSV's would be
-        yield _xlsx_table(chunk, header), _numbered(lines)
+        yield _sheet_table(chunk, header), _numbered(lines)
 
 
-def _xlsx_header(path: Path, names: list[str]) -> list[str]:
+def _sheet_header(path: Path, names: list[str]) -> list[str]:
     while names and not names[-1]:  # formatted but empty cells past the last column
         names.pop()
     names = [name or f"Unnamed: {i}" for i, name in enumerate(names)]
@@ -221,7 +221,7 @@ def _xlsx_header(path: Path, names: list[str]) -> list[str]:
     return names
 
 
-def _xlsx_table(chunk: list[list[str]], header: list[str]) -> pd.DataFrame:
+def _sheet_table(chunk: list[list[str]], header: list[str]) -> pd.DataFrame:
     return pd.DataFrame(chunk, columns=header, dtype=str)
 
 
