@@ -27,6 +27,7 @@ from valuation.encoding import CATEGORICAL, CATEGORY_COLUMN, FEATURE_NAMES, Enco
 from valuation.infra.dask_engine import partition_starts, read_partitions
 from valuation.loading import (
     canonical_headers,
+    no_repeats,
     parse_listings,
     repeated_rows,
     repeats_table,
@@ -119,7 +120,7 @@ def _by_line(parsed, first_line: int) -> pd.DataFrame:
 def _without_repeats(client, listings):
     """Every sale once: the rows that repeat an earlier row's (`sale_keys`) found across the
     partitions (their keys shuffled so that each key's rows meet), left out and listed."""
-    found = repeated_rows(pd.Series([], dtype=np.uint64))
+    found = no_repeats()
     if LISTING_ID.name in listings.columns:
         keys = listings.map_partitions(sale_keys, meta=sale_keys(listings._meta)).to_frame("key")
         found = (

@@ -61,7 +61,7 @@ class LoadedListings:
     """One row per rejected input row: line, column(s), reason(s), then the raw values."""
     raw: pd.DataFrame
     """The table as read, original headers and spellings."""
-    repeats: pd.DataFrame = field(default_factory=lambda: _no_repeats())
+    repeats: pd.DataFrame = field(default_factory=lambda: no_repeats())
     """Rows left out of `listings` as the same sale as an earlier row (`sale_keys`): line, the
     earlier row's line, then its id, date and price as parsed. Found only when asked (training)."""
 
@@ -330,7 +330,7 @@ def _row_starts(file) -> Iterator[int]:
     """The line each row of `file` (opened with newline="") starts on, as pandas reads rows."""
     # A value of any length is a value (pandas reads it); the csv module's default limit of
     # 128 KiB would end the count there.
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    _read_long_fields()
     line_number = 0
     for line in file:
         line_number += 1
@@ -346,6 +346,12 @@ def _row_starts(file) -> Iterator[int]:
             return
         yield line_number
         line_number += reader.line_num - 1
+
+
+def _read_long_fields() -> None:
+    """The csv module reads a field as long as pandas does (a seller's long note), not only
+    its default 128 KiB."""
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 def _text_encoding(path: Path, probe: int = 4 << 20) -> str:
@@ -385,7 +391,7 @@ def csv_layout(path: str | Path) -> CsvLayout:
     path = Path(path)
     encoding = _text_encoding(path)
     lookup = header_lookup()
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # a long note, as pandas reads it
+    _read_long_fields()
     with open(path, encoding=encoding, newline="") as file:
         reader = csv.reader(file)
         rows, starts, end = [], [], 0  # each row, the line it starts on, the last line read
@@ -490,7 +496,7 @@ def parse_listings(
             listings[feature.name] = feature.default
     listings = _typed(listings)
     lines = _consecutive(first_line) if isinstance(first_line, int) else first_line
-    found = repeated_rows(sale_keys(listings)) if drop_repeats else _no_repeats()
+    found = repeated_rows(sale_keys(listings)) if drop_repeats else no_repeats()
     # Every row that needs its line numbered at once, in order: a CSV's are read forward only.
     rows = np.flatnonzero(bad)
     asked = np.unique(np.concatenate([rows, *(found[c].to_numpy() for c in REPEAT_COLUMNS)]))
@@ -544,7 +550,8 @@ def repeats_table(listings: pd.DataFrame, found: pd.DataFrame, line_of=None) -> 
     )
 
 
-def _no_repeats() -> pd.DataFrame:
+def no_repeats() -> pd.DataFrame:
+    """No repeated rows: `repeated_rows`' table, empty."""
     return pd.DataFrame({c: np.zeros(0, dtype=np.int64) for c in REPEAT_COLUMNS})
 
 
