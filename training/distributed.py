@@ -138,9 +138,11 @@ def _without_repeats(client, listings):
     return client.persist(kept), repeats_table(at.compute(), found)
 
 
-def _sample(frame, rows: int, at_most: int, seed: int) -> pd.DataFrame:
+def _sample(frame, rows: int, at_most: int, seed: int, by_line: bool = False) -> pd.DataFrame:
+    """At most about `at_most` of `frame`'s `rows`, in memory; `by_line`: indexed by file line."""
     sampled = frame if rows <= at_most else frame.sample(frac=at_most / rows, random_state=seed)
-    return sampled.compute().reset_index(drop=True)
+    sampled = sampled.compute()
+    return sampled if by_line else sampled.reset_index(drop=True)
 
 
 def sample_of_everything(sales: DistributedSales, seed: int) -> pd.DataFrame:
@@ -170,8 +172,9 @@ def fit(
     everything: bool = False,
     index: MarketIndex | None = None,
     folds: int = 5,
-) -> Valuer:
-    """The point model on the cluster (on the training sales, or with `everything` on all of
+) -> tuple[Valuer, pd.DataFrame]:
+    """The served valuer and the sales it took for price typos (`steps.price_typos`, indexed by
+    file line: every learning sale's, and those of the calibration's sample). The point model on the cluster (on the training sales, or with `everything` on all of
     them), taught as `steps.fit` teaches it: each sale restated to the market date by `index`,
     price typos screened out and the others weighted by Huber's weight, against a model fitted
     on a sample of the learning sales (`_screen`), UNKNOWN_CATEGORY_SHARE of them shown with the
@@ -191,7 +194,8 @@ def fit(
     meta = _taught(frame._meta, screen, curve, reach, encoder, seed)
     taught = learn.map_partitions(_taught, screen, curve, reach, encoder, seed, meta=meta)
     taught = client.persist(taught)
-    typos = rows - int(taught.shape[0].compute())  # the learning sales screened out as typos
+    meta = steps.price_typos(frame._meta, np.zeros(0))
+    typos = learn.map_partitions(_typos, screen, curve, encoder, meta=meta).compute()
     features = taught[list(FEATURE_NAMES)].to_dask_array(lengths=True)
     label = taught[LABEL].to_dask_array(lengths=True)
     weight = taught[WEIGHT].to_dask_array(lengths=True)
@@ -210,18 +214,20 @@ def fit(
     point = model.booster_
 
     calibrating = int(calibration.shape[0].compute())
-    held = _sample(calibration, calibrating, SAMPLE_ROWS, seed)
+    held = _sample(calibration, calibrating, SAMPLE_ROWS, seed, by_line=True)
     matrix = encoder.matrix(held)
     estimate = point.predict(matrix) + (0.0 if curve is None else curve(matrix))
     residual = steps.log_price_now(held) - estimate
     rows = sales.rows_train + (sales.rows_holdout if everything else 0)
     card = {**card, "training_rows": rows, "engine": "dask"}
     valuer = steps.with_distribution(point, held, residual, encoder, best, seed, card)
-    # The typos of every sale: the learning sales' counted on the cluster, the calibration's
-    # those of its sample (every calibration sale up to SAMPLE_ROWS), scaled to all of them.
-    among_calibration = valuer.card.screened_typos * calibrating / max(len(held), 1)
-    valuer.card = dataclasses.replace(valuer.card, screened_typos=typos + round(among_calibration))
-    return valuer
+    # The typos of every sale: the learning sales' found on the cluster, the calibration's
+    # those of its sample (every calibration sale up to SAMPLE_ROWS), counted as all of them.
+    held_typos = steps.price_typos(held, residual)
+    among_calibration = round(len(held_typos) * calibrating / max(len(held), 1))
+    count = len(typos) + among_calibration
+    valuer.card = dataclasses.replace(valuer.card, screened_typos=count)
+    return valuer, pd.concat([typos, held_typos]).sort_index()
 
 
 def _screen(
@@ -246,16 +252,27 @@ def _screen(
     return screen, reach
 
 
-def _taught(part, screen, curve, reach, encoder, seed, partition_info=None) -> pd.DataFrame:
-    """A partition's sales as the point model learns from them: the design rows (a random
-    UNKNOWN_CATEGORY_SHARE shown with the unknown category, drawn per partition), log price as of
-    the market date and Huber's weight; price typos (weight 0) left out."""
+def _screened(part, screen, curve, encoder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A partition's design rows, log price as of the market date, and residual from `screen`."""
     matrix = encoder.matrix(part)
     log_price = steps.log_price_now(part)
     estimate = screen.predict(matrix) if len(part) else np.zeros(0)
     if curve is not None and len(part):
         estimate = estimate + curve(matrix)
-    weight = steps.sale_weights(log_price - estimate, part[FANS.name].to_numpy(), reach)
+    return matrix, log_price, log_price - estimate
+
+
+def _typos(part, screen, curve, encoder) -> pd.DataFrame:
+    """A partition's sales that `_taught` leaves out as price typos (`steps.price_typos`)."""
+    return steps.price_typos(part, _screened(part, screen, curve, encoder)[2])
+
+
+def _taught(part, screen, curve, reach, encoder, seed, partition_info=None) -> pd.DataFrame:
+    """A partition's sales as the point model learns from them: the design rows (a random
+    UNKNOWN_CATEGORY_SHARE shown with the unknown category, drawn per partition), log price as of
+    the market date and Huber's weight; price typos (weight 0) left out."""
+    matrix, log_price, residual = _screened(part, screen, curve, encoder)
+    weight = steps.sale_weights(residual, part[FANS.name].to_numpy(), reach)
     number = 0 if partition_info is None else partition_info["number"]
     hidden = np.random.default_rng([seed + 2, number]).random(len(part))
     matrix[hidden < steps.UNKNOWN_CATEGORY_SHARE, CATEGORY_COLUMN] = encoder.unknown_code

@@ -47,6 +47,9 @@ class TrainingOutcome:
     repeated: int
     """Rows left out as a sale an earlier row already gave (`valuation.loading.sale_keys`)."""
     repeats_file: Path | None
+    typos: int
+    """Sales the served fit took for price typos and did not learn from (`steps.price_typos`)."""
+    typos_file: Path | None
     bundle: Path
     decision: steps.Decision
 
@@ -82,8 +85,9 @@ class _Prepared:
     rows_train: int
     rows_holdout: int
     encoder: Encoder
-    fit: Callable[[steps.Trial, dict, bool], Valuer]
-    """(configuration, card, everything): fitted on the training sales, or on all of them."""
+    fit: Callable[[steps.Trial, dict, bool], tuple[Valuer, pd.DataFrame]]
+    """(configuration, card, everything): fitted on the training sales, or on all of them; and
+    the sales it took for price typos (`steps.price_typos`), indexed by file line."""
 
 
 def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
@@ -92,20 +96,21 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
     sales = steps.validate(loaded, settings.max_reject_share)
     split = steps.split(sales, settings.holdout_share, settings.seed)
     encoder = steps.vocabulary(split.train)
-    folds = settings.cv_folds
+    folds, seed = settings.cv_folds, settings.seed
     # Dated sales: each restated to the market date (the latest sale) by the index of its own
     # fit, so the point model values listings as of that date.
     dated = split.by == "time"  # most of the export's sales have a date
-    index = steps.market_index(split.train, encoder, folds, settings.seed) if dated else None
+    index = steps.market_index(split.train, encoder, folds, seed) if dated else None
     every = pd.concat([split.train, split.holdout])
     vocabulary = steps.vocabulary(every)
-    every_index = steps.market_index(every, vocabulary, folds, settings.seed) if dated else None
+    every_index = steps.market_index(every, vocabulary, folds, seed) if dated else None
     split = _restated_split(split, index, every_index)
 
-    def fit(best: steps.Trial, card: dict, everything: bool) -> Valuer:
+    def fit(best: steps.Trial, card: dict, everything: bool) -> tuple[Valuer, pd.DataFrame]:
         if not everything:
             card = steps.with_market(card, index)
-            return steps.fit(split.train, encoder, best, settings.seed, card, folds)
+            valuer, typos = steps.fit_with_typos(split.train, encoder, best, seed, card, folds)
+            return valuer, by_line(typos)
         late = steps.after_market_date(every, every_index)
         _say_late(len(late), late.max() if len(late) else None, every_index, say)
         card = steps.with_market(card, every_index)
@@ -118,7 +123,12 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
             if dated:
                 screen_with = screen_with - steps.levels_on(every, every_index, index.market_date)
         restated = steps.restated(every, every_index)
-        return steps.fit(restated, vocabulary, best, settings.seed, card, folds, screen_with)
+        fitted = steps.fit_with_typos(restated, vocabulary, best, seed, card, folds, screen_with)
+        return fitted[0], by_line(fitted[1])
+
+    def by_line(typos: pd.DataFrame) -> pd.DataFrame:  # indexed by the rows' places in the file
+        typos = typos.sort_index()
+        return typos.set_axis(loaded.line_of(typos.index.to_numpy(dtype=np.int64)))
 
     return _Prepared(
         total=loaded.total,
@@ -152,7 +162,7 @@ def _prepare_dask(dask_client, data: Path, settings: Settings, say) -> _Prepared
     every_index = steps.market_index(every, sales.vocabulary, folds, seed) if dated else None
     split = _restated_split(split, index, every_index)
 
-    def fit(best: steps.Trial, card: dict, everything: bool) -> Valuer:
+    def fit(best: steps.Trial, card: dict, everything: bool) -> tuple[Valuer, pd.DataFrame]:
         if not everything:
             card = steps.with_market(card, index)
             return distributed.fit(dask_client, sales, best, seed, card, False, index, folds)
@@ -247,7 +257,8 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
             "holdout_share": settings.holdout_share,
             "profile": monitoring.profile(split.train),
         }
-        evaluation, valuer = _evaluate_and_fit(prepared, best, card, say)
+        evaluation, valuer, typos = _evaluate_and_fit(prepared, best, card, say)
+        typos_file = _keep_typos(typos, valuer.card.screened_typos, data, settings, say)
         log_evaluation(evaluation, valuer, f"{settings.model_name}, trained on {data.name}")
         version, local = _register(client, settings, valuer, say)
         decision = _gate(client, settings, version, evaluation.metrics["model"], split, card, say)
@@ -261,6 +272,8 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
         rejects_file=rejects_file,
         repeated=len(prepared.repeats),
         repeats_file=repeats_file,
+        typos=valuer.card.screened_typos,
+        typos_file=typos_file,
         bundle=local,
         decision=decision,
     )
@@ -329,7 +342,7 @@ def _evaluate_and_fit(prepared: _Prepared, best: steps.Trial, card: dict, say):
     import mlflow
 
     split = prepared.split
-    evaluation = steps.evaluate(prepared.fit(best, card, False), split)
+    evaluation = steps.evaluate(prepared.fit(best, card, False)[0], split)
     metrics = evaluation.metrics
     best.holdout_estimate = np.log(evaluation.predictions["price_estimate"].to_numpy())
     say(
@@ -337,13 +350,8 @@ def _evaluate_and_fit(prepared: _Prepared, best: steps.Trial, card: dict, say):
         f"{prepared.rows_train + prepared.rows_holdout} sales"
     )
     by = accuracy_by(evaluation.predictions)
-    valuer = prepared.fit(best, {**card, "holdout_metrics": metrics, "holdout_by": by}, True)
-    if valuer.card.screened_typos:
-        say(
-            f"{valuer.card.screened_typos} sales priced {np.exp(steps.TYPO_LOG):.1f}x or more "
-            "away from what the others say such an account sells for (an extra or a missing "
-            "zero is 10x) were taken for price typos: not learned from"
-        )
+    card = {**card, "holdout_metrics": metrics, "holdout_by": by}
+    valuer, typos = prepared.fit(best, card, True)
     mlflow.log_params(
         {
             "served_rounds": valuer.card.params["rounds"],
@@ -352,7 +360,29 @@ def _evaluate_and_fit(prepared: _Prepared, best: steps.Trial, card: dict, say):
     )
     for who, values in metrics.items():
         mlflow.log_metrics({f"{who}_{name}": value for name, value in values.items()})
-    return evaluation, valuer
+    return evaluation, valuer, typos
+
+
+def _keep_typos(typos: pd.DataFrame, count: int, data: Path, settings: Settings, say):
+    """The sales the served fit took for price typos, said and listed beside the rejects (their
+    line, id, date, price, the estimate they were measured against and the ratio), logged on the
+    run; the file, or None (an earlier training's list removed)."""
+    import mlflow
+
+    file = settings.bundles / f"{data.stem}.typos.csv"
+    if not count:
+        file.unlink(missing_ok=True)
+        return None
+    write_rejects(typos.rename_axis("line").reset_index(), file)
+    mlflow.log_artifact(str(file), "rejects")
+    # On the Dask engine, a calibration larger than its sample is counted from the sample.
+    listed = "" if len(typos) == count else f" ({len(typos)} of them, those examined one by one)"
+    say(
+        f"{count} sales priced {np.exp(steps.TYPO_LOG):.1f}x or more away from what the others "
+        "say such an account sells for (an extra or a missing zero is 10x) were taken for price "
+        f"typos: not learned from; listed{listed} in {file}"
+    )
+    return file
 
 
 def _register(client, settings, valuer: Valuer, say) -> tuple[str, Path]:

@@ -36,7 +36,7 @@ from valuation.market import (
     shape_columns,
     shape_level,
 )
-from valuation.schema import CATEGORY, FANS, FLAGS, PRICE, SOLD_AT
+from valuation.schema import CATEGORY, FANS, FLAGS, LISTING_ID, PRICE, SOLD_AT
 from valuation.valuer import DEFAULT_LEVEL, FANS_BANDS, MIN_SCALE, Valuer, fans_band
 
 CALIBRATION_SHARE = 0.25
@@ -1147,7 +1147,21 @@ def fit(
     folds: int = 5,
     screen_with: np.ndarray | None = None,
 ) -> Valuer:
-    """The point model, the scale model and the conformal residual distribution.
+    """The served valuer (`fit_with_typos`, the price typos it screened out left aside)."""
+    return fit_with_typos(train, encoder, best, seed, card, folds, screen_with)[0]
+
+
+def fit_with_typos(
+    train: pd.DataFrame,
+    encoder: Encoder,
+    best: Trial,
+    seed: int,
+    card: dict,
+    folds: int = 5,
+    screen_with: np.ndarray | None = None,
+) -> tuple[Valuer, pd.DataFrame]:
+    """The point model, the scale model and the conformal residual distribution; and the sales
+    screened out as price typos (`price_typos`, indexed as `train`).
 
     1. out-of-sample log estimates (`screen_with`, or cross-fitted here); a sale more than
        TYPO_LOG away from its estimate is screened out as a price typo, and one far from it
@@ -1191,7 +1205,20 @@ def fit(
     )
     card = {**card, "training_rows": card.get("training_rows", len(train))}
     chosen = Trial(best.params, best.cv_l1, rounds, curve=curve)
-    return with_distribution(point, train, residual, encoder, chosen, seed, card)
+    valuer = with_distribution(point, train, residual, encoder, chosen, seed, card)
+    return valuer, price_typos(train, residual)
+
+
+def price_typos(sales: pd.DataFrame, residual: np.ndarray) -> pd.DataFrame:
+    """The sales of a price typo's shape (`is_sale`), as a seller reads them, indexed as `sales`:
+    the id and date where the export has them, the price, the estimate that did not see the sale
+    (at the sale's own date: price / e^residual) and the price's ratio to it."""
+    typo = ~is_sale(residual)
+    shown = [c.name for c in (LISTING_ID, SOLD_AT, PRICE) if c.name in sales]
+    ratio = np.exp(residual[typo])
+    return sales.loc[typo, shown].assign(
+        estimate=np.round(sales.loc[typo, PRICE.name].to_numpy() / ratio), ratio=np.round(ratio, 2)
+    )
 
 
 def shift_estimates(booster: lgb.Booster, shift: float) -> None:

@@ -64,6 +64,9 @@ class LoadedListings:
     repeats: pd.DataFrame = field(default_factory=lambda: no_repeats())
     """Rows left out of `listings` as the same sale as an earlier row (`sale_keys`): line, the
     earlier row's line, then its id, date and price as parsed. Found only when asked (training)."""
+    line_of: LineNumbers = field(default_factory=lambda: _consecutive(2))
+    """The file line of rows of `raw` (`listings`' index), ascending: what training finds later
+    about a sale (a price typo) is reported on its line, as a reject is."""
 
     @property
     def total(self) -> int:
@@ -282,8 +285,9 @@ class CsvLines:
     newlines), and pandas skips blank lines. This reads the file as pandas does: a line without a
     quote is one row, or blank; from a line with one, Python's csv reader (which quotes as pandas
     does) reads the row, over as many lines as it takes. It runs only when a reject asks for a
-    line, and only forward (chunks come in order): a file without rejects is never read twice.
-    The header is on `header_line` (a title may stand above it: `csv_layout`)."""
+    line, forward (chunks come in order; a row before the last one asked for is read from the
+    file's top again): a file without rejects is never read twice. The header is on
+    `header_line` (a title may stand above it: `csv_layout`)."""
 
     def __init__(self, path: Path, encoding: str, header_line: int = 1):
         self.path, self.encoding, self.header_line = path, encoding, header_line
@@ -297,12 +301,12 @@ class CsvLines:
         return lambda positions: self.of(positions + first)
 
     def of(self, rows: np.ndarray) -> np.ndarray:
-        """The lines of `rows` (ascending, and past any asked for before)."""
+        """The lines of `rows` (ascending; quickest past any asked for before)."""
         return np.array([self._line_of(int(row)) for row in rows], dtype=np.int64)
 
     def _line_of(self, row: int) -> int:
-        if row < self._row:
-            raise ValueError(f"rows are numbered forward only: {row} after {self._row}")
+        if row < self._row:  # asked again from an earlier row: read from the top again
+            self.close()
         if self._file is None:
             self._file = open(self.path, encoding=self.encoding, newline="")
             self._starts = _row_starts(self._file)
@@ -322,8 +326,10 @@ class CsvLines:
         return self._line
 
     def close(self) -> None:
+        """Closes the file; rows asked for after are numbered from its top again."""
         if self._file is not None:
             self._file.close()
+        self._file, self._starts, self._row, self._line = None, None, -1, 1
 
 
 def _row_starts(file) -> Iterator[int]:
@@ -508,7 +514,7 @@ def parse_listings(
     rejects = _rejects(raw, mapping, problems, rows, line_of(rows))
     repeats = repeats_table(listings, found, line_of)
     listings = listings.drop(index=found["line"].to_numpy())
-    return LoadedListings(listings=listings, rejects=rejects, raw=raw, repeats=repeats)
+    return LoadedListings(listings, rejects, raw, repeats, lines)
 
 
 def sale_keys(listings: pd.DataFrame) -> pd.Series:

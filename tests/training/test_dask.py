@@ -86,7 +86,8 @@ def test_dask_batch_to_parquet(trained, settings, catalogue, dask_client, tmp_pa
 def test_dask_training_registers_and_evaluates_like_the_single_machine(tmp_path):
     sales = tmp_path / "sales.csv"
     export = generate(4000, seed=32, bad_share=0.01)
-    write_table(pd.concat([export, export.iloc[::200]]), sales)  # 20 sales written twice
+    written = pd.concat([export, export.iloc[::200]])  # 20 sales written twice
+    write_table(written, sales)
     local = Settings(home=tmp_path / "local", tracking_uri=None, search_trials=1, cv_folds=2)
     spread = Settings(home=tmp_path / "dask", tracking_uri=None, search_trials=1, cv_folds=2)
 
@@ -110,6 +111,15 @@ def test_dask_training_registers_and_evaluates_like_the_single_machine(tmp_path)
     assert run.data.params["rows_total"] == "4020"
     assert run.data.params["rows_repeated"] == "20"
     assert "model_mdape" in run.data.metrics
+    # Both list the price typos by the file's line, mostly the same ones (each screens with a
+    # model of its own), each line the row it names.
+    ids = {"listing_id": str}
+    listed = [pd.read_csv(o.typos_file, dtype=ids) for o in (single, distributed)]
+    assert distributed.typos == len(listed[1]) > 0 and single.typos == len(listed[0])
+    both = set(listed[0]["line"]) & set(listed[1]["line"])
+    assert len(both) >= 0.8 * max(len(listed[0]), len(listed[1]))
+    for table in listed:
+        assert list(written["账号ID"].iloc[table["line"] - 2]) == list(table["listing_id"])
     valuer = registry.load_valuer(spread)
     assert valuer.card.engine == "dask"
     # Dated sales are restated to the market date as on one machine: the same index, read off
@@ -144,11 +154,22 @@ def test_dask_training_restates_dated_sales_and_learns_without_the_typos(dask_cl
         vocabulary=encoder,
         everything=dd.from_pandas(sales, npartitions=3),
     )
-    valuer = distributed.fit(dask_client, spread, best, 0, {}, False, index, folds=2)
-    single = steps.fit(restated, encoder, best, 0, {}, folds=2)
-    # Every sale's typos are counted (the learning sales' on the cluster), as on one machine.
-    assert valuer.card.screened_typos >= 0.9 * len(sales.index[::40])
+    valuer, listed = distributed.fit(dask_client, spread, best, 0, {}, False, index, folds=2)
+    single, single_listed = steps.fit_with_typos(restated, encoder, best, 0, {}, folds=2)
+    # Every sale's typos are counted (the learning sales' on the cluster), as on one machine,
+    # and listed: the sales put in among them, each with the estimate it was measured against.
+    planted = sales.index[::40]
+    assert valuer.card.screened_typos >= 0.9 * len(planted)
     assert abs(valuer.card.screened_typos / single.card.screened_typos - 1) < 0.15
+    assert len(listed) == valuer.card.screened_typos  # the calibration is its own sample here
+    assert planted.isin(listed.index).mean() > 0.9
+    assert listed.index.isin(single_listed.index).mean() > 0.8
+    assert (listed["price"] == sales.loc[listed.index, "price"]).all()
+    far = np.abs(np.log(listed["price"] / listed["estimate"]))
+    assert (far > steps.TYPO_LOG - 0.01).all()
+    # (both rounded: the estimate to the yuan, 25 for the cheapest; the ratio to 0.01)
+    ratio = listed["price"] / listed["estimate"]
+    assert np.allclose(listed["ratio"], ratio, rtol=0.03, atol=0.006)
 
     listings = simulate_sales(3000, seed=35, at_end=True)
     ours = valuer.value_frame(listings)["price_estimate"].to_numpy()

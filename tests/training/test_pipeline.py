@@ -106,7 +106,8 @@ def test_unreadable_training_rows_are_written_out_and_logged(trained, settings):
     assert {"line", "column", "reason"} <= set(rejects.columns)
     client, run = _champion_run(settings, trained.model_version)
     logged = [a.path for a in client.list_artifacts(run.info.run_id, "rejects")]
-    assert logged == [f"rejects/{trained.rejects_file.name}"]
+    listed = [trained.rejects_file] + ([trained.typos_file] if trained.typos else [])
+    assert logged == sorted(f"rejects/{file.name}" for file in listed)
 
 
 def test_the_registered_pyfunc_prices_raw_rows_as_the_service_does(trained, settings):
@@ -211,7 +212,51 @@ def test_a_sale_written_twice_is_trained_on_once_and_listed(retrained, tmp_path)
     run = client.get_run(second.run_id)
     assert run.data.params["rows_repeated"] == str(REPEATED)
     logged = [a.path for a in client.list_artifacts(second.run_id, "rejects")]
-    assert logged == [f"rejects/{second.repeats_file.name}"]
+    assert f"rejects/{second.repeats_file.name}" in logged
+
+
+def test_price_typos_are_listed_by_their_line_beside_the_rejects(tmp_path):
+    """An export whose prices at PLANTED rows gained or lost a zero, after a seller's note
+    written over two lines (every later row one line further down than its place), trains
+    without learning from them and lists them: line, id, date, price, estimate, ratio."""
+    export = generate(800, seed=9, bad_share=0.0)
+    prices = load_listings_of(export, tmp_path)["price"].to_numpy()
+    planted = {120: 10.0, 300: 0.1, 301: 10.0, 555: 10.0, 700: 0.1}
+    for row, factor in planted.items():
+        export.loc[row, "成交价"] = str(round(prices[row] * factor))
+    export["备注"] = ""
+    export.loc[40, "备注"] = "急售\n可小刀"  # a note over two lines: rows after it move down one
+    data = write_table(export, tmp_path / "typos.csv")
+    own = Settings(home=tmp_path / "home", tracking_uri=None, search_trials=1, cv_folds=2)
+    said = []
+    outcome = train(data, own, say=said.append)
+
+    listed = pd.read_csv(outcome.typos_file, dtype={"账号ID": str})
+    assert outcome.typos == len(listed) == registry.load_valuer(own).card.screened_typos
+    assert list(listed.columns) == ["line", "listing_id", "sold_at", "price", "estimate", "ratio"]
+    line_of = {row: row + 2 + (row > 40) for row in range(len(export))}
+    assert {line_of[row] for row in planted} <= set(listed["line"])
+    for row, factor in planted.items():
+        typo = listed[listed["line"] == line_of[row]].iloc[0]
+        assert typo["listing_id"] == export.loc[row, "账号ID"]
+        assert typo["price"] == round(prices[row] * factor)
+        assert (typo["ratio"] > 3.6) if factor > 1 else (typo["ratio"] < 1 / 3.6)
+    # Every listed line is the row it names (the simulator's own typos among them).
+    row_of = {line: row for row, line in line_of.items()}
+    assert [export.loc[row_of[line], "账号ID"] for line in listed["line"]] == list(
+        listed["listing_id"]
+    )
+    assert any(f"listed in {outcome.typos_file}" in line for line in said)
+    client = registry.client(own)
+    assert client.get_run(outcome.run_id).data.params["screened_typos"] == str(outcome.typos)
+    logged = [a.path for a in client.list_artifacts(outcome.run_id, "rejects")]
+    assert logged == [f"rejects/{outcome.typos_file.name}"]
+
+
+def load_listings_of(export: pd.DataFrame, tmp_path) -> pd.DataFrame:
+    from valuation.loading import load_listings
+
+    return load_listings(write_table(export, tmp_path / "plain.csv"), require_price=True).listings
 
 
 def test_load_valuer_downloads_a_deleted_bundle_again(retrained):
@@ -276,3 +321,15 @@ def test_a_clean_export_leaves_no_earlier_list_of_its_rejects_or_repeats(tmp_pat
     assert listed == ["export.rejects.csv", "export.repeats.csv"] and len(said) == 2
     _keep_unread(rows.iloc[:0], rows.iloc[:0], 10, data, own, said.append)
     assert not list(own.bundles.iterdir()) and len(said) == 2
+
+
+def test_a_training_without_typos_removes_an_earlier_list(tmp_path):
+    from training.pipeline import _keep_typos
+
+    own = Settings(home=tmp_path, tracking_uri=None)
+    own.bundles.mkdir(parents=True)
+    earlier = own.bundles / "export.typos.csv"
+    earlier.write_text("line,price\n7,12000\n")
+    said = []
+    assert _keep_typos(pd.DataFrame(), 0, tmp_path / "export.csv", own, said.append) is None
+    assert not earlier.exists() and not said

@@ -383,6 +383,21 @@ def test_line_numbers_past_what_the_csv_module_reads_go_on_one_a_row(tmp_path, c
     assert caplog.text.count("numbered one line a row") == 1  # said once
 
 
+
+def test_a_loaded_export_numbers_any_of_its_rows_after_the_load(tmp_path):
+    """Training reports some rows after the load (the price typos it screens): the listings'
+    lines are read again from the file's top for a row before the last one numbered."""
+    noted = [*GOOD_ROWS[0][:5], "¥1,200\n(急售)"]  # a price over two lines: unreadable
+    rows = [GOOD_ROWS[0], noted, GOOD_ROWS[1], GOOD_ROWS[2], ["十万", *GOOD_ROWS[2][1:]]]
+    path = write_csv(tmp_path / "sales.csv", MARKET_HEADERS, rows)
+    loaded = load_listings(path, require_price=True)
+    assert loaded.rejects["line"].tolist() == [3, 7]
+    assert loaded.listings.index.tolist() == [0, 2, 3]
+    assert loaded.line_of(np.array([2, 3])).tolist() == [5, 6]
+    assert loaded.line_of(np.array([0])).tolist() == [2]  # an earlier row: read again
+    assert loaded.line_of(np.array([0, 2, 3])).tolist() == [2, 5, 6]
+
+
 GOOD = {
     "fans": st.one_of(
         st.sampled_from(["13.13W", "5.2万", "131,300", "3.5k", "1.2亿", "0"]),
