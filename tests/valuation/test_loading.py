@@ -383,7 +383,6 @@ def test_line_numbers_past_what_the_csv_module_reads_go_on_one_a_row(tmp_path, c
     assert caplog.text.count("numbered one line a row") == 1  # said once
 
 
-
 def test_a_loaded_export_numbers_any_of_its_rows_after_the_load(tmp_path):
     """Training reports some rows after the load (the price typos it screens): the listings'
     lines are read again from the file's top for a row before the last one numbered."""
