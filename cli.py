@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train", help="train on past sales, track and register in MLflow")
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--data", type=Path, help="CSV, Excel (.xlsx, .xls) or Parquet export of sales"
+        "--data",
+        type=Path,
+        nargs="+",
+        help="CSV, Excel (.xlsx, .xls) or Parquet export of sales; a folder of them, or several "
+        "files, read as one export",
     )
     source.add_argument(
         "--from-records",

@@ -5,6 +5,7 @@ The only place in training that touches MLflow or the disk; every step it calls 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import warnings
@@ -26,7 +27,13 @@ from training.tracking import use_experiment
 from valuation import monitoring
 from valuation.encoding import Encoder
 from valuation.infra.settings import Settings
-from valuation.loading import load_listings, write_rejects
+from valuation.loading import (
+    ExportError,
+    export_files,
+    export_name,
+    load_exports,
+    write_rejects,
+)
 from valuation.schema import FEATURES
 from valuation.storage import bundles, compiled_cache, registry
 from valuation.valuer import Valuer
@@ -55,24 +62,56 @@ class TrainingOutcome:
 
 
 def train(
-    data: str | Path,
+    data: str | Path | list[str | Path],
     settings: Settings,
     trials: int | None = None,
     say: Callable[[str], None] = lambda line: None,
     engine: str = "local",
     scheduler: str | None = None,
 ) -> TrainingOutcome:
-    """`engine="dask"` parses, splits and fits the point model on a Dask cluster (the one at
-    `scheduler`, or a local one); everything after the fit is the same for both engines."""
+    """`data`: a file, a folder of files or several (`valuation.loading.export_files`), read as
+    one export. `engine="dask"` parses, splits and fits the point model on a Dask cluster (the
+    one at `scheduler`, or a local one), from one file; everything after the fit is the same
+    for both engines."""
+    export = Export(export_files(data), export_name(data))
     with ExitStack() as stack:
         if engine == "dask":
             from valuation.infra.dask_engine import cluster
 
+            if len(export.files) > 1:
+                raise ExportError(
+                    f"{export.name}: the Dask engine reads one file; write the {len(export.files)} "
+                    "files as one (Parquet reads fastest), or train on them with the local engine"
+                )
             dask_client = stack.enter_context(cluster(scheduler))
-            prepared = _prepare_dask(dask_client, Path(data), settings, say)
+            prepared = _prepare_dask(dask_client, export, settings, say)
         else:
-            prepared = _prepare_local(Path(data), settings, say)
-        return _train(Path(data), settings, prepared, trials, say)
+            prepared = _prepare_local(export, settings, say)
+        return _train(export, settings, prepared, trials, say)
+
+
+@dataclass(frozen=True)
+class Export:
+    """The files trained on, read as one export, and the name its lists are written under."""
+
+    files: list[Path]
+    name: str
+
+    @property
+    def label(self) -> str:
+        """How the run and its report name the data: the file's name, or the export's."""
+        return self.files[0].name if len(self.files) == 1 else self.name
+
+    def digest(self) -> str:
+        """The file's SHA-256; of several, the SHA-256 of their SHA-256s, in order."""
+        digests = [steps.data_digest(file) for file in self.files]
+        if len(digests) == 1:
+            return digests[0]
+        return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+    def list_file(self, settings: Settings, kind: str) -> Path:
+        """Where a list of rows not trained on is written: `models/<name>.<kind>.csv`."""
+        return settings.bundles / f"{self.name}.{kind}.csv"
 
 
 @dataclass
@@ -87,12 +126,13 @@ class _Prepared:
     encoder: Encoder
     fit: Callable[[steps.Trial, dict, bool], tuple[Valuer, pd.DataFrame]]
     """(configuration, card, everything): fitted on the training sales, or on all of them; and
-    the sales it took for price typos (`steps.price_typos`), indexed by file line."""
+    the sales it took for price typos (`steps.price_typos`), each after its place (`line`, and
+    `file` in an export of several files)."""
 
 
-def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
-    loaded = load_listings(data, require_price=True, drop_repeats=True)
-    _keep_unread(loaded.rejects, loaded.repeats, loaded.total, data, settings, say)
+def _prepare_local(export: Export, settings: Settings, say) -> _Prepared:
+    loaded = load_exports(export.files, require_price=True, drop_repeats=True)
+    _keep_unread(loaded.rejects, loaded.repeats, loaded.total, export, settings, say)
     sales = steps.validate(loaded, settings.max_reject_share)
     split = steps.split(sales, settings.holdout_share, settings.seed)
     encoder = steps.vocabulary(split.train)
@@ -110,7 +150,7 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
         if not everything:
             card = steps.with_market(card, index)
             valuer, typos = steps.fit_with_typos(split.train, encoder, best, seed, card, folds)
-            return valuer, by_line(typos)
+            return valuer, placed(typos)
         late = steps.after_market_date(every, every_index)
         _say_late(len(late), late.max() if len(late) else None, every_index, say)
         card = steps.with_market(card, every_index)
@@ -124,11 +164,12 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
                 screen_with = screen_with - steps.levels_on(every, every_index, index.market_date)
         restated = steps.restated(every, every_index)
         fitted = steps.fit_with_typos(restated, vocabulary, best, seed, card, folds, screen_with)
-        return fitted[0], by_line(fitted[1])
+        return fitted[0], placed(fitted[1])
 
-    def by_line(typos: pd.DataFrame) -> pd.DataFrame:  # indexed by the rows' places in the file
+    def placed(typos: pd.DataFrame) -> pd.DataFrame:  # indexed by the rows' places in the export
         typos = typos.sort_index()
-        return typos.set_axis(loaded.line_of(typos.index.to_numpy(dtype=np.int64)))
+        place = loaded.place(typos.index.to_numpy(dtype=np.int64))
+        return pd.concat([place, typos.reset_index(drop=True)], axis=1)
 
     return _Prepared(
         total=loaded.total,
@@ -142,11 +183,11 @@ def _prepare_local(data: Path, settings: Settings, say) -> _Prepared:
     )
 
 
-def _prepare_dask(dask_client, data: Path, settings: Settings, say) -> _Prepared:
+def _prepare_dask(dask_client, export: Export, settings: Settings, say) -> _Prepared:
     from training import distributed
 
-    sales = distributed.load(dask_client, data, settings.holdout_share, settings.seed)
-    _keep_unread(sales.rejects, sales.repeats, sales.total, data, settings, say)
+    sales = distributed.load(dask_client, export.files[0], settings.holdout_share, settings.seed)
+    _keep_unread(sales.rejects, sales.repeats, sales.total, export, settings, say)
     steps.check_rejects(
         sales.total,
         len(sales.rejects),
@@ -165,10 +206,16 @@ def _prepare_dask(dask_client, data: Path, settings: Settings, say) -> _Prepared
     def fit(best: steps.Trial, card: dict, everything: bool) -> tuple[Valuer, pd.DataFrame]:
         if not everything:
             card = steps.with_market(card, index)
-            return distributed.fit(dask_client, sales, best, seed, card, False, index, folds)
-        _say_late(*distributed.after_market_date(sales, every_index), every_index, say)
-        card = steps.with_market(card, every_index)
-        return distributed.fit(dask_client, sales, best, seed, card, True, every_index, folds)
+            valuer, typos = distributed.fit(
+                dask_client, sales, best, seed, card, False, index, folds
+            )
+        else:
+            _say_late(*distributed.after_market_date(sales, every_index), every_index, say)
+            card = steps.with_market(card, every_index)
+            valuer, typos = distributed.fit(
+                dask_client, sales, best, seed, card, True, every_index, folds
+            )
+        return valuer, typos.rename_axis("line").reset_index()  # indexed by file line
 
     return _Prepared(
         total=sales.total,
@@ -201,12 +248,13 @@ def _say_late(count: int, latest, index, say) -> None:
         )
 
 
-def _keep_unread(rejects, repeats, total: int, data: Path, settings: Settings, say) -> None:
+def _keep_unread(rejects, repeats, total: int, export: Export, settings: Settings, say) -> None:
     """The rows not trained on, written and said before anything else, even when training then
     refuses: those that could not be read, and those that repeat an earlier row's sale. A list
     an earlier training on a file of this name left is removed when this one has none."""
     settings.bundles.mkdir(parents=True, exist_ok=True)
-    rejects_file, repeats_file = _rejects_file(data, settings), _repeats_file(data, settings)
+    rejects_file = export.list_file(settings, "rejects")
+    repeats_file = export.list_file(settings, "repeats")
     for rows, file in ((rejects, rejects_file), (repeats, repeats_file)):
         if len(rows):
             write_rejects(rows, file)
@@ -222,32 +270,24 @@ def _keep_unread(rejects, repeats, total: int, data: Path, settings: Settings, s
         )
 
 
-def _rejects_file(data: Path, settings: Settings) -> Path:
-    return settings.bundles / f"{data.stem}.rejects.csv"
-
-
-def _repeats_file(data: Path, settings: Settings) -> Path:
-    return settings.bundles / f"{data.stem}.repeats.csv"
-
-
-def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
+def _train(export: Export, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
     """The stages, in one MLflow run: what was trained on, the search, the holdout's evaluation
     and the served fit, the registration, the gate."""
     import mlflow
 
     split = prepared.split
-    rejects_file = _rejects_file(data, settings) if len(prepared.rejects) else None
-    repeats_file = _repeats_file(data, settings) if len(prepared.repeats) else None
+    rejects_file = export.list_file(settings, "rejects") if len(prepared.rejects) else None
+    repeats_file = export.list_file(settings, "repeats") if len(prepared.repeats) else None
     say(
         f"{prepared.rows_train} sales to train on, {prepared.rows_holdout} held out "
         f"({split.by} split)"
     )
     trials = trials or settings.search_trials or len(steps.CANDIDATES)
-    digest = steps.data_digest(data)
+    digest = export.digest()
     client = registry.client(settings)
     use_experiment(settings)
-    with mlflow.start_run(run_name=f"train-{data.stem}") as run:
-        _track_inputs(data, settings, prepared, trials, digest, (rejects_file, repeats_file))
+    with mlflow.start_run(run_name=f"train-{export.name}") as run:
+        _track_inputs(export, settings, prepared, trials, digest, (rejects_file, repeats_file))
         best = _search(settings, prepared, trials, say)
         card = {
             "data_sha256": digest,
@@ -258,8 +298,8 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
             "profile": monitoring.profile(split.train),
         }
         evaluation, valuer, typos = _evaluate_and_fit(prepared, best, card, say)
-        typos_file = _keep_typos(typos, valuer.card.screened_typos, data, settings, say)
-        log_evaluation(evaluation, valuer, f"{settings.model_name}, trained on {data.name}")
+        typos_file = _keep_typos(typos, valuer.card.screened_typos, export, settings, say)
+        log_evaluation(evaluation, valuer, f"{settings.model_name}, trained on {export.label}")
         version, local = _register(client, settings, valuer, say)
         decision = _gate(client, settings, version, evaluation.metrics["model"], split, card, say)
     return TrainingOutcome(
@@ -279,15 +319,16 @@ def _train(data, settings, prepared: _Prepared, trials, say) -> TrainingOutcome:
     )
 
 
-def _track_inputs(data, settings, prepared: _Prepared, trials, digest, listed) -> None:
-    """On the run: the data (path, digest, rows, rejects and repeats, `listed` their files), the
-    split and the search's settings."""
+def _track_inputs(export: Export, settings, prepared: _Prepared, trials, digest, listed) -> None:
+    """On the run: the data (path, or the paths of several files; digest, rows, rejects and
+    repeats, `listed` their files), the split and the search's settings."""
     import mlflow
 
     split = prepared.split
     mlflow.log_params(
         {
-            "data_path": str(data),
+            "data_path": _paths(export.files),
+            "data_name": export.label,
             "data_sha256": digest,
             "rows_total": prepared.total,
             "rows_rejected": len(prepared.rejects),
@@ -304,7 +345,9 @@ def _track_inputs(data, settings, prepared: _Prepared, trials, digest, listed) -
     sales = sales.drop(columns=[steps.MARKET_LEVEL], errors="ignore")  # the export's columns
     with warnings.catch_warnings():  # MLflow's hints on int columns and on local sources
         warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(sales, source=str(data.resolve()), name=data.name)
+        source = export.files[0].resolve()
+        source = source if len(export.files) == 1 else source.parent
+        dataset = mlflow.data.from_pandas(sales, source=str(source), name=export.label)
         mlflow.log_input(dataset, "training")
     for listing in filter(None, listed):
         mlflow.log_artifact(str(listing), "rejects")
@@ -363,17 +406,25 @@ def _evaluate_and_fit(prepared: _Prepared, best: steps.Trial, card: dict, say):
     return evaluation, valuer, typos
 
 
-def _keep_typos(typos: pd.DataFrame, count: int, data: Path, settings: Settings, say):
+def _paths(files: list[Path], limit: int = 2000) -> str:
+    """The files' paths as one MLflow parameter (at most `limit` characters)."""
+    joined = "; ".join(map(str, files))
+    if len(joined) <= limit:
+        return joined
+    return f"{files[0]}; ... ({len(files)} files in all); {files[-1]}"
+
+
+def _keep_typos(typos: pd.DataFrame, count: int, export: Export, settings: Settings, say):
     """The sales the served fit took for price typos, said and listed beside the rejects (their
     line, id, date, price, the estimate they were measured against and the ratio), logged on the
     run; the file, or None (an earlier training's list removed)."""
     import mlflow
 
-    file = settings.bundles / f"{data.stem}.typos.csv"
+    file = export.list_file(settings, "typos")
     if not count:
         file.unlink(missing_ok=True)
         return None
-    write_rejects(typos.rename_axis("line").reset_index(), file)
+    write_rejects(typos, file)
     mlflow.log_artifact(str(file), "rejects")
     # On the Dask engine, a calibration larger than its sample is counted from the sample.
     listed = "" if len(typos) == count else f" ({len(typos)} of them, those examined one by one)"

@@ -412,5 +412,10 @@ def report(settings: Settings, out: Path, version: str | None = None) -> Path:
         predictions = pd.read_parquet(local)
     valuer = registry.load_valuer(settings, version=version)
     evaluation = Evaluation(metrics=valuer.card.holdout_metrics, predictions=predictions)
-    subtitle = f"{settings.model_name} version {version}, trained on {Path(run.data.params['data_path']).name}"
+    subtitle = f"{settings.model_name} version {version}, trained on {_data_name(run.data.params)}"
     return write_report(evaluation, importance(valuer), out, REPORT_TITLE, subtitle, valuer.market)
+
+
+def _data_name(params: dict) -> str:
+    """The data a run trained on: its name (runs since exports of several files), or its file's."""
+    return params.get("data_name") or Path(params["data_path"]).name

@@ -67,6 +67,8 @@ class LoadedListings:
     line_of: LineNumbers = field(default_factory=lambda: _consecutive(2))
     """The file line of rows of `raw` (`listings`' index), ascending: what training finds later
     about a sale (a price typo) is reported on its line, as a reject is."""
+    file_of: Callable[[np.ndarray], np.ndarray] | None = None
+    """An export of several files (`load_exports`): the file of rows of `raw`, as `line_of`."""
 
     @property
     def total(self) -> int:
@@ -75,6 +77,14 @@ class LoadedListings:
     @property
     def reject_share(self) -> float:
         return len(self.rejects) / self.total if self.total else 0.0
+
+    def place(self, rows: np.ndarray) -> pd.DataFrame:
+        """Where rows of `raw` (ascending) stand: their line, after their file in an export of
+        several files."""
+        lines = {"line": self.line_of(rows)}
+        return pd.DataFrame(
+            lines if self.file_of is None else {"file": self.file_of(rows), **lines}
+        )
 
 
 def read_export(path: str | Path) -> pd.DataFrame:
@@ -544,13 +554,21 @@ def repeated_rows(keys: pd.Series) -> pd.DataFrame:
     )
 
 
-def repeats_table(listings: pd.DataFrame, found: pd.DataFrame, line_of=None) -> pd.DataFrame:
+def repeats_table(
+    listings: pd.DataFrame, found: pd.DataFrame, line_of=None, file_of=None
+) -> pd.DataFrame:
     """`found` (`repeated_rows` of `listings`' rows) as the user reads it: lines (`line_of` the
-    rows; the rows themselves where they are lines), then the id, date and price read."""
+    rows; the rows themselves where they are lines), each after its file where `file_of` tells
+    (an export of several files), then the id, date and price read."""
     line_of = line_of or (lambda rows: rows)
     shown = [c for c in (LISTING_ID.name, SOLD_AT.name, TARGET.name) if c in listings]
     rows = found["line"].to_numpy()
-    table = {c: line_of(found[c].to_numpy()) for c in REPEAT_COLUMNS}
+    table = {}
+    for column, file_column in zip(REPEAT_COLUMNS, ("file", "repeats_file"), strict=True):
+        at = found[column].to_numpy()
+        if file_of is not None:
+            table[file_column] = file_of(at)
+        table[column] = line_of(at)
     return pd.concat(
         [pd.DataFrame(table), listings.loc[rows, shown].reset_index(drop=True)], axis=1
     )
@@ -559,6 +577,85 @@ def repeats_table(listings: pd.DataFrame, found: pd.DataFrame, line_of=None) -> 
 def no_repeats() -> pd.DataFrame:
     """No repeated rows: `repeated_rows`' table, empty."""
     return pd.DataFrame({c: np.zeros(0, dtype=np.int64) for c in REPEAT_COLUMNS})
+
+
+def export_files(data: str | Path | list[str | Path]) -> list[Path]:
+    """The files an export is read from: a file; a folder's CSV, workbook and Parquet files, by
+    name (a month's export each, say); or several of either, in the order given."""
+    files: list[Path] = []
+    for path in map(Path, [data] if isinstance(data, str | Path) else data):
+        if path.is_dir():
+            found = sorted(
+                f
+                for f in path.iterdir()
+                if f.is_file()
+                and f.suffix.lower() in READABLE
+                and not f.name.startswith((".", "~$"))
+            )
+            if not found:
+                raise ExportError(f"{path}: a folder without a CSV, Excel or Parquet file")
+            files.extend(found)
+        else:
+            files.append(path)
+    unique = list(dict.fromkeys(f.resolve() for f in files))
+    return [next(f for f in files if f.resolve() == u) for u in unique]  # a file named twice: once
+
+
+def export_name(data: str | Path | list[str | Path]) -> str:
+    """What an export's outputs are named after: a file's stem, a folder's name, or the first
+    file's stem and how many more (`2026-01+9`)."""
+    given = [data] if isinstance(data, str | Path) else list(data)
+    if len(given) == 1:
+        path = Path(given[0])
+        return path.name if path.is_dir() else path.stem
+    files = export_files(given)
+    return f"{files[0].stem}+{len(files) - 1}"
+
+
+def load_exports(
+    files: list[Path], require_price: bool, drop_repeats: bool = False
+) -> LoadedListings:
+    """Several files read as one export, each by `load_listings` with its own header and lines:
+    rejects and repeats name their file, and a sale one file repeats from another (two exports of
+    overlapping months) is found across them. `listings`' index counts the rows of all files,
+    one file after the other."""
+    if len(files) == 1:
+        return load_listings(files[0], require_price, drop_repeats)
+    parts = [load_listings(f, require_price) for f in files]
+    names = [f.name for f in files]
+    names = np.array(names if len(set(names)) == len(names) else [str(f) for f in files])
+    starts = np.cumsum([0] + [part.total for part in parts[:-1]])
+
+    def which(rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(starts, rows, side="right") - 1
+
+    def line_of(rows: np.ndarray) -> np.ndarray:  # each file's rows asked for in order, once
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        ordered, part = rows[order], which(rows[order])
+        lines = np.zeros(len(rows), dtype=np.int64)
+        for i in np.unique(part):
+            lines[order[part == i]] = parts[i].line_of(ordered[part == i] - starts[i])
+        return lines
+
+    listings = pd.concat(
+        [part.listings.set_axis(part.listings.index + start) for part, start in zip(parts, starts)]
+    )
+    rejects = pd.concat(
+        [
+            part.rejects.assign(file=name)[["file", *part.rejects.columns]]
+            for part, name in zip(parts, names)
+        ],
+        ignore_index=True,
+    )
+    raw = pd.concat([part.raw for part in parts], ignore_index=True)
+    file_of = lambda rows: names[which(np.asarray(rows, dtype=np.int64))]  # noqa: E731
+    repeats = no_repeats()
+    if drop_repeats:
+        found = repeated_rows(sale_keys(listings))
+        repeats = repeats_table(listings, found, line_of, file_of)
+        listings = listings.drop(index=found["line"].to_numpy())
+    return LoadedListings(listings, rejects, raw, repeats, line_of, file_of)
 
 
 def load_listings(

@@ -115,6 +115,10 @@ def test_train_prints_the_holdout_table_then_keeps_the_champion(tmp_path, capsys
     out = capsys.readouterr().out
     said = re.search(r"(\d+) sales priced 3.7x or more away .* price typos: not learned from", out)
     assert said and int(said[1]) >= 8
+    typos = pd.read_csv(home / "models" / "sales.typos.csv")  # said where: "listed in ..."
+    assert f"listed in {home / 'models' / 'sales.typos.csv'}" in out and len(typos) == int(said[1])
+    planted = typos[typos["line"].isin(sales.index[::100] + 2)]
+    assert len(planted) == 8 and (planted["price"] == 500_000).all()
     assert "holdout (time split):" in out
     assert "MdAPE" in out and "RMSLE" in out
     for who in ("model", "baseline_fans_band", "baseline_linear"):
@@ -150,6 +154,20 @@ def test_train_on_a_missing_file_is_one_line(tmp_path, capsys, use_home, name):
     use_home(tmp_path / "home")
     assert cli.main(["train", "--data", str(tmp_path / name)]) == cli.EXIT_FAILED
     assert "no such file" in _one_error_line(capsys.readouterr().err, "train")
+
+
+def test_train_on_several_files_names_the_one_that_cannot_be_read(tmp_path, capsys, use_home):
+    write_table(generate(100, seed=2), tmp_path / "2026-01.csv")
+    use_home(tmp_path / "home")
+    given = [str(tmp_path / "2026-01.csv"), str(tmp_path / "2026-02.csv")]
+    assert cli.main(["train", "--data", *given]) == cli.EXIT_FAILED
+    assert "2026-02.csv: no such file" in _one_error_line(capsys.readouterr().err, "train")
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["train", "--data", str(tmp_path / "empty")]) == cli.EXIT_FAILED
+    assert "without a CSV" in _one_error_line(capsys.readouterr().err, "train")
+    write_table(generate(100, seed=3), tmp_path / "2026-02.csv")
+    assert cli.main(["train", "--data", *given, "--engine", "dask"]) == cli.EXIT_FAILED
+    assert "the Dask engine reads one file" in _one_error_line(capsys.readouterr().err, "train")
 
 
 @pytest.mark.parametrize(

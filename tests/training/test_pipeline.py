@@ -16,7 +16,7 @@ from data.simulator import generate
 from training.pipeline import train
 from valuation.infra.settings import Settings
 from valuation.listing import Listing
-from valuation.loading import read_export, write_table
+from valuation.loading import ExportError, read_export, write_table
 from valuation.storage import registry
 
 RAW_ROWS = pd.DataFrame(
@@ -311,10 +311,10 @@ def test_a_fast_rising_market_earns_champion_its_holdout_taken_to_the_fits_marke
 
 def test_a_clean_export_leaves_no_earlier_list_of_its_rejects_or_repeats(tmp_path):
     """Lists are named after the data file: an earlier training's would read as this one's."""
-    from training.pipeline import _keep_unread
+    from training.pipeline import Export, _keep_unread
 
     own = Settings(home=tmp_path, tracking_uri=None)
-    data, said = tmp_path / "export.csv", []
+    data, said = Export([tmp_path / "export.csv"], "export"), []
     rows = pd.DataFrame({"line": [5], "repeats": [2]})
     _keep_unread(rows, rows, 10, data, own, said.append)
     listed = sorted(p.name for p in own.bundles.iterdir())
@@ -324,12 +324,65 @@ def test_a_clean_export_leaves_no_earlier_list_of_its_rejects_or_repeats(tmp_pat
 
 
 def test_a_training_without_typos_removes_an_earlier_list(tmp_path):
-    from training.pipeline import _keep_typos
+    from training.pipeline import Export, _keep_typos
 
     own = Settings(home=tmp_path, tracking_uri=None)
     own.bundles.mkdir(parents=True)
     earlier = own.bundles / "export.typos.csv"
     earlier.write_text("line,price\n7,12000\n")
     said = []
-    assert _keep_typos(pd.DataFrame(), 0, tmp_path / "export.csv", own, said.append) is None
+    export = Export([tmp_path / "export.csv"], "export")
+    assert _keep_typos(pd.DataFrame(), 0, export, own, said.append) is None
     assert not earlier.exists() and not said
+
+
+def test_a_folder_of_monthly_exports_trains_as_one_export(tmp_path):
+    """Two exports whose months overlap by OVERLAP sales, in a folder: one training on every
+    sale once, its lists naming each row's file and line."""
+    export = generate(800, seed=9, bad_share=0.01)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    first, second = export.iloc[:430], export.iloc[400:]
+    write_table(first, folder / "2026-01.csv")
+    write_table(second, folder / "2026-02.csv")
+    own = Settings(home=tmp_path / "home", tracking_uri=None, search_trials=1, cv_folds=2)
+    outcome = train(folder, own)
+
+    readable = load_listings_of(export, tmp_path).index
+    overlap = readable[
+        (readable >= 400) & (readable < 430)
+    ].to_numpy()  # an unreadable one: no sale
+    assert (outcome.rows, outcome.repeated) == (830, len(overlap)) and len(overlap) > 25
+    repeats = pd.read_csv(outcome.repeats_file)
+    assert repeats[["file", "repeats_file"]].drop_duplicates().values.tolist() == [
+        ["2026-02.csv", "2026-01.csv"]
+    ]
+    assert repeats["line"].tolist() == list(overlap - 400 + 2)
+    assert repeats["repeats"].tolist() == list(overlap + 2)
+    rejects = pd.read_csv(outcome.rejects_file)
+    assert outcome.rejected == len(rejects) > 0 and set(rejects["file"]) <= {
+        "2026-01.csv",
+        "2026-02.csv",
+    }
+    files = {"2026-01.csv": first, "2026-02.csv": second}
+    for table in (rejects, pd.read_csv(outcome.typos_file, dtype={"listing_id": str})):
+        for file, line, *_ in table.itertuples(index=False):
+            assert file in files and 2 <= line < len(files[file]) + 2
+    typos = pd.read_csv(outcome.typos_file, dtype={"listing_id": str})
+    ids = [files[f]["账号ID"].iloc[line - 2] for f, line in zip(typos["file"], typos["line"])]
+    assert ids == typos["listing_id"].tolist()
+    assert {p.name for p in own.bundles.glob("*.csv")} == {
+        "exports.rejects.csv",
+        "exports.repeats.csv",
+        "exports.typos.csv",
+    }
+    valuer = registry.load_valuer(own)
+    assert valuer.card.data_rows == 830 - outcome.rejected - outcome.repeated == len(readable)
+    digests = {hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.iterdir()}
+    assert valuer.card.data_sha256 not in digests
+    params = registry.client(own).get_run(outcome.run_id).data.params
+    assert params["data_name"] == "exports"
+    assert params["data_path"] == f"{folder / '2026-01.csv'}; {folder / '2026-02.csv'}"
+
+    with pytest.raises(ExportError, match="the Dask engine reads one file"):
+        train(folder, own, engine="dask")

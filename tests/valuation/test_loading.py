@@ -16,6 +16,9 @@ from valuation.loading import (
     CsvLines,
     ExportError,
     canonical_headers,
+    export_files,
+    export_name,
+    load_exports,
     load_listings,
     parse_listings,
     read_export_chunks,
@@ -704,3 +707,67 @@ def test_rows_that_differ_in_anything_read_are_not_repeats(tmp_path):
     again = load_listings(path, require_price=True, drop_repeats=True)
     assert again.repeats["repeats"].tolist() == list(range(2, 2 + len(rows)))
     assert again.repeats["line"].tolist() == list(range(2 + len(rows), 2 + 2 * len(rows)))
+
+
+# an export of several files ------------------------------------------------------------------
+
+
+def test_a_folder_is_read_as_its_exports_by_name(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    for name in ("2026-02.xlsx", "2026-01.csv", "notes.txt", ".hidden.csv", "~$2026-02.xlsx"):
+        (folder / name).write_text("x")
+    (folder / "old").mkdir()
+    assert [f.name for f in export_files(folder)] == ["2026-01.csv", "2026-02.xlsx"]
+    assert export_name(folder) == "exports"
+    extra = tmp_path / "late.parquet"
+    given = [folder, extra, folder / "2026-01.csv"]  # a file named twice is read once
+    assert [f.name for f in export_files(given)] == ["2026-01.csv", "2026-02.xlsx", "late.parquet"]
+    assert export_name(given) == "2026-01+2"
+    assert export_name(tmp_path / "sales.csv") == "sales"
+    assert export_files(tmp_path / "sales.csv") == [tmp_path / "sales.csv"]
+    with pytest.raises(ExportError, match="without a CSV, Excel or Parquet file"):
+        export_files(folder / "old")
+
+
+def test_several_files_are_one_export_their_rows_placed_by_file_and_line(tmp_path):
+    """January's export in the market's headers, February's in English, other columns' order
+    and a month's overlap: each read by its own header; rejects and repeats name their file and
+    line; a sale both files hold is trained on once."""
+    january = write_csv(
+        tmp_path / "jan.csv",
+        [*MARKET_HEADERS, "账号ID"],
+        [
+            [*GOOD_ROWS[0], "KS1"],
+            ["十万", *GOOD_ROWS[1][1:], "KS2"],
+            [*GOOD_ROWS[2], "KS3"],
+        ],
+    )
+    headers = ["listing_id", *reversed(ENGLISH_HEADERS)]
+    february = write_csv(
+        tmp_path / "feb.csv",
+        headers,
+        [
+            ["KS4", *reversed(GOOD_ROWS[1])],
+            ["KS3", *reversed(GOOD_ROWS[2])],  # January's third sale, written again
+            ["KS5", "free", *reversed(GOOD_ROWS[0][:5])],
+            ["KS3", *reversed(GOOD_ROWS[2])],
+        ],
+    )
+    loaded = load_exports([january, february], require_price=True, drop_repeats=True)
+    assert loaded.total == 7
+    assert loaded.rejects[["file", "line", "column"]].values.tolist() == [
+        ["jan.csv", 3, "粉丝数量"],
+        ["feb.csv", 4, "price"],
+    ]
+    assert loaded.repeats[["file", "line", "repeats_file", "repeats"]].values.tolist() == [
+        ["feb.csv", 3, "jan.csv", 4],
+        ["feb.csv", 5, "jan.csv", 4],
+    ]
+    assert loaded.listings["listing_id"].tolist() == ["KS1", "KS3", "KS4"]
+    assert loaded.listings["fans"].tolist() == [131300, 800, 52000]
+    place = loaded.place(loaded.listings.index.to_numpy())
+    assert place.values.tolist() == [["jan.csv", 2], ["jan.csv", 4], ["feb.csv", 2]]
+    # One file is read as before: no file column anywhere.
+    alone = load_exports([january], require_price=True, drop_repeats=True)
+    assert "file" not in alone.rejects and "file" not in alone.place(np.array([0]))
