@@ -384,5 +384,14 @@ def test_a_folder_of_monthly_exports_trains_as_one_export(tmp_path):
     assert params["data_name"] == "exports"
     assert params["data_path"] == f"{folder / '2026-01.csv'}; {folder / '2026-02.csv'}"
 
+    # The same rows in one file train the same model: the folder is read as that file.
+    joined = write_table(pd.concat([first, second]), tmp_path / "joined.csv")
+    alone = Settings(home=tmp_path / "alone", tracking_uri=None, search_trials=1, cv_folds=2)
+    one_file = train(joined, alone)
+    assert (one_file.rejected, one_file.repeated) == (outcome.rejected, outcome.repeated)
+    assert one_file.metrics == outcome.metrics
+    texts = [(o.bundle / "point.txt").read_text() for o in (outcome, one_file)]
+    assert texts[0] == texts[1]
+
     with pytest.raises(ExportError, match="the Dask engine reads one file"):
         train(folder, own, engine="dask")
