@@ -173,8 +173,9 @@ def fit(
     index: MarketIndex | None = None,
     folds: int = 5,
 ) -> tuple[Valuer, pd.DataFrame]:
-    """The served valuer and the sales it took for price typos (`steps.price_typos`, indexed by
-    file line: every learning sale's, and those of the calibration's sample). The point model on the cluster (on the training sales, or with `everything` on all of
+    """The served valuer and, with `everything` (the served fit), the sales it took for price
+    typos (`steps.price_typos`, indexed by file line: every learning sale's, and those of the
+    calibration's sample). The point model on the cluster (on the training sales, or with `everything` on all of
     them), taught as `steps.fit` teaches it: each sale restated to the market date by `index`,
     price typos screened out and the others weighted by Huber's weight, against a model fitted
     on a sample of the learning sales (`_screen`), UNKNOWN_CATEGORY_SHARE of them shown with the
@@ -194,8 +195,10 @@ def fit(
     meta = _taught(frame._meta, screen, curve, reach, encoder, seed)
     taught = learn.map_partitions(_taught, screen, curve, reach, encoder, seed, meta=meta)
     taught = client.persist(taught)
-    meta = steps.price_typos(frame._meta, np.zeros(0))
-    typos = learn.map_partitions(_typos, screen, curve, encoder, meta=meta).compute()
+    screened = rows - int(taught.shape[0].compute())  # the learning sales screened out as typos
+    typos = steps.price_typos(frame._meta, np.zeros(0))
+    if everything:  # the served fit's typos are listed; found again, as `_taught` found them
+        typos = learn.map_partitions(_typos, screen, curve, encoder, meta=typos).compute()
     features = taught[list(FEATURE_NAMES)].to_dask_array(lengths=True)
     label = taught[LABEL].to_dask_array(lengths=True)
     weight = taught[WEIGHT].to_dask_array(lengths=True)
@@ -225,9 +228,9 @@ def fit(
     # those of its sample (every calibration sale up to SAMPLE_ROWS), counted as all of them.
     held_typos = steps.price_typos(held, residual)
     among_calibration = round(len(held_typos) * calibrating / max(len(held), 1))
-    count = len(typos) + among_calibration
+    count = screened + among_calibration
     valuer.card = dataclasses.replace(valuer.card, screened_typos=count)
-    return valuer, pd.concat([typos, held_typos]).sort_index()
+    return valuer, pd.concat([typos, held_typos]).sort_index() if everything else typos
 
 
 def _screen(

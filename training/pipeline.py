@@ -126,8 +126,8 @@ class _Prepared:
     encoder: Encoder
     fit: Callable[[steps.Trial, dict, bool], tuple[Valuer, pd.DataFrame]]
     """(configuration, card, everything): fitted on the training sales, or on all of them; and
-    the sales it took for price typos (`steps.price_typos`), each after its place (`line`, and
-    `file` in an export of several files)."""
+    with `everything`, the sales it took for price typos (`steps.price_typos`), each after its
+    place (`line`, and `file` in an export of several files)."""
 
 
 def _prepare_local(export: Export, settings: Settings, say) -> _Prepared:
@@ -149,8 +149,7 @@ def _prepare_local(export: Export, settings: Settings, say) -> _Prepared:
     def fit(best: steps.Trial, card: dict, everything: bool) -> tuple[Valuer, pd.DataFrame]:
         if not everything:
             card = steps.with_market(card, index)
-            valuer, typos = steps.fit_with_typos(split.train, encoder, best, seed, card, folds)
-            return valuer, placed(typos)
+            return steps.fit(split.train, encoder, best, seed, card, folds), pd.DataFrame()
         late = steps.after_market_date(every, every_index)
         _say_late(len(late), late.max() if len(late) else None, every_index, say)
         card = steps.with_market(card, every_index)

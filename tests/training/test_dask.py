@@ -154,7 +154,7 @@ def test_dask_training_restates_dated_sales_and_learns_without_the_typos(dask_cl
         vocabulary=encoder,
         everything=dd.from_pandas(sales, npartitions=3),
     )
-    valuer, listed = distributed.fit(dask_client, spread, best, 0, {}, False, index, folds=2)
+    valuer, listed = distributed.fit(dask_client, spread, best, 0, {}, True, index, folds=2)
     single, single_listed = steps.fit_with_typos(restated, encoder, best, 0, {}, folds=2)
     # Every sale's typos are counted (the learning sales' on the cluster), as on one machine,
     # and listed: the sales put in among them, each with the estimate it was measured against.
