@@ -73,7 +73,7 @@ def train(
     one export. `engine="dask"` parses, splits and fits the point model on a Dask cluster (the
     one at `scheduler`, or a local one), from one file; everything after the fit is the same
     for both engines."""
-    export = Export(export_files(data), export_name(data))
+    export = Export.of(data)
     with ExitStack() as stack:
         if engine == "dask":
             from valuation.infra.dask_engine import cluster
@@ -92,15 +92,18 @@ def train(
 
 @dataclass(frozen=True)
 class Export:
-    """The files trained on, read as one export, and the name its lists are written under."""
+    """The files trained on, read as one export; the name its lists are written under, and how
+    the run and its report name the data (one file's own name, or the export's)."""
 
     files: list[Path]
     name: str
+    label: str
 
-    @property
-    def label(self) -> str:
-        """How the run and its report name the data: the file's name, or the export's."""
-        return self.files[0].name if len(self.files) == 1 else self.name
+    @classmethod
+    def of(cls, data: str | Path | list[str | Path]) -> Export:
+        files = export_files(data)
+        name = export_name(data, files)
+        return cls(files, name, files[0].name if name == files[0].stem else name)
 
     def digest(self) -> str:
         """The file's SHA-256; of several, the SHA-256 of their SHA-256s, in order."""
@@ -250,10 +253,12 @@ def _say_late(count: int, latest, index, say) -> None:
 def _keep_unread(rejects, repeats, total: int, export: Export, settings: Settings, say) -> None:
     """The rows not trained on, written and said before anything else, even when training then
     refuses: those that could not be read, and those that repeat an earlier row's sale. A list
-    an earlier training on a file of this name left is removed when this one has none."""
+    an earlier training on a file of this name left is removed when this one has none (its
+    typos' too: this training's are written once it has fitted, `_keep_typos`)."""
     settings.bundles.mkdir(parents=True, exist_ok=True)
     rejects_file = export.list_file(settings, "rejects")
     repeats_file = export.list_file(settings, "repeats")
+    export.list_file(settings, "typos").unlink(missing_ok=True)
     for rows, file in ((rejects, rejects_file), (repeats, repeats_file)):
         if len(rows):
             write_rejects(rows, file)

@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import itertools
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class LoadedListings:
     rejects: pd.DataFrame
     """One row per rejected input row: line, column(s), reason(s), then the raw values."""
     raw: pd.DataFrame
-    """The table as read, original headers and spellings."""
+    """The table as read, original headers and spellings (empty for several files: `rows`)."""
     repeats: pd.DataFrame = field(default_factory=lambda: no_repeats())
     """Rows left out of `listings` as the same sale as an earlier row (`sale_keys`): line, the
     earlier row's line, then its id, date and price as parsed. Found only when asked (training)."""
@@ -69,10 +70,12 @@ class LoadedListings:
     about a sale (a price typo) is reported on its line, as a reject is."""
     file_of: Callable[[np.ndarray], np.ndarray] | None = None
     """An export of several files (`load_exports`): the file of rows of `raw`, as `line_of`."""
+    rows: int | None = None
+    """The rows read, where `raw` does not hold them (several files)."""
 
     @property
     def total(self) -> int:
-        return len(self.raw)
+        return len(self.raw) if self.rows is None else self.rows
 
     @property
     def reject_share(self) -> float:
@@ -269,7 +272,7 @@ def _csv_chunks(path: Path, rows: int | None):
     lines = CsvLines(path, encoding, layout.line)
     try:
         if rows is None:
-            yield pd.read_csv(path, **options), lines.of
+            yield pd.read_csv(path, **options), lines.of_then_close
             return
         first = 0  # the chunk's first row, counted over the whole file
         with pd.read_csv(path, chunksize=rows, **options) as reader:
@@ -309,6 +312,14 @@ class CsvLines:
     def after(self, first: int) -> LineNumbers:
         """The numbering of a chunk whose first row is the file's row `first`."""
         return lambda positions: self.of(positions + first)
+
+    def of_then_close(self, rows: np.ndarray) -> np.ndarray:
+        """`of`, the file closed after: a whole file's rows are numbered in one call (the
+        load's, then training's later ones), each a pass from the top."""
+        try:
+            return self.of(rows)
+        finally:
+            self.close()
 
     def of(self, rows: np.ndarray) -> np.ndarray:
         """The lines of `rows` (ascending; quickest past any asked for before)."""
@@ -579,49 +590,75 @@ def no_repeats() -> pd.DataFrame:
     return pd.DataFrame({c: np.zeros(0, dtype=np.int64) for c in REPEAT_COLUMNS})
 
 
+LISTS = (".rejects.csv", ".repeats.csv", ".typos.csv")
+"""The lists training and `valuation batch` write beside what they read: never an export."""
+
+
 def export_files(data: str | Path | list[str | Path]) -> list[Path]:
     """The files an export is read from: a file; a folder's CSV, workbook and Parquet files, by
-    name (a month's export each, say); or several of either, in the order given."""
+    name, numbers in it as numbers (`2月` before `10月`: a month's export each, say); or several
+    of either, in the order given. A file named twice is read once."""
+    given = [data] if isinstance(data, str | Path) else list(data)
     files: list[Path] = []
-    for path in map(Path, [data] if isinstance(data, str | Path) else data):
+    for path in map(Path, given):
         if path.is_dir():
-            found = sorted(
-                f
-                for f in path.iterdir()
-                if f.is_file()
-                and f.suffix.lower() in READABLE
-                and not f.name.startswith((".", "~$"))
-            )
+            found = sorted(filter(_is_export, path.iterdir()), key=_natural)
             if not found:
                 raise ExportError(f"{path}: a folder without a CSV, Excel or Parquet file")
             files.extend(found)
+        elif len(given) > 1 and not path.is_file():  # found before the others are read
+            raise ExportError(f"{path}: no such file")
         else:
             files.append(path)
     unique = list(dict.fromkeys(f.resolve() for f in files))
-    return [next(f for f in files if f.resolve() == u) for u in unique]  # a file named twice: once
+    return [next(f for f in files if f.resolve() == u) for u in unique]
 
 
-def export_name(data: str | Path | list[str | Path]) -> str:
-    """What an export's outputs are named after: a file's stem, a folder's name, or the first
-    file's stem and how many more (`2026-01+9`)."""
+def _is_export(path: Path) -> bool:
+    name = path.name.lower()
+    hidden = name.startswith((".", "~$"))  # Excel's lock file of an open workbook: ~$name.xlsx
+    return (
+        path.is_file()
+        and path.suffix.lower() in READABLE
+        and not hidden
+        and not name.endswith(LISTS)
+    )
+
+
+def _natural(path: Path) -> list:
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", path.name)
+    ]
+
+
+def export_name(data: str | Path | list[str | Path], files: list[Path]) -> str:
+    """What the lists of an export read from `files` (`export_files` of `data`) are named
+    after: its one file's stem, a folder's name, or the first file's stem and how many more
+    (`2026-01+9`)."""
     given = [data] if isinstance(data, str | Path) else list(data)
-    if len(given) == 1:
-        path = Path(given[0])
-        return path.name if path.is_dir() else path.stem
-    files = export_files(given)
-    return f"{files[0].stem}+{len(files) - 1}"
+    if len(given) == 1 and Path(given[0]).is_dir():
+        return Path(given[0]).resolve().name
+    return files[0].stem if len(files) == 1 else f"{files[0].stem}+{len(files) - 1}"
 
 
 def load_exports(
     files: list[Path], require_price: bool, drop_repeats: bool = False
 ) -> LoadedListings:
-    """Several files read as one export, each by `load_listings` with its own header and lines:
-    rejects and repeats name their file, and a sale one file repeats from another (two exports of
-    overlapping months) is found across them. `listings`' index counts the rows of all files,
-    one file after the other."""
+    """Several files read as one export, each by `load_listings` with its own header and lines
+    (an error names its file): rejects and repeats name their file, and a sale one file repeats
+    from another (two exports of overlapping months) is found across them. `listings`' index
+    counts the rows of all files, one file after the other; `raw` is left empty (`rows` counts
+    them)."""
     if len(files) == 1:
         return load_listings(files[0], require_price, drop_repeats)
-    parts = [load_listings(f, require_price) for f in files]
+    parts = []
+    for file in files:
+        try:
+            parts.append(load_listings(file, require_price))
+        except ExportError as error:
+            said = str(error)
+            raise ExportError(said if str(file) in said else f"{file}: {said}") from error
     names = [f.name for f in files]
     names = np.array(names if len(set(names)) == len(names) else [str(f) for f in files])
     starts = np.cumsum([0] + [part.total for part in parts[:-1]])
@@ -638,6 +675,9 @@ def load_exports(
             lines[order[part == i]] = parts[i].line_of(ordered[part == i] - starts[i])
         return lines
 
+    def file_of(rows: np.ndarray) -> np.ndarray:
+        return names[which(np.asarray(rows, dtype=np.int64))]
+
     listings = pd.concat(
         [part.listings.set_axis(part.listings.index + start) for part, start in zip(parts, starts)]
     )
@@ -648,14 +688,16 @@ def load_exports(
         ],
         ignore_index=True,
     )
-    raw = pd.concat([part.raw for part in parts], ignore_index=True)
-    file_of = lambda rows: names[which(np.asarray(rows, dtype=np.int64))]  # noqa: E731
     repeats = no_repeats()
     if drop_repeats:
         found = repeated_rows(sale_keys(listings))
-        repeats = repeats_table(listings, found, line_of, file_of)
+        asked = np.unique(found[REPEAT_COLUMNS].to_numpy())  # numbered in one pass a file
+        numbered = line_of(asked)
+        lines = lambda rows: numbered[np.searchsorted(asked, rows)]  # noqa: E731
+        repeats = repeats_table(listings, found, lines, file_of)
         listings = listings.drop(index=found["line"].to_numpy())
-    return LoadedListings(listings, rejects, raw, repeats, line_of, file_of)
+    total = sum(part.total for part in parts)
+    return LoadedListings(listings, rejects, pd.DataFrame(), repeats, line_of, file_of, total)
 
 
 def load_listings(

@@ -14,6 +14,7 @@ import pytest
 
 from data.simulator import generate
 from training.pipeline import train
+from training.report import report
 from valuation.infra.settings import Settings
 from valuation.listing import Listing
 from valuation.loading import ExportError, read_export, write_table
@@ -212,7 +213,8 @@ def test_a_sale_written_twice_is_trained_on_once_and_listed(retrained, tmp_path)
     run = client.get_run(second.run_id)
     assert run.data.params["rows_repeated"] == str(REPEATED)
     logged = [a.path for a in client.list_artifacts(second.run_id, "rejects")]
-    assert f"rejects/{second.repeats_file.name}" in logged
+    listed = [second.repeats_file] + ([second.typos_file] if second.typos else [])
+    assert logged == sorted(f"rejects/{file.name}" for file in listed)
 
 
 def test_price_typos_are_listed_by_their_line_beside_the_rejects(tmp_path):
@@ -231,7 +233,7 @@ def test_price_typos_are_listed_by_their_line_beside_the_rejects(tmp_path):
     said = []
     outcome = train(data, own, say=said.append)
 
-    listed = pd.read_csv(outcome.typos_file, dtype={"账号ID": str})
+    listed = pd.read_csv(outcome.typos_file, dtype={"listing_id": str})
     assert outcome.typos == len(listed) == registry.load_valuer(own).card.screened_typos
     assert list(listed.columns) == ["line", "listing_id", "sold_at", "price", "estimate", "ratio"]
     line_of = {row: row + 2 + (row > 40) for row in range(len(export))}
@@ -314,8 +316,10 @@ def test_a_clean_export_leaves_no_earlier_list_of_its_rejects_or_repeats(tmp_pat
     from training.pipeline import Export, _keep_unread
 
     own = Settings(home=tmp_path, tracking_uri=None)
-    data, said = Export([tmp_path / "export.csv"], "export"), []
+    data, said = Export.of(tmp_path / "export.csv"), []
     rows = pd.DataFrame({"line": [5], "repeats": [2]})
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "export.typos.csv").write_text("line\n7\n")  # an earlier training's
     _keep_unread(rows, rows, 10, data, own, said.append)
     listed = sorted(p.name for p in own.bundles.iterdir())
     assert listed == ["export.rejects.csv", "export.repeats.csv"] and len(said) == 2
@@ -331,7 +335,7 @@ def test_a_training_without_typos_removes_an_earlier_list(tmp_path):
     earlier = own.bundles / "export.typos.csv"
     earlier.write_text("line,price\n7,12000\n")
     said = []
-    export = Export([tmp_path / "export.csv"], "export")
+    export = Export.of(tmp_path / "export.csv")
     assert _keep_typos(pd.DataFrame(), 0, export, own, said.append) is None
     assert not earlier.exists() and not said
 
@@ -365,7 +369,7 @@ def test_a_folder_of_monthly_exports_trains_as_one_export(tmp_path):
         "2026-02.csv",
     }
     files = {"2026-01.csv": first, "2026-02.csv": second}
-    for table in (rejects, pd.read_csv(outcome.typos_file, dtype={"listing_id": str})):
+    for table in (rejects, pd.read_csv(outcome.typos_file)):
         for file, line, *_ in table.itertuples(index=False):
             assert file in files and 2 <= line < len(files[file]) + 2
     typos = pd.read_csv(outcome.typos_file, dtype={"listing_id": str})
@@ -378,10 +382,12 @@ def test_a_folder_of_monthly_exports_trains_as_one_export(tmp_path):
     }
     valuer = registry.load_valuer(own)
     assert valuer.card.data_rows == 830 - outcome.rejected - outcome.repeated == len(readable)
-    digests = {hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.iterdir()}
-    assert valuer.card.data_sha256 not in digests
+    digests = [hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in files]
+    assert valuer.card.data_sha256 == hashlib.sha256("\n".join(digests).encode()).hexdigest()
     params = registry.client(own).get_run(outcome.run_id).data.params
     assert params["data_name"] == "exports"
+    page = report(own, tmp_path / "report")  # the report rewritten from the run names the export
+    assert "trained on exports<" in page.read_text(encoding="utf-8")
     assert params["data_path"] == f"{folder / '2026-01.csv'}; {folder / '2026-02.csv'}"
 
     # The same rows in one file train the same model: the folder is read as that file.

@@ -712,22 +712,40 @@ def test_rows_that_differ_in_anything_read_are_not_repeats(tmp_path):
 # an export of several files ------------------------------------------------------------------
 
 
-def test_a_folder_is_read_as_its_exports_by_name(tmp_path):
+def test_a_folder_is_read_as_its_exports_by_name(tmp_path, monkeypatch):
     folder = tmp_path / "exports"
     folder.mkdir()
-    for name in ("2026-02.xlsx", "2026-01.csv", "notes.txt", ".hidden.csv", "~$2026-02.xlsx"):
+    names = ["10月.xlsx", "2月.csv", "notes.txt", ".hidden.csv", "~$2月.xlsx", "out.rejects.csv"]
+    for name in names:
         (folder / name).write_text("x")
     (folder / "old").mkdir()
-    assert [f.name for f in export_files(folder)] == ["2026-01.csv", "2026-02.xlsx"]
-    assert export_name(folder) == "exports"
+    files = export_files(folder)
+    assert [f.name for f in files] == ["2月.csv", "10月.xlsx"]  # numbers read as numbers
+    assert export_name(folder, files) == "exports"
     extra = tmp_path / "late.parquet"
-    given = [folder, extra, folder / "2026-01.csv"]  # a file named twice is read once
-    assert [f.name for f in export_files(given)] == ["2026-01.csv", "2026-02.xlsx", "late.parquet"]
-    assert export_name(given) == "2026-01+2"
-    assert export_name(tmp_path / "sales.csv") == "sales"
-    assert export_files(tmp_path / "sales.csv") == [tmp_path / "sales.csv"]
+    extra.write_text("x")
+    given = [folder, extra, folder / "2月.csv"]  # a file named twice is read once
+    files = export_files(given)
+    assert [f.name for f in files] == ["2月.csv", "10月.xlsx", "late.parquet"]
+    assert export_name(given, files) == "2月+2"
+    assert export_name([extra, extra], export_files([extra, extra])) == "late"
+    assert export_files(tmp_path / "sales.csv") == [tmp_path / "sales.csv"]  # refused when read
+    monkeypatch.chdir(folder)
+    assert export_name(Path("."), export_files(Path("."))) == "exports"
     with pytest.raises(ExportError, match="without a CSV, Excel or Parquet file"):
         export_files(folder / "old")
+    with pytest.raises(ExportError, match="missing.csv: no such file"):
+        export_files([extra, tmp_path / "missing.csv"])  # before any file is read
+
+
+def test_an_error_in_one_of_several_files_names_it(tmp_path):
+    good = write_csv(tmp_path / "a.csv", MARKET_HEADERS, GOOD_ROWS)
+    header_only = write_csv(tmp_path / "b.csv", MARKET_HEADERS, [])
+    loaded = load_exports([good, header_only], require_price=True, drop_repeats=True)
+    assert (loaded.total, len(loaded.listings), len(loaded.rejects)) == (3, 3, 0)
+    no_price = write_csv(tmp_path / "c.csv", MARKET_HEADERS[:5], GOOD_ROWS)
+    with pytest.raises(ExportError, match=r"c\.csv: .*missing column"):
+        load_exports([good, no_price], require_price=True)
 
 
 def test_several_files_are_one_export_their_rows_placed_by_file_and_line(tmp_path):
