@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from operator import attrgetter
+from pathlib import Path
 
 import dask
 import dask.dataframe as dd
@@ -26,6 +27,7 @@ from training import steps
 from valuation.encoding import CATEGORICAL, CATEGORY_COLUMN, FEATURE_NAMES, Encoder
 from valuation.infra.dask_engine import partition_starts, read_partitions
 from valuation.loading import (
+    ExportError,
     canonical_headers,
     no_repeats,
     parse_listings,
@@ -38,6 +40,8 @@ from valuation.schema import CATEGORY, FANS, LISTING_ID, SOLD_AT
 from valuation.valuer import Valuer
 
 SAMPLE_ROWS = 200_000
+FILE_STRIDE = 1 << 40
+"""An export of several files: a listing's index is its file's number times this, plus its line."""
 HOLDOUT_ROWS = 1_000_000  # the holdout evaluated on the client, sampled beyond this
 LABEL, WEIGHT = "log_price_now", "weight"  # `_taught`'s columns beside the design rows
 
@@ -57,32 +61,56 @@ class DistributedSales:
     vocabulary: Encoder
     everything: object
     """Every sale, training and holdout (persisted): the served model is fitted on it."""
+    names: list[str] | None = None
+    """An export of several files: their names (`FILE_STRIDE`); None for one file."""
+
+    def place(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Rows indexed as the listings are, after their `line` (and `file`, several files)."""
+        at = rows.index.to_numpy(dtype=np.int64)
+        place = {"line": at % FILE_STRIDE}
+        if self.names is not None:
+            place = {"file": np.array(self.names)[at // FILE_STRIDE], **place}
+        return pd.concat([pd.DataFrame(place), rows.reset_index(drop=True)], axis=1)
 
 
 def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
     """Parse every partition on the cluster, keep line numbers, leave out repeated sales, split,
-    and count."""
-    frame, first_line = read_partitions(data)
-    canonical_headers(frame.columns, require_price=True)
-    lengths, starts = partition_starts(frame, first_line, data)
-    parsed = [
-        dask.delayed(parse_listings)(part, True, start)
-        for part, start in zip(frame.to_delayed(), starts, strict=True)
-    ]
-    meta = parse_listings(frame._meta, True, first_line)
-    listings = dd.from_delayed(  # indexed by file line, unique across partitions
-        [dask.delayed(_by_line)(p, start) for p, start in zip(parsed, starts, strict=True)],
-        meta=meta.listings,
+    and count. `data`: a file, or several read as one export (each by its own header; a sale
+    two files hold is one sale)."""
+    files = [Path(f) for f in ([data] if isinstance(data, str | Path) else data)]
+    several = len(files) > 1
+    frames, lengths, parsed, starts = [], [], [], []
+    for number, file in enumerate(files):
+        frame, first_line = read_partitions(file)
+        try:
+            canonical_headers(frame.columns, require_price=True)
+        except ExportError as error:
+            raise ExportError(f"{file}: {error}" if several else str(error)) from error
+        counts, first = partition_starts(frame, first_line, file)
+        lengths += counts
+        frames.append((frame, first_line))
+        for part, start in zip(frame.to_delayed(), first, strict=True):
+            parsed.append(dask.delayed(parse_listings)(part, True, start))
+            starts.append(number * FILE_STRIDE + start)
+    metas = [parse_listings(frame._meta, True, first_line) for frame, first_line in frames]
+    columns = _every_column([meta.listings for meta in metas]) if several else metas[0].listings
+    listings = dd.from_delayed(  # indexed by file line (and file), unique across partitions
+        [
+            dask.delayed(_by_line)(p, start, columns if several else None)
+            for p, start in zip(parsed, starts, strict=True)
+        ],
+        meta=columns,
         verify_meta=False,
     )
     rejects = dd.from_delayed(
         [dask.delayed(attrgetter("rejects"))(p) for p in parsed],
-        meta=meta.rejects,
+        meta=metas[0].rejects,
         verify_meta=False,
     )
     listings = client.persist(listings)
-    rejects = rejects.compute()
-    listings, repeats = _without_repeats(client, listings)
+    rejects = rejects.compute() if not several else _rejects_by_file(parsed, starts, files)
+    names = [f.name for f in files] if several else None
+    listings, repeats = _without_repeats(client, listings, names)
 
     if SOLD_AT.name in listings.columns and listings[SOLD_AT.name].notnull().mean().compute() > 0.5:
         cutoff = listings[SOLD_AT.name].quantile(1 - holdout_share).compute()
@@ -108,18 +136,43 @@ def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
         rows_holdout=rows_holdout,
         vocabulary=Encoder.fit(counts.index.repeat(counts.to_numpy())),
         everything=listings,
+        names=names,
     )
 
 
-def _by_line(parsed, first_line: int) -> pd.DataFrame:
-    """A partition's listings indexed by their file line (a partition's rows are one line each)."""
-    listings = parsed.listings
-    return listings.set_axis(listings.index + first_line)
+def _every_column(metas: list[pd.DataFrame]) -> pd.DataFrame:
+    """The columns of every file's listings, each of the type the first file holding it gives
+    (a file without dates beside dated ones: its sales undated, NaT)."""
+    types: dict[str, object] = {}
+    for meta in metas:
+        for column in meta.columns:
+            types.setdefault(column, meta[column].dtype)
+    return pd.DataFrame({column: pd.Series(dtype=kind) for column, kind in types.items()})
 
 
-def _without_repeats(client, listings):
+def _rejects_by_file(parsed, starts, files: list[Path]) -> pd.DataFrame:
+    """Several files' rejects, each after its file's name, each file's own columns."""
+    tables = dask.compute(*[dask.delayed(attrgetter("rejects"))(p) for p in parsed])
+    named = [
+        table.assign(file=files[start // FILE_STRIDE].name)[["file", *table.columns]]
+        for table, start in zip(tables, starts, strict=True)
+    ]
+    return pd.concat(named, ignore_index=True)
+
+
+def _by_line(parsed, first_line: int, columns: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A partition's listings indexed by their file line (a partition's rows are one line each);
+    with `columns` (several files, not all of the same columns), in those columns and types."""
+    listings = parsed.listings.set_axis(parsed.listings.index + first_line)
+    if columns is not None:
+        listings = listings.reindex(columns=columns.columns).astype(columns.dtypes.to_dict())
+    return listings
+
+
+def _without_repeats(client, listings, names: list[str] | None = None):
     """Every sale once: the rows that repeat an earlier row's (`sale_keys`) found across the
-    partitions (their keys shuffled so that each key's rows meet), left out and listed."""
+    partitions (their keys shuffled so that each key's rows meet), left out and listed (with
+    their files, `names` for several: `FILE_STRIDE`)."""
     found = no_repeats()
     if LISTING_ID.name in listings.columns:
         keys = listings.map_partitions(sale_keys, meta=sale_keys(listings._meta)).to_frame("key")
@@ -129,13 +182,16 @@ def _without_repeats(client, listings):
             .compute()
             .sort_values("line", ignore_index=True)
         )
+    line_of, file_of = (lambda at: at % FILE_STRIDE), None
+    if names is not None:
+        file_of = lambda at: np.array(names)[at // FILE_STRIDE]  # noqa: E731
     lines = found["line"].to_numpy()
     if not len(lines):
-        return listings, repeats_table(listings._meta, found)
+        return listings, repeats_table(listings._meta, found, line_of, file_of)
     meta = listings._meta
     at = listings.map_partitions(lambda part: part[part.index.isin(lines)], meta=meta)
     kept = listings.map_partitions(lambda part: part[~part.index.isin(lines)], meta=meta)
-    return client.persist(kept), repeats_table(at.compute(), found)
+    return client.persist(kept), repeats_table(at.compute(), found, line_of, file_of)
 
 
 def _sample(frame, rows: int, at_most: int, seed: int, by_line: bool = False) -> pd.DataFrame:

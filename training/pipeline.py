@@ -28,7 +28,6 @@ from valuation import monitoring
 from valuation.encoding import Encoder
 from valuation.infra.settings import Settings
 from valuation.loading import (
-    ExportError,
     export_files,
     export_name,
     load_exports,
@@ -71,18 +70,12 @@ def train(
 ) -> TrainingOutcome:
     """`data`: a file, a folder of files or several (`valuation.loading.export_files`), read as
     one export. `engine="dask"` parses, splits and fits the point model on a Dask cluster (the
-    one at `scheduler`, or a local one), from one file; everything after the fit is the same
-    for both engines."""
+    one at `scheduler`, or a local one); everything after the fit is the same for both engines."""
     export = Export.of(data)
     with ExitStack() as stack:
         if engine == "dask":
             from valuation.infra.dask_engine import cluster
 
-            if len(export.files) > 1:
-                raise ExportError(
-                    f"{export.name}: the Dask engine reads one file; write the {len(export.files)} "
-                    "files as one (Parquet reads fastest), or train on them with the local engine"
-                )
             dask_client = stack.enter_context(cluster(scheduler))
             prepared = _prepare_dask(dask_client, export, settings, say)
         else:
@@ -188,7 +181,7 @@ def _prepare_local(export: Export, settings: Settings, say) -> _Prepared:
 def _prepare_dask(dask_client, export: Export, settings: Settings, say) -> _Prepared:
     from training import distributed
 
-    sales = distributed.load(dask_client, export.files[0], settings.holdout_share, settings.seed)
+    sales = distributed.load(dask_client, export.files, settings.holdout_share, settings.seed)
     _keep_unread(sales.rejects, sales.repeats, sales.total, export, settings, say)
     steps.check_rejects(
         sales.total,
@@ -217,7 +210,7 @@ def _prepare_dask(dask_client, export: Export, settings: Settings, say) -> _Prep
             valuer, typos = distributed.fit(
                 dask_client, sales, best, seed, card, True, every_index, folds
             )
-        return valuer, typos.rename_axis("line").reset_index()  # indexed by file line
+        return valuer, sales.place(typos)
 
     return _Prepared(
         total=sales.total,

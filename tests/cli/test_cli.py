@@ -165,9 +165,11 @@ def test_train_on_several_files_names_the_one_that_cannot_be_read(tmp_path, caps
     (tmp_path / "empty").mkdir()
     assert cli.main(["train", "--data", str(tmp_path / "empty")]) == cli.EXIT_FAILED
     assert "without a CSV" in _one_error_line(capsys.readouterr().err, "train")
-    write_table(generate(100, seed=3), tmp_path / "2026-02.csv")
+    english = generate(100, seed=3).drop(columns=["成交价"])
+    write_table(english, tmp_path / "2026-02.csv")  # no price: which file is said
     assert cli.main(["train", "--data", *given, "--engine", "dask"]) == cli.EXIT_FAILED
-    assert "the Dask engine reads one file" in _one_error_line(capsys.readouterr().err, "train")
+    said = _one_error_line(capsys.readouterr().err, "train")
+    assert "2026-02.csv: " in said and "missing column" in said
 
 
 @pytest.mark.parametrize(

@@ -129,6 +129,56 @@ def test_dask_training_registers_and_evaluates_like_the_single_machine(tmp_path)
     assert valuer.card.market.market_date == local_market.market_date
 
 
+ENGLISH = {
+    "账号ID": "listing_id",
+    "粉丝数量": "fans",
+    "有无违规": "violations",
+    "直播权限": "live_permission",
+    "认证状态": "verified",
+    "类目": "category",
+    "成交价": "price",
+    "成交日期": "sold_at",
+}
+
+
+def test_dask_training_reads_several_files_as_one_machine_does(tmp_path):
+    """January's export in the market's headers, February's in English, overlapping by 100
+    sales, and March's without ids or dates: both engines train on the same sales, list the
+    same rejects and repeats by file and line, and mostly the same typos."""
+    export = generate(3000, seed=36, bad_share=0.01)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_table(export.iloc[:1600], folder / "2026-01.csv")
+    write_table(export.iloc[1500:].rename(columns=ENGLISH), folder / "2026-02.csv")
+    march = generate(200, seed=37, bad_share=0.0).drop(columns=["账号ID", "成交日期"])
+    write_table(march, folder / "2026-03.csv")
+    local = Settings(home=tmp_path / "local", tracking_uri=None, search_trials=1, cv_folds=2)
+    spread = Settings(home=tmp_path / "dask", tracking_uri=None, search_trials=1, cv_folds=2)
+
+    single = train(folder, local)
+    distributed = train(folder, spread, engine="dask")
+
+    assert distributed.rows == single.rows == 3300
+    assert distributed.rejected == single.rejected > 0
+    assert distributed.repeated == single.repeated > 90
+    tables = {
+        kind: [pd.read_csv(getattr(o, f"{kind}_file")) for o in (single, distributed)]
+        for kind in ("rejects", "repeats", "typos")
+    }
+    pd.testing.assert_frame_equal(*tables["repeats"])
+    assert set(tables["repeats"][0]["file"]) == {"2026-02.csv"}
+    on_lines = [t[["file", "line", "column"]] for t in tables["rejects"]]
+    pd.testing.assert_frame_equal(*on_lines)
+    assert {"2026-01.csv", "2026-02.csv"} <= set(on_lines[0]["file"])
+    typos = [set(zip(t["file"], t["line"], strict=True)) for t in tables["typos"]]
+    assert len(typos[0] & typos[1]) >= 0.8 * max(map(len, typos)) > 0
+    files = {"2026-01.csv": export.iloc[:1600], "2026-02.csv": export.iloc[1500:]}
+    table = tables["typos"][1]
+    table = table[table["file"] != "2026-03.csv"]  # (no ids there)
+    ids = [files[f]["账号ID"].iloc[line - 2] for f, line in zip(table["file"], table["line"])]
+    assert ids == table["listing_id"].tolist()
+
+
 def test_dask_training_restates_dated_sales_and_learns_without_the_typos(dask_client):
     """The point model on the cluster learns as `steps.fit` teaches it: each sale at the market
     date's level, price typos left out, the others by Huber's weight, a share of them shown

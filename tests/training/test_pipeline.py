@@ -17,7 +17,7 @@ from training.pipeline import train
 from training.report import report
 from valuation.infra.settings import Settings
 from valuation.listing import Listing
-from valuation.loading import ExportError, read_export, write_table
+from valuation.loading import read_export, write_table
 from valuation.storage import registry
 
 RAW_ROWS = pd.DataFrame(
@@ -398,6 +398,3 @@ def test_a_folder_of_monthly_exports_trains_as_one_export(tmp_path):
     assert one_file.metrics == outcome.metrics
     texts = [(o.bundle / "point.txt").read_text() for o in (outcome, one_file)]
     assert texts[0] == texts[1]
-
-    with pytest.raises(ExportError, match="the Dask engine reads one file"):
-        train(folder, own, engine="dask")
