@@ -29,6 +29,7 @@ from valuation.infra.dask_engine import partition_starts, read_partitions
 from valuation.loading import (
     ExportError,
     canonical_headers,
+    file_names,
     no_repeats,
     parse_listings,
     repeated_rows,
@@ -108,8 +109,8 @@ def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
         verify_meta=False,
     )
     listings = client.persist(listings)
-    rejects = rejects.compute() if not several else _rejects_by_file(parsed, starts, files)
-    names = [f.name for f in files] if several else None
+    rejects = _rejects_by_file(parsed, starts, file_names(files)) if several else rejects.compute()
+    names = file_names(files) if several else None
     listings, repeats = _without_repeats(client, listings, names)
 
     if SOLD_AT.name in listings.columns and listings[SOLD_AT.name].notnull().mean().compute() > 0.5:
@@ -150,11 +151,11 @@ def _every_column(metas: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype=kind) for column, kind in types.items()})
 
 
-def _rejects_by_file(parsed, starts, files: list[Path]) -> pd.DataFrame:
+def _rejects_by_file(parsed, starts, names: list[str]) -> pd.DataFrame:
     """Several files' rejects, each after its file's name, each file's own columns."""
     tables = dask.compute(*[dask.delayed(attrgetter("rejects"))(p) for p in parsed])
     named = [
-        table.assign(file=files[start // FILE_STRIDE].name)[["file", *table.columns]]
+        table.assign(file=names[start // FILE_STRIDE])[["file", *table.columns]]
         for table, start in zip(tables, starts, strict=True)
     ]
     return pd.concat(named, ignore_index=True)

@@ -642,6 +642,12 @@ def export_name(data: str | Path | list[str | Path], files: list[Path]) -> str:
     return files[0].stem if len(files) == 1 else f"{files[0].stem}+{len(files) - 1}"
 
 
+def file_names(files: list[Path]) -> list[str]:
+    """How lists name the files of an export: by name, or by path where two share a name."""
+    names = [f.name for f in files]
+    return names if len(set(names)) == len(names) else [str(f) for f in files]
+
+
 def load_exports(
     files: list[Path], require_price: bool, drop_repeats: bool = False
 ) -> LoadedListings:
@@ -659,8 +665,7 @@ def load_exports(
         except ExportError as error:
             said = str(error)
             raise ExportError(said if str(file) in said else f"{file}: {said}") from error
-    names = [f.name for f in files]
-    names = np.array(names if len(set(names)) == len(names) else [str(f) for f in files])
+    names = np.array(file_names(files))
     starts = np.cumsum([0] + [part.total for part in parts[:-1]])
 
     def which(rows: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from training import steps
 from training.pipeline import train
 from valuation.infra.dask_engine import cluster, price_file_dask
 from valuation.infra.settings import Settings
-from valuation.loading import ExportError, load_listings, write_table
+from valuation.loading import ExportError, export_files, load_exports, load_listings, write_table
 from valuation.pricing import price_file
 from valuation.storage import registry
 
@@ -141,10 +141,12 @@ ENGLISH = {
 }
 
 
-def test_dask_training_reads_several_files_as_one_machine_does(tmp_path):
+def test_dask_reads_several_files_as_one_machine_does(dask_client, tmp_path):
     """January's export in the market's headers, February's in English, overlapping by 100
-    sales, and March's without ids or dates: both engines train on the same sales, list the
-    same rejects and repeats by file and line, and mostly the same typos."""
+    sales, and March's without ids or dates: the cluster reads the same sales as one machine,
+    and lists the same rejects and repeats by file and line."""
+    from training import distributed
+
     export = generate(3000, seed=36, bad_share=0.01)
     folder = tmp_path / "exports"
     folder.mkdir()
@@ -152,31 +154,25 @@ def test_dask_training_reads_several_files_as_one_machine_does(tmp_path):
     write_table(export.iloc[1500:].rename(columns=ENGLISH), folder / "2026-02.csv")
     march = generate(200, seed=37, bad_share=0.0).drop(columns=["账号ID", "成交日期"])
     write_table(march, folder / "2026-03.csv")
-    local = Settings(home=tmp_path / "local", tracking_uri=None, search_trials=1, cv_folds=2)
-    spread = Settings(home=tmp_path / "dask", tracking_uri=None, search_trials=1, cv_folds=2)
+    files = export_files(folder)
 
-    single = train(folder, local)
-    distributed = train(folder, spread, engine="dask")
-
-    assert distributed.rows == single.rows == 3300
-    assert distributed.rejected == single.rejected > 0
-    assert distributed.repeated == single.repeated > 90
-    tables = {
-        kind: [pd.read_csv(getattr(o, f"{kind}_file")) for o in (single, distributed)]
-        for kind in ("rejects", "repeats", "typos")
-    }
-    pd.testing.assert_frame_equal(*tables["repeats"])
-    assert set(tables["repeats"][0]["file"]) == {"2026-02.csv"}
-    on_lines = [t[["file", "line", "column"]] for t in tables["rejects"]]
+    sales = distributed.load(dask_client, files, 0.2, seed=0)
+    single = load_exports(files, require_price=True, drop_repeats=True)
+    assert sales.total == single.total == 3300
+    assert sales.rows_train + sales.rows_holdout == len(single.listings)
+    assert len(sales.repeats) == len(single.repeats) > 90
+    pd.testing.assert_frame_equal(sales.repeats, single.repeats, check_dtype=False)
+    on_lines = [t[["file", "line", "column"]] for t in (sales.rejects, single.rejects)]
     pd.testing.assert_frame_equal(*on_lines)
     assert {"2026-01.csv", "2026-02.csv"} <= set(on_lines[0]["file"])
-    typos = [set(zip(t["file"], t["line"], strict=True)) for t in tables["typos"]]
-    assert len(typos[0] & typos[1]) >= 0.8 * max(map(len, typos)) > 0
-    files = {"2026-01.csv": export.iloc[:1600], "2026-02.csv": export.iloc[1500:]}
-    table = tables["typos"][1]
-    table = table[table["file"] != "2026-03.csv"]  # (no ids there)
-    ids = [files[f]["账号ID"].iloc[line - 2] for f, line in zip(table["file"], table["line"])]
-    assert ids == table["listing_id"].tolist()
+    # Every sale in its place: the file and line one machine gives it.
+    everything = sales.everything.compute()
+    placed = sales.place(everything[["fans"]])
+    theirs = single.place(single.listings.index.to_numpy())
+    assert sorted(zip(placed["file"], placed["line"])) == sorted(
+        zip(theirs["file"], theirs["line"])
+    )
+    assert everything["sold_at"].isna().sum() == 200  # March's sales, undated
 
 
 def test_dask_training_restates_dated_sales_and_learns_without_the_typos(dask_client):
