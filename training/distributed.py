@@ -103,14 +103,16 @@ def load(client, data, holdout_share: float, seed: int) -> DistributedSales:
         meta=columns,
         verify_meta=False,
     )
-    rejects = dd.from_delayed(
-        [dask.delayed(attrgetter("rejects"))(p) for p in parsed],
-        meta=metas[0].rejects,
-        verify_meta=False,
-    )
     listings = client.persist(listings)
-    rejects = _rejects_by_file(parsed, starts, file_names(files)) if several else rejects.compute()
     names = file_names(files) if several else None
+    if several:
+        rejects = _rejects_by_file(parsed, starts, names)
+    else:
+        rejects = dd.from_delayed(
+            [dask.delayed(attrgetter("rejects"))(p) for p in parsed],
+            meta=metas[0].rejects,
+            verify_meta=False,
+        ).compute()
     listings, repeats = _without_repeats(client, listings, names)
 
     if SOLD_AT.name in listings.columns and listings[SOLD_AT.name].notnull().mean().compute() > 0.5:

@@ -524,18 +524,22 @@ def parse_listings(
     listings = _typed(listings)
     lines = _consecutive(first_line) if isinstance(first_line, int) else first_line
     found = repeated_rows(sale_keys(listings)) if drop_repeats else no_repeats()
-    # Every row that needs its line numbered at once, in order: a CSV's are read forward only.
     rows = np.flatnonzero(bad)
-    asked = np.unique(np.concatenate([rows, *(found[c].to_numpy() for c in REPEAT_COLUMNS)]))
-    numbered = lines(asked.astype(np.int64))
-
-    def line_of(positions) -> np.ndarray:
-        return numbered[np.searchsorted(asked, positions)]
-
+    line_of = _numbered_once(
+        lines, np.concatenate([rows, found[REPEAT_COLUMNS].to_numpy().ravel()])
+    )
     rejects = _rejects(raw, mapping, problems, rows, line_of(rows))
     repeats = repeats_table(listings, found, line_of)
     listings = listings.drop(index=found["line"].to_numpy())
     return LoadedListings(listings, rejects, raw, repeats, lines)
+
+
+def _numbered_once(line_of: LineNumbers, rows: np.ndarray) -> LineNumbers:
+    """Every row of `rows` numbered at once, in order (a CSV's lines are read forward only, a
+    pass a call), then looked up: the numbering of any of them."""
+    asked = np.unique(rows).astype(np.int64)
+    numbered = line_of(asked)
+    return lambda positions: numbered[np.searchsorted(asked, positions)]
 
 
 def sale_keys(listings: pd.DataFrame) -> pd.Series:
@@ -696,9 +700,7 @@ def load_exports(
     repeats = no_repeats()
     if drop_repeats:
         found = repeated_rows(sale_keys(listings))
-        asked = np.unique(found[REPEAT_COLUMNS].to_numpy())  # numbered in one pass a file
-        numbered = line_of(asked)
-        lines = lambda rows: numbered[np.searchsorted(asked, rows)]  # noqa: E731
+        lines = _numbered_once(line_of, found[REPEAT_COLUMNS].to_numpy().ravel())
         repeats = repeats_table(listings, found, lines, file_of)
         listings = listings.drop(index=found["line"].to_numpy())
     total = sum(part.total for part in parts)
