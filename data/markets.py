@@ -83,6 +83,13 @@ class Market:
     this much across categories."""
     rare_categories: int = 0
     """Extra categories with a few dozen sales each in a 20,000-sale export."""
+    category_count: int = len(CATEGORY_PREMIUM)
+    """How many common categories sales come from: fewer takes the first of CATEGORY_PREMIUM;
+    more adds 细分1, 细分2, ... with weights and premiums drawn once (log premium sd 0.3)."""
+    violation_share: float = 0.18
+    """Share of listings with a violation."""
+    verified_share: float | None = None
+    """Share of listings that are verified; None: a share that grows with fans (3% to 60%)."""
     unseen_share: float = 0.0
     """Share of the listings to value that come from a category no sale had (premium 1.2)."""
     milestone: tuple[float, float] | None = None
@@ -120,9 +127,15 @@ class Market:
 
     def categories(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Names, weights and premiums of the categories sales come from."""
-        names = list(CATEGORY_PREMIUM)
-        weights = list(CATEGORY_WEIGHT)
-        premiums = list(CATEGORY_PREMIUM.values())
+        count = self.category_count
+        names = list(CATEGORY_PREMIUM)[:count]
+        weights = list(CATEGORY_WEIGHT)[:count]
+        premiums = list(CATEGORY_PREMIUM.values())[:count]
+        more = np.random.default_rng(5)  # the same extra categories on every draw
+        for i in range(count - len(names)):
+            names.append(f"细分{i + 1}")
+            weights.append(float(more.uniform(1.0, 8.0)))
+            premiums.append(float(np.exp(more.normal(0.0, 0.3))))
         for i in range(self.rare_categories):
             names.append(f"小众{i + 1}")
             weights.append(0.2)  # ~40 sales in 20,000
@@ -263,13 +276,18 @@ class Market:
         return pd.DataFrame(
             {
                 FANS.name: fans,
-                VIOLATIONS.name: rng.random(rows) < 0.18,
+                VIOLATIONS.name: rng.random(rows) < self.violation_share,
                 LIVE_PERMISSION.name: rng.random(rows)
                 < np.clip(0.15 + 0.12 * (log_fans - 3), 0.1, 0.8),
-                VERIFIED.name: rng.random(rows) < np.clip(0.05 + 0.1 * (log_fans - 3), 0.03, 0.6),
+                VERIFIED.name: rng.random(rows) < self._verified(log_fans),
                 CATEGORY.name: category,
             }
         )
+
+    def _verified(self, log_fans: np.ndarray) -> np.ndarray | float:
+        if self.verified_share is None:
+            return np.clip(0.05 + 0.1 * (log_fans - 3), 0.03, 0.6)
+        return self.verified_share
 
     def sales(self, rows: int, seed: int, unseen: bool = False, at_end: bool = False):
         """Canonical, typed sales with their `fate` ("clean", "bargain" or "typo").
@@ -595,6 +613,69 @@ MARKETS: tuple[Market, ...] = (
         dated=True,
         monthly_rates=_RATES,
         shock=("游戏", 16, 0.8),
+    ),
+    # Shapes along axes the markets above never varied, declared 2026-12-07 after one look at
+    # each (seeds 1-3, through the CLI) and never used to choose anything.
+    Market(
+        "cheap",
+        "report",
+        "accounts that sell for tens of yuan (base 5, scale 60, exponent 0.55); flat t3 noise",
+        base=5.0,
+        price_scale=60.0,
+        exponent=0.55,
+        spread="flat",
+        noise="t3",
+    ),
+    Market(
+        "pricey",
+        "report",
+        "accounts that sell for thousands to millions (base 300, scale 3000, exponent 0.8); "
+        "large accounts the least predictable; skewed noise, 3% typos, 5% bargains",
+        base=300.0,
+        price_scale=3000.0,
+        exponent=0.8,
+        spread="rising",
+        noise="skew",
+        typo_share=0.03,
+        bargain_share=0.05,
+    ),
+    Market(
+        "top-heavy",
+        "report",
+        "a first export of 3,000 sales, mostly of large accounts (median 40万 fans); price per "
+        "fan flattens above 10万",
+        rows=3000,
+        fans_log10=(5.6, 0.6),
+        top_exponent=0.4,
+    ),
+    Market(
+        "small-accounts",
+        "report",
+        "a first export of 3,000 sales, mostly of accounts under 1万 fans; flags that grow with "
+        "the account, category slopes",
+        rows=3000,
+        fans_log10=(3.3, 0.5),
+        flag_growth=0.5,
+        category_slopes=0.3,
+    ),
+    Market(
+        "many-categories",
+        "report",
+        "8,000 sales from 40 categories; 45% of listings with a violation, 30% verified",
+        rows=8000,
+        category_count=40,
+        violation_share=0.45,
+        verified_share=0.3,
+    ),
+    Market(
+        "few-categories",
+        "report",
+        "5,000 sales from 3 categories; fans spread flat; accounts of 10万 fans and more sell "
+        "for 1.5x (a threshold)",
+        rows=5000,
+        category_count=3,
+        fans_shape="wide",
+        milestone=(1e5, 1.5),
     ),
 )
 BY_NAME = {market.name: market for market in MARKETS}

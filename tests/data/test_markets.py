@@ -117,3 +117,21 @@ def test_a_small_market_with_typos_trains_with_them_screened_out():
     estimate = valuer.value_frame(sales)["price_estimate"].to_numpy()
     # Skewed noise: the estimate is the median (the shift), not the mean, of log price.
     assert abs(np.median(np.log(estimate / truth))) < 0.03
+
+
+def test_markets_draw_their_categories_and_flag_shares_as_declared():
+    many, few = BY_NAME["many-categories"], BY_NAME["few-categories"]
+    sales = many.sales(40_000, seed=2)
+    assert sales["category"].nunique() == 40 == len(many.categories()[0])
+    assert sales["violations"].mean() == pytest.approx(0.45, abs=0.01)
+    assert sales["verified"].mean() == pytest.approx(0.30, abs=0.01)  # whatever the fans
+    assert sales.groupby(sales["fans"] > 1e5)["verified"].mean().diff().abs().iloc[-1] < 0.03
+    # The extra categories are the same on every draw; their premiums differ.
+    assert set(many.sales(5000, seed=9)["category"]) == set(many.categories()[0])
+    assert np.std(np.log(many.categories()[2][14:])) > 0.1
+    assert set(few.sales(5000, seed=3)["category"]) == {"自媒体", "美食", "搞笑"}
+    # The suite's rule otherwise: a share of violations 0.18, verification growing with fans.
+    standard = BY_NAME["standard"].sales(40_000, seed=2)
+    assert standard["violations"].mean() == pytest.approx(0.18, abs=0.01)
+    by_size = standard.groupby(standard["fans"] > 1e5)["verified"].mean()
+    assert by_size[True] > by_size[False] + 0.1
