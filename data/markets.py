@@ -614,6 +614,19 @@ MARKETS: tuple[Market, ...] = (
         monthly_rates=_RATES,
         shock=("游戏", 16, 0.8),
     ),
+    Market(
+        "category-bends",
+        "design",
+        "4,000 sales whose categories' prices rise with fans at different rates (slopes spread "
+        "0.25); t3 noise, 2% typos (declared 2026-12-07 for the category-slope candidate, found "
+        "on small-accounts)",
+        rows=4000,
+        fans_log10=(4.0, 0.9),
+        category_slopes=0.25,
+        noise="t3",
+        noise_scale=0.8,
+        typo_share=0.02,
+    ),
     # Shapes along axes the markets above never varied, declared 2026-12-07 after one look at
     # each (seeds 1-3, through the CLI) and never used to choose anything.
     Market(

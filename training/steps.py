@@ -149,6 +149,12 @@ FLAG_CATEGORY = "flag_category"
 FLAG_CATEGORY_SALES = 30.0
 """A category's own share of a flag's effect is shrunk towards the common effect as a mean of n
 flagged sales would be by this many more sales."""
+CATEGORY_SLOPE = "category_slope"
+"""A candidate's key: its price curve gives each category a slope in fans of its own beside the
+common curve (`price_curve(..., bends_by_category=True)`)."""
+CATEGORY_SLOPE_SALES = 10.0
+"""A category's slope is shrunk towards the common curve's as a mean of n sales would be by this
+many more."""
 RIDGE_ALPHA = 1.0
 """The price curve's ridge penalty on each (scaled) column's coefficient."""
 CURVE_KNOTS = 8
@@ -224,6 +230,11 @@ CANDIDATES = (
     # is smaller. Where flags act alike in every category its 42 extra offsets are noise, so it
     # is a candidate, not the default (docs/model.md has the figures).
     {**TREES, PRICE_CURVE: 0.9, FLAG_CATEGORY: True},
+    # The default whose price curve gives each category a slope in fans of its own: where
+    # categories' prices rise with fans at different rates, monotone trees learn each category's
+    # bend in steps from its own few sales. Where they rise alike its slopes are noise, so it is
+    # a candidate, judged with its curve fitted anew in each fold (docs/model.md has the figures).
+    {**TREES, PRICE_CURVE: 0.9, CATEGORY_SLOPE: True},
 )
 """The configurations `search` tries, in this order; the first is the default, and another takes
 its place only when it is better by more than the noise of the comparison."""
@@ -750,7 +761,8 @@ def log_price_now(sales: pd.DataFrame) -> np.ndarray:
 
 def booster_params(params: dict, seed: int) -> dict:
     """A candidate's LightGBM parameters: the fixed ones, its own (less PRICE_CURVE), the seed."""
-    own = {key: value for key, value in params.items() if key not in (PRICE_CURVE, FLAG_CATEGORY)}
+    ours = (PRICE_CURVE, FLAG_CATEGORY, CATEGORY_SLOPE)
+    own = {key: value for key, value in params.items() if key not in ours}
     return {**FIXED_PARAMS, **own, "seed": seed}
 
 
@@ -761,6 +773,7 @@ def price_curve(
     categories: int,
     rows: np.ndarray | None = None,
     by_category: bool = False,
+    bends_by_category: bool = False,
 ) -> PriceCurve:
     """The smooth start of the point model, from the sales `rows` marks (all by default): a ridge
     regression of log price on a cubic spline of log10 fans (knots at quantiles) plus log10 fans
@@ -779,7 +792,11 @@ def price_curve(
     few flagged sales keeps the flag's common effect), then held so that the flag's whole effect
     in each category keeps its market sign at any fans. Outside the trees, it is not bound by
     their monotone constraints, under which a tree cannot give back a discount its category does
-    not have."""
+    not have. With `bends_by_category`, each category's log price also rises with log10 fans at a
+    slope of its own beside the common curve's: a one-hot column per category times log10 fans
+    from their median, shrunk towards the common slope as a mean of n sales would be by
+    CATEGORY_SLOPE_SALES more, counted on the grid (flat outside it); the fans part is raised
+    where needed so that the steepest falling category still rises with fans."""
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import SplineTransformer
 
@@ -810,8 +827,16 @@ def price_curve(
     shrink = np.sqrt(RIDGE_ALPHA / FLAG_CATEGORY_SALES)
     if by_category:
         columns.append(np.hstack([flags[:, [f]] * one_hot * shrink for f in range(flags.shape[1])]))
+    centre = float(np.median(log_fans))
+    from_centre = log_fans[:, 0] - centre
+    bent = np.sqrt(RIDGE_ALPHA / (CATEGORY_SLOPE_SALES * max(float(from_centre.var()), 1e-9)))
+    if bends_by_category:
+        columns.append(one_hot * from_centre[:, None] * bent)
     ridge = Ridge(alpha=RIDGE_ALPHA).fit(np.hstack(columns), log_price[rows])
     coef = ridge.coef_
+    slopes = np.zeros(categories)
+    if bends_by_category:
+        slopes, coef = coef[-categories:] * bent, coef[:-categories]
     spline_part = coef[: basis.shape[1]]
     flag_part = coef[basis.shape[1] : basis.shape[1] + by_flag.shape[1]]
     flag_part = flag_part.reshape(flags.shape[1], bends.shape[1])
@@ -847,13 +872,15 @@ def price_curve(
     # Non-decreasing (flat where the spline dips, until it is back where it was), and with any
     # set of flags too: each step at least the flags' falls over it added up.
     falls = -np.minimum(np.diff(parts, axis=0), 0.0).sum(axis=1)
+    falls = falls + max(-float(slopes.min(initial=0.0)), 0.0) * np.diff(grid)
     step = np.maximum(np.diff(np.maximum.accumulate(at_grid)), falls)
     at_sales = [
         np.interp(log_fans[:, 0], grid, part) + added[f][codes] for f, part in enumerate(parts.T)
     ]
     flag_mean = sum(float((flags[:, f] * part).mean()) for f, part in enumerate(at_sales))
+    slope_mean = float((slopes[codes] * (np.clip(log_fans[:, 0], low, high) - centre)).mean())
     level = at_grid[0] + np.concatenate([[0.0], np.cumsum(step)])
-    level += log_price[rows].mean() - flag_mean
+    level += log_price[rows].mean() - flag_mean - slope_mean
     # Past the last sale the trees are flat: the curve carries the whole fans effect there, at
     # the spline's slope over the top SLOPE_DECADES of the sales' fans.
     top = grid >= grid[-1] - SLOPE_DECADES
@@ -866,11 +893,13 @@ def price_curve(
         round(max(float(slope), 0.0), 6),
         tuple(tuple(np.round(part, 6)) for part in parts.T),
         tuple(tuple(np.round(row, 6)) for row in added) if by_category else (),
+        tuple(np.round(slopes, 6)) if bends_by_category else (),
+        round(centre, 6),
     )
     fans = chosen[:, FANS_COLUMN]
     reference = (
         float(curve.fans_part(fans).mean()),
-        float(curve.category_part(codes).mean()),
+        float(curve.category_part(codes, fans).mean()),
         *(
             float((part * flags[:, f]).mean())
             for f, part in enumerate(curve.flag_parts_in(fans, codes))
@@ -890,7 +919,15 @@ def curve_for(
     share = params.get(PRICE_CURVE, 0.0)
     if not share:
         return None
-    return price_curve(matrix, log_price, share, categories, rows, params.get(FLAG_CATEGORY, False))
+    return price_curve(
+        matrix,
+        log_price,
+        share,
+        categories,
+        rows,
+        params.get(FLAG_CATEGORY, False),
+        params.get(CATEGORY_SLOPE, False),
+    )
 
 
 def learning_set(
@@ -1081,7 +1118,7 @@ def cross_fit_candidate(
     weighted: from `curve` (fitted on all of them) for most candidates; a FLAG_CATEGORY one's
     curve is fitted anew in each fold (`cross_fit_own_curves`), since its estimates are both
     judged and, once chosen, calibrate its ranges."""
-    if params.get(FLAG_CATEGORY):
+    if params.get(FLAG_CATEGORY) or params.get(CATEGORY_SLOPE):
         return cross_fit_own_curves(matrix, log_price, weight, params, folds, seed, categories)
     dataset = learning_set(matrix, log_price, curve, weight)
     return cross_fit(dataset, params, folds, seed, learn=weight > 0)

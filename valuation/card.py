@@ -12,12 +12,14 @@ from typing import Any
 from valuation.curve import PriceCurve
 from valuation.market import MarketIndex
 
-BUNDLE_FORMAT = 4
+BUNDLE_FORMAT = 5
 """3: the point model may start from a price curve (`price_curve` on the card); code that reads
 format 2 only would price without it, so it refuses a 3. 4: the curve may hold each flag's part
 (`PriceCurve.flags`), which code that reads format 3 would price without, so it refuses a 4.
-Format 2 bundles (no curve) and 3 (a curve without flags) still load."""
-READS_FORMATS = (2, 3, 4)
+5: the curve may give each category a slope in fans (`PriceCurve.category_slope`), which code
+that reads format 4 would price without, so it refuses a 5. Format 2 bundles (no curve), 3 (a
+curve without flags) and 4 (without slopes) still load."""
+READS_FORMATS = (2, 3, 4, 5)
 
 
 @dataclass(frozen=True)

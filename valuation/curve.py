@@ -12,7 +12,9 @@ trees, flat past the last sale, would value a larger account as the largest); on
 category code (the code of a category outside the vocabulary: 0, the average sale's category);
 and each flag's log effect on the same grid (flat outside it), counted where the flag is set,
 with, where training found the flag worth more in some categories than in others, each category's
-share of it (the unknown code's 0).
+share of it (the unknown code's 0); and, where training found some categories' prices rising
+faster with fans than others', each category's slope, counted from a centre on the grid (flat
+outside it; the unknown code's 0).
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ class PriceCurve:
     order; the unknown code's is 0), where it is set: the flag's whole effect in a category stays
     of the market logic's sign at any fans. Empty unless the search chose the candidate with
     them (and in bundles written before them)."""
+    category_slope: tuple[float, ...] = ()
+    """Each category code's log price per decade of fans beside the fans part's (encoder's order;
+    the unknown code's 0), counted from `slope_centre` on the grid and flat outside it: the fans
+    part is raised where needed so that the curve stays non-decreasing in fans in every
+    category. Empty unless the search chose the candidate with them (and in bundles written
+    before them)."""
+    slope_centre: float = 0.0
+    """The log10 fans at which a category's slope part is 0 (the training sales' median)."""
     _arrays: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -64,7 +74,9 @@ class PriceCurve:
         by_category = np.zeros((len(self.flag_category), len(offsets)))
         for k, added in enumerate(self.flag_category):
             by_category[k, : len(added)] = added
-        object.__setattr__(self, "_arrays", (grid, level, offsets, flags, by_category))
+        slopes = np.zeros(len(offsets))
+        slopes[: len(self.category_slope)] = self.category_slope
+        object.__setattr__(self, "_arrays", (grid, level, offsets, flags, by_category, slopes))
 
     def _position(self, fans):
         """Where these fans sit on the grid: the segment j, the share t along it (0 below the
@@ -94,9 +106,18 @@ class PriceCurve:
     def _flags_at(self, j, t):
         return [part[j] + t * (part[j + 1] - part[j]) for part in self._arrays[3]]
 
-    def category_part(self, codes) -> np.ndarray:
+    def category_part(self, codes, fans=None) -> np.ndarray:
+        """Each category's offset and, where the curve has them, its slope's part at these fans
+        (needed then)."""
         offsets = self._arrays[2]
-        return offsets[self._codes(codes)]
+        if not self.category_slope:
+            return offsets[self._codes(codes)]
+        return self._category_at(self._codes(codes), *self._position(fans)[:2])
+
+    def _category_at(self, codes, j, t):
+        grid, _, offsets, *_, slopes = self._arrays
+        on_grid = grid[j] + t * (grid[j + 1] - grid[j])  # the fans, held to the grid
+        return offsets[codes] + slopes[codes] * (on_grid - self.slope_centre)
 
     def _codes(self, codes) -> np.ndarray:
         return np.minimum(np.asarray(codes, dtype=int), len(self._arrays[2]) - 1)
@@ -118,7 +139,11 @@ class PriceCurve:
         """The curve's log price for each row of the model's input matrix."""
         position = self._position(matrix[:, FANS_COLUMN])  # once for the fans and the flags
         codes = matrix[:, CATEGORY_COLUMN]
-        price = self._fans_at(*position) + self.category_part(codes)
+        if self.category_slope:
+            category = self._category_at(self._codes(codes), *position[:2])
+        else:
+            category = self.category_part(codes)
+        price = self._fans_at(*position) + category
         parts = self._flags_in(*position[:2], codes)
         for part, column in zip(parts, FLAG_COLUMNS, strict=False):
             price = price + part * matrix[:, column]  # one flag at a time, as `one` adds them
@@ -134,6 +159,9 @@ class PriceCurve:
         code = int(row[CATEGORY_COLUMN])
         known = 0 <= code < len(self.category)
         offset = self.category[code] if known else 0.0
+        if self.category_slope and known:
+            on_grid = grid[j] + t * (grid[j + 1] - grid[j])
+            offset = offset + self.category_slope[code] * (on_grid - self.slope_centre)
         price = level[j] + t * (level[j + 1] - level[j]) + self.beyond_slope * past + offset
         for k, (part, column) in enumerate(zip(self.flags, FLAG_COLUMNS, strict=False)):
             effect = part[j] + t * (part[j + 1] - part[j])
@@ -146,7 +174,7 @@ class PriceCurve:
         """One row's fans, category and (where the curve has them) each flag's part, less their
         means (the reference's)."""
         fans, code = row[FANS_COLUMN], row[CATEGORY_COLUMN]
-        parts = [float(self.fans_part(fans)), float(self.category_part(code))]
+        parts = [float(self.fans_part(fans)), float(self.category_part(code, fans))]
         for part, column in zip(self.flag_parts_in(fans, code), FLAG_COLUMNS, strict=False):
             parts.append(float(part * row[column]))
         return tuple(part - mean for part, mean in zip(parts, self.reference, strict=True))
@@ -160,6 +188,8 @@ class PriceCurve:
             "beyond_slope": self.beyond_slope,
             "flags": [list(part) for part in self.flags],
             "flag_category": [list(added) for added in self.flag_category],
+            "category_slope": list(self.category_slope),
+            "slope_centre": self.slope_centre,
         }
 
     @classmethod
@@ -174,4 +204,6 @@ class PriceCurve:
             float(card.get("beyond_slope", 0.0)),
             tuple(tuple(part) for part in card.get("flags", ())),
             tuple(tuple(added) for added in card.get("flag_category", ())),
+            tuple(card.get("category_slope", ())),
+            float(card.get("slope_centre", 0.0)),
         )
