@@ -894,7 +894,7 @@ def price_curve(
         tuple(tuple(np.round(part, 6)) for part in parts.T),
         tuple(tuple(np.round(row, 6)) for row in added) if by_category else (),
         tuple(np.round(slopes, 6)) if bends_by_category else (),
-        round(centre, 6),
+        round(centre, 6) if bends_by_category else 0.0,
     )
     fans = chosen[:, FANS_COLUMN]
     reference = (
