@@ -19,7 +19,7 @@ from training.evaluation import (
     price_errors,
 )
 from valuation.curve import PriceCurve
-from valuation.encoding import CATEGORY_COLUMN
+from valuation.encoding import CATEGORY_COLUMN, FANS_COLUMN, FLAG_COLUMNS
 from valuation.loading import parse_listings
 from valuation.valuer import Valuer, fans_band
 
@@ -403,17 +403,11 @@ def test_the_curve_s_categories_bend_with_fans_where_asked_and_it_still_rises_in
     for code in range(encoder.unknown_code + 1):
         for flags in ((0, 0, 0), (1, 0, 0), (0, 1, 1), (1, 1, 1)):
             rows = np.zeros((len(fans), matrix.shape[1]))
-            rows[:, 0], rows[:, CATEGORY_COLUMN] = fans, code
-            for column, value in zip(
-                [c for c in range(matrix.shape[1]) if c not in (0, CATEGORY_COLUMN)],
-                flags,
-                strict=True,
-            ):
-                rows[:, column] = value
+            rows[:, FANS_COLUMN], rows[:, CATEGORY_COLUMN] = fans, code
+            rows[:, list(FLAG_COLUMNS)] = flags
             assert np.all(np.diff(curve(rows)) >= -1e-9), (code, flags)
-    unknown = np.zeros((3, matrix.shape[1]))
-    unknown[:, 0], unknown[:, CATEGORY_COLUMN] = [1e3, 1e4, 1e5], encoder.unknown_code
-    np.testing.assert_allclose(curve.category_part(unknown[:, CATEGORY_COLUMN], unknown[:, 0]), 0.0)
+    unknown = curve.category_part([encoder.unknown_code] * 3, [1e3, 1e4, 1e5])
+    np.testing.assert_allclose(unknown, 0.0)
 
     rows = matrix[:200]
     assert [curve.one(row) for row in rows] == list(curve(rows))
