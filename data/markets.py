@@ -628,7 +628,8 @@ MARKETS: tuple[Market, ...] = (
         typo_share=0.02,
     ),
     # Shapes along axes the markets above never varied, declared 2026-12-07 after one look at
-    # each (seeds 1-3, through the CLI) and never used to choose anything.
+    # each (seeds 1-3, through the CLI). No setting is chosen on them: small-accounts showed the
+    # gap the category-slope candidate fills, whose one setting was chosen on category-bends.
     Market(
         "cheap",
         "report",
