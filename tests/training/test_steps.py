@@ -302,6 +302,15 @@ def test_search_keeps_the_default_share_of_the_curve_where_nothing_bends_it(monk
     assert ranked[0].params[steps.PRICE_CURVE] == 0.9
 
 
+def _curve_inputs(market, rows: int):
+    """A market's real sales (its typos left out: not sales), their vocabulary, model matrix and
+    log price: what `steps.price_curve` is fitted on."""
+    sales = market.sales(rows, 1)
+    sales = sales[sales["fate"] != "typo"].drop(columns="fate").reset_index(drop=True)
+    encoder = steps.vocabulary(sales)
+    return sales, encoder, encoder.matrix(sales), np.log(sales["price"].to_numpy())
+
+
 @pytest.mark.parametrize("name", ["flag-growth", "standard"])
 def test_the_curves_flag_parts_follow_a_discount_that_grows_with_the_account(name):
     """3,000 simulated sales. Where a violation's discount deepens with the account (flag-growth:
@@ -314,11 +323,8 @@ def test_the_curves_flag_parts_follow_a_discount_that_grows_with_the_account(nam
     from data.markets import BY_NAME
 
     market = BY_NAME[name]
-    sales = market.sales(3000, 1)
-    sales = sales[sales["fate"] != "typo"].drop(columns="fate").reset_index(drop=True)
-    encoder = steps.vocabulary(sales)
-    matrix = encoder.matrix(sales)
-    curve = steps.price_curve(matrix, np.log(sales["price"].to_numpy()), 0.9, encoder.unknown_code)
+    _, encoder, matrix, log_price = _curve_inputs(market, 3000)
+    curve = steps.price_curve(matrix, log_price, 0.9, encoder.unknown_code)
     small, large = curve.flag_parts(np.array([1e3, 1e6]))[0]
     truth = np.log(market.violation_discount) * steps.FLAG_SHARE  # at 1万 fans
     if market.flag_growth:
@@ -342,11 +348,7 @@ def test_the_curve_s_flags_differ_by_category_where_asked_each_kept_to_its_sign(
     from data.markets import BY_NAME
 
     market = BY_NAME["category-flags"]
-    sales = market.sales(6000, 1)
-    sales = sales[sales["fate"] != "typo"].drop(columns="fate").reset_index(drop=True)
-    encoder = steps.vocabulary(sales)
-    matrix = encoder.matrix(sales)
-    log_price = np.log(sales["price"].to_numpy())
+    sales, encoder, matrix, log_price = _curve_inputs(market, 6000)
     plain = steps.price_curve(matrix, log_price, 0.9, encoder.unknown_code)
     curve = steps.price_curve(matrix, log_price, 0.9, encoder.unknown_code, by_category=True)
     assert plain.flag_category == () and len(curve.flag_category) == len(curve.flags)
@@ -379,11 +381,7 @@ def test_the_curve_s_categories_bend_with_fans_where_asked_and_it_still_rises_in
     flags, a row is priced as `one` prices it, its parts' contributions add up to it, and the
     card holds it whole. Without the option the curve has no slopes."""
     market = BY_NAME["category-bends"]
-    sales = market.sales(4000, 1)
-    sales = sales[sales["fate"] != "typo"].drop(columns="fate").reset_index(drop=True)
-    encoder = steps.vocabulary(sales)
-    matrix = encoder.matrix(sales)
-    log_price = np.log(sales["price"].to_numpy())
+    sales, encoder, matrix, log_price = _curve_inputs(market, 4000)
     plain = steps.price_curve(matrix, log_price, 0.9, encoder.unknown_code)
     assert plain.category_slope == ()
     curve = steps.price_curve(matrix, log_price, 0.9, encoder.unknown_code, bends_by_category=True)
