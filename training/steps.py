@@ -828,9 +828,9 @@ def price_curve(
     if by_category:
         columns.append(np.hstack([flags[:, [f]] * one_hot * shrink for f in range(flags.shape[1])]))
     centre = float(np.median(log_fans))
-    from_centre = log_fans[:, 0] - centre
-    bent = np.sqrt(RIDGE_ALPHA / (CATEGORY_SLOPE_SALES * max(float(from_centre.var()), 1e-9)))
     if bends_by_category:
+        from_centre = log_fans[:, 0] - centre
+        bent = np.sqrt(RIDGE_ALPHA / (CATEGORY_SLOPE_SALES * max(float(from_centre.var()), 1e-9)))
         columns.append(one_hot * from_centre[:, None] * bent)
     ridge = Ridge(alpha=RIDGE_ALPHA).fit(np.hstack(columns), log_price[rows])
     coef = ridge.coef_
