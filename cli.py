@@ -249,6 +249,8 @@ def run_train(args) -> int:
     coverage = outcome.metrics["model"]["interval_coverage"]
     print(f"80% range held {coverage:.1%} of holdout sales")
     print(f"run {outcome.run_id}; model version {outcome.model_version}; bundle {outcome.bundle}")
+    if outcome.decision.warning:
+        print(f"warning: version {outcome.model_version}: {outcome.decision.warning}")
     return 0
 
 

@@ -76,7 +76,8 @@ def run_market(market, seed: int, home: Path, engine: str = "local") -> dict:
     )
     batch_seconds = time.perf_counter() - started
     if batch.returncode:
-        raise RuntimeError(f"{market.name}: batch failed\n{batch.stderr[-2000:]}")
+        said = trained.stdout[-1000:]  # the gate's decision, when nothing was served
+        raise RuntimeError(f"{market.name}: batch failed\n{said}\n{batch.stderr[-2000:]}")
     priced = pd.read_csv(priced_path)
     if len(priced) != len(test):
         raise RuntimeError(f"{market.name}: {len(test) - len(priced)} listings were not priced")
@@ -105,6 +106,9 @@ def run_market(market, seed: int, home: Path, engine: str = "local") -> dict:
         "train_s": train_seconds,
         "batch_s": batch_seconds,
         "index_errors": index_errors,
+        "warning": next(
+            (line for line in trained.stdout.splitlines() if line.startswith("warning:")), None
+        ),
     }
 
 
@@ -165,6 +169,8 @@ def run_suite(
             with tempfile.TemporaryDirectory() as home:
                 drawn.append(run_market(market, draw, Path(home), engine))
             print(_line(drawn[-1]) + (f"  seed {draw}" if draws > 1 else ""), flush=True)
+            if drawn[-1]["warning"]:
+                print(f"  seed {draw} {drawn[-1]['warning']}", flush=True)
         rows.append(drawn[0] if draws == 1 else _mean(drawn))
         if draws > 1:
             print(_line(rows[-1]) + f"  mean of {draws}", flush=True)

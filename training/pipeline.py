@@ -490,6 +490,11 @@ def _gate(client, settings, version: str, candidate: dict, split, card: dict, sa
         client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
     verb = "is now" if decision.promote else "is not"
     say(f"version {version} {verb} @{settings.model_alias}: " + "; ".join(decision.reasons))
+    if not decision.promote and registry.registered_version(settings) is None:
+        say(
+            "nothing is served; to serve this version anyway: "
+            f"valuation promote {version} --reason WHY"
+        )
     return decision
 
 

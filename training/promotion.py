@@ -30,7 +30,9 @@ def record_decision(client, settings: Settings, version: str, decision: steps.De
     """Every decision is on record: on the run, as an artifact, and on the model version."""
     import mlflow
 
-    outcome = "promoted" if decision.promote else "kept_champion"
+    outcome = "kept_champion"
+    if decision.promote:
+        outcome = "promoted_with_warning" if decision.warning else "promoted"
     mlflow.set_tags(
         {"promotion.decision": outcome, "promotion.reasons": "; ".join(decision.reasons)}
     )

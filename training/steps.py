@@ -44,6 +44,10 @@ CALIBRATION_SHARE = 0.25
 SCALE_FOLDS = 4
 MDAPE_TOLERANCE = 0.01  # a candidate may be 1% worse (relative) and still take over: noise
 COVERAGE_TOLERANCE = 0.04  # the 80% range must hold 76-84% of the holdout sales
+FIRST_MODEL_ALLOWANCE = 2.0
+"""A first model (no champion) whose range misses the tolerance by up to this many times it is
+served with a warning: a user's first export would otherwise leave nothing served, and every
+quote refused, for a range a few points off; one further off is refused as broken."""
 BAND_PRIOR_ROWS = 50
 """A band's own residual quantiles weigh n / (n + this) against its neighbourhood's (the band
 widened to 4x this many sales): a thin top band of a small export (~50 sales) over-covers on its
@@ -1442,23 +1446,36 @@ class Decision:
     candidate: dict[str, float]
     champion: dict[str, float] | None
     """The current champion's errors on the candidate's holdout; None when there is none."""
+    warning: str | None = None
+    """Why a model promoted is less sure than a model that passed: a first model served within
+    FIRST_MODEL_ALLOWANCE, its range outside the tolerance."""
 
 
 def decide(candidate: dict[str, float], champion: dict[str, float] | None) -> Decision:
     """Does the candidate earn `champion`? Its MdAPE may be at most MDAPE_TOLERANCE (relative)
     worse than the champion's on the same holdout, and its range must hold DEFAULT_LEVEL of the
-    holdout sales within `coverage_tolerance`."""
-    reasons, promote = [], True
+    holdout sales within `coverage_tolerance`; with no champion, within FIRST_MODEL_ALLOWANCE
+    times that, with a warning when beyond it."""
+    reasons, promote, warning = [], True, None
     coverage = candidate["interval_coverage"]
     tolerance = coverage_tolerance(candidate.get("holdout_rows"), candidate.get("calibration_rows"))
-    if abs(coverage - DEFAULT_LEVEL) > tolerance + 1e-9:  # 0.76 is within, exactly
-        promote = False
-        reasons.append(
-            f"its {DEFAULT_LEVEL:.0%} range held {coverage:.1%} of holdout sales, outside "
-            f"{DEFAULT_LEVEL - tolerance:.1%}-{DEFAULT_LEVEL + tolerance:.1%}"
+    miss = abs(coverage - DEFAULT_LEVEL)
+    within = miss <= tolerance + 1e-9  # 0.76 is within, exactly
+    # a coverage outside that rounds to its bound ("75.7%, outside 75.7%-84.3%") gets two places
+    digits = 1 if within or f"{coverage:.1%}" not in _band(tolerance) else 2
+    held = f"its {DEFAULT_LEVEL:.0%} range held {coverage:.{digits}%} of holdout sales"
+    if within:
+        reasons.append(held)
+    elif champion is None and miss <= FIRST_MODEL_ALLOWANCE * tolerance + 1e-9:
+        warning = (
+            f"{held}, outside {_band(tolerance, digits)}: served as the first model, nothing else "
+            f"serving (allowed to {_band(FIRST_MODEL_ALLOWANCE * tolerance)}); its ranges are "
+            "less sure than they say until a model that passes the gate takes over"
         )
+        reasons.append(warning)
     else:
-        reasons.append(f"its {DEFAULT_LEVEL:.0%} range held {coverage:.1%} of holdout sales")
+        promote = False
+        reasons.append(f"{held}, outside {_band(tolerance, digits)}")
     if champion is None:
         reasons.append("there is no champion yet")
     elif candidate["mdape"] > champion["mdape"] * (1 + MDAPE_TOLERANCE):
@@ -1472,7 +1489,11 @@ def decide(candidate: dict[str, float], champion: dict[str, float] | None) -> De
             f"MdAPE {candidate['mdape']:.2%} against the champion's {champion['mdape']:.2%} "
             "on the same holdout"
         )
-    return Decision(promote, reasons, candidate, champion)
+    return Decision(promote, reasons, candidate, champion, warning)
+
+
+def _band(tolerance: float, digits: int = 1) -> str:
+    return f"{DEFAULT_LEVEL - tolerance:.{digits}%}-{DEFAULT_LEVEL + tolerance:.{digits}%}"
 
 
 def champion_errors(champion: Valuer, split: Split) -> dict[str, float]:

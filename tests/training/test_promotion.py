@@ -49,17 +49,44 @@ def test_the_tolerance_counts_the_calibration_s_draw_as_well_as_the_holdout_s():
     """A sound range calibrated on 4,000 sales, measured on 1,000: 75.9% is within three standard
     errors of both draws (4.24 points), not of the holdout's alone (the 4-point floor)."""
     measured = {**errors(0.1, 0.759), "holdout_rows": 1000.0}
-    assert not steps.decide(measured, None).promote
-    decision = steps.decide({**measured, "calibration_rows": 4000.0}, None)
+    assert not steps.decide(measured, errors(0.2)).promote
+    decision = steps.decide({**measured, "calibration_rows": 4000.0}, errors(0.2))
     assert decision.promote
     assert "75.8%-84.2%" not in decision.reasons[0]  # said only when refused
     refused = steps.decide(
-        {**measured, "interval_coverage": 0.757, "calibration_rows": 4000.0}, None
+        {**measured, "interval_coverage": 0.757, "calibration_rows": 4000.0}, errors(0.2)
     )
     assert not refused.promote
     assert "75.8%-84.2%" in refused.reasons[0]
     # plenty of sales on both sides: the floor
     assert steps.coverage_tolerance(40_000, 160_000) == steps.COVERAGE_TOLERANCE
+
+
+@pytest.mark.parametrize(
+    ("coverage", "promote", "warned"),
+    [
+        (0.80, True, False),
+        (0.76, True, False),  # within the tolerance: no warning
+        (0.757, True, True),  # late-holdout's first model, 2026-12-07: served, with a warning
+        (0.72, True, True),  # twice the tolerance, exactly
+        (0.88, True, True),
+        (0.719, False, False),  # a range further off is broken, first model or not
+        (0.60, False, False),
+        (0.90, False, False),
+    ],
+)
+def test_a_first_model_a_few_points_off_is_served_with_a_warning(coverage, promote, warned):
+    """Nothing else serves a first model's market: a range a few points off is served, said so;
+    one off by more than FIRST_MODEL_ALLOWANCE times the tolerance is refused."""
+    decision = steps.decide(errors(0.1, coverage), None)
+    assert decision.promote is promote
+    assert (decision.warning is not None) is warned
+    if warned:
+        assert f"{coverage:.1%}" in decision.warning and "76.0%-84.0%" in decision.warning
+        assert decision.warning in decision.reasons
+    # with a champion serving, the same range is refused
+    if coverage not in (0.80, 0.76):
+        assert not steps.decide(errors(0.1, coverage), errors(0.2)).promote
 
 
 @pytest.fixture
@@ -141,3 +168,73 @@ def test_a_champion_that_fails_its_checksum_is_not_replaced_by_the_gate(store):
         registry.client(settings).get_model_version(settings.model_name, second.model_version).tags
     )
     assert tags["promotion.decision"] == "kept_champion"
+
+
+def _train_through_the_cli(tmp_path, monkeypatch, capsys, data) -> tuple[int, str]:
+    import cli
+    from valuation.infra.settings import get_settings
+
+    monkeypatch.setenv("VALUATION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VALUATION_SEARCH_TRIALS", "1")
+    monkeypatch.setenv("VALUATION_CV_FOLDS", "2")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    try:
+        code = cli.main(["train", "--data", str(data)])
+        return code, capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("allowance", [1e9, 1.0])
+def test_a_first_model_off_target_is_served_with_a_warning_or_refused_with_a_way_out(
+    store, tmp_path, monkeypatch, capsys, allowance
+):
+    """The gate's wiring for a first model, its tolerance narrowed to a millionth (the range
+    this export trains misses it, by fractions of a point): within the allowance it is served,
+    the warning said by `valuation train` and on record; beyond it nothing is served, and
+    `valuation train` says how to serve it anyway."""
+    from valuation.infra.settings import get_settings
+
+    _, good, _ = store
+    monkeypatch.setattr(steps, "coverage_tolerance", lambda *_: 1e-6)
+    monkeypatch.setattr(steps, "FIRST_MODEL_ALLOWANCE", allowance)
+    code, out = _train_through_the_cli(tmp_path, monkeypatch, capsys, good)
+    assert code == 0
+    get_settings.cache_clear()
+    monkeypatch.setenv("VALUATION_HOME", str(tmp_path / "home"))
+    settings = get_settings()
+    tags = registry.client(settings).get_model_version(settings.model_name, "1").tags
+    if allowance > 1:
+        assert registry.registered_version(settings) == "1"
+        assert tags["promotion.decision"] == "promoted_with_warning"
+        assert "warning: version 1: its 80% range held" in out
+        assert "served as the first model" in tags["promotion.reasons"]
+    else:
+        assert registry.registered_version(settings) is None
+        assert tags["promotion.decision"] == "kept_champion"
+        assert "nothing is served; to serve this version anyway: valuation promote 1" in out
+        assert "warning:" not in out
+    get_settings.cache_clear()
+
+
+def test_a_coverage_that_rounds_to_its_bound_is_said_to_two_places():
+    """late-holdout seed 4 (2026-12-07) was said to hold "75.7%, outside 75.7%-84.3%", which
+    says nothing."""
+    tolerance = steps.coverage_tolerance(1000.0, 4000.0)  # 4.243 points: 75.757%-84.243%
+    decision = steps.decide(
+        {
+            **errors(0.1, 0.8 - tolerance - 0.00005),
+            "holdout_rows": 1000.0,
+            "calibration_rows": 4000.0,
+        },
+        errors(0.2),
+    )
+    assert not decision.promote
+    assert "held 75.75% of holdout sales, outside 75.76%-84.24%" in decision.reasons[0]
+    # apart at one place, said at one
+    apart = {**errors(0.1, 0.757), "holdout_rows": 1000.0, "calibration_rows": 4000.0}
+    assert (
+        "held 75.7% of holdout sales, outside 75.8%-84.2%"
+        in steps.decide(apart, errors(0.2)).reasons[0]
+    )
