@@ -310,6 +310,12 @@ class ModelInfo(BaseModel):
     categories: list[str] = Field(
         description="Categories known to the model; others are valued as unknown."
     )
+    promotion: dict[str, str] | None = Field(
+        default=None,
+        description="The promotion gate's record on this version: `decision` (`promoted`; "
+        "`promoted_with_warning`: a first model served though its range missed the gate's "
+        "window, its ranges less sure than they say; `promoted_by_hand`) and `reasons`.",
+    )
 
 
 class IndexPointOut(BaseModel):

@@ -150,6 +150,9 @@ class Valuer:
         self.name = name
         self.version = version
         """The registry's name and version of the model (None: not loaded from a registry)."""
+        self.promotion: dict[str, str] | None = None
+        """The promotion gate's record on that version in the registry: `decision` (promoted,
+        promoted_with_warning, promoted_by_hand, ...) and `reasons`; None when there is none."""
         self.market = card.market
         """Prices over time, when the model was trained on dated sales (else None)."""
         self.curve = card.price_curve

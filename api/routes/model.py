@@ -39,6 +39,7 @@ def model(valuer: ValuerDep, settings: SettingsDep):
         "interval": DEFAULT_LEVEL,
         "levels": [MIN_LEVEL, MAX_LEVEL],
         "categories": list(valuer.encoder.categories),
+        "promotion": valuer.promotion,
     }
 
 

@@ -129,7 +129,12 @@ def test_reload_serves_a_newly_promoted_champion_without_a_restart(store):
             "changed": True,
         }
         assert served_version(client) == "2"
-        assert client.get("/v1/model").json()["version"] == "2"
+        model = client.get("/v1/model").json()
+        assert model["version"] == "2"
+        assert model["promotion"] == {
+            "decision": "promoted_by_hand",
+            "reasons": "admin reload test",
+        }
         metrics = client.get("/metrics").text
         assert f'valuation_model_info{{name="{store.model_name}",version="2"}} 1.0' in metrics
         assert f'valuation_model_info{{name="{store.model_name}",version="1"}}' not in metrics

@@ -558,6 +558,11 @@ def test_model_card(client, trained, settings, sales_csv):
     assert card["holdout_metrics"] == trained.metrics
     assert card["data"]["sha256"] == hashlib.sha256(sales_csv.read_bytes()).hexdigest()
     assert card["data"]["rows"] == trained.rows - trained.rejected  # the sales it learned from
+    # the gate's record on the version served, as `valuation train` said it
+    assert card["promotion"] == {
+        "decision": "promoted_with_warning" if trained.decision.warning else "promoted",
+        "reasons": "; ".join(trained.decision.reasons),
+    }
 
 
 def test_health_and_readiness(client, trained):

@@ -102,6 +102,11 @@ def load_valuer(settings: Settings, alias: str | None = None, version: str | Non
     valuer = bundles.load_checked(local, recorded, what)
     valuer.version = version
     valuer.name = settings.model_name
+    if "promotion.decision" in recorded:
+        valuer.promotion = {
+            "decision": recorded["promotion.decision"],
+            "reasons": recorded.get("promotion.reasons", ""),
+        }
     if settings.compiled_trees:
         attach_compiled(settings, valuer, local, recorded)
     return valuer
