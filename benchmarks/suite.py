@@ -47,8 +47,31 @@ def run_market(market, seed: int, home: Path, engine: str = "local") -> dict:
     export = market.export(seed)
     data = home / f"{market.name}.csv"
     export.to_csv(data, index=False)
+    test = market.sales(TEST_ROWS, seed + 1000, unseen=True, at_end=True)
+    test = test[test["fate"] != "typo"].reset_index(drop=True)
+    listings = to_marketplace(test, seed + 1000).drop(
+        columns=[PRICE.marketplace_header, SOLD_AT.marketplace_header]
+    )
     env = {**os.environ, "VALUATION_HOME": str(home), "VALUATION_SEED": str(seed)}
     env.pop("MLFLOW_TRACKING_URI", None)
+    priced, timed = train_and_price(market.name, data, listings, home, env, engine)
+    index_errors = _index_errors(market, env) if market.dated else {}
+    return {
+        "market": market.name,
+        "purpose": market.purpose,
+        "rows": market.rows,
+        **figures(test[PRICE.name].to_numpy(), priced, market.true_quantiles(test), test["fans"]),
+        **timed,
+        "index_errors": index_errors,
+    }
+
+
+def train_and_price(
+    name: str, data: Path, listings: pd.DataFrame, home: Path, env: dict, engine: str = "local"
+) -> tuple[pd.DataFrame, dict]:
+    """`valuation train --data` on the export `data`, then `valuation batch` on `listings`, both
+    as processes in the project folder `home`: the priced listings, in their order, and the
+    training's and the batch's seconds and any warning training gave."""
     started = time.perf_counter()
     trained = subprocess.run(
         [VALUATION, "train", "--data", str(data), "--engine", engine],
@@ -58,13 +81,7 @@ def run_market(market, seed: int, home: Path, engine: str = "local") -> dict:
     )
     train_seconds = time.perf_counter() - started
     if trained.returncode:
-        raise RuntimeError(f"{market.name}: train failed\n{trained.stderr[-2000:]}")
-
-    test = market.sales(TEST_ROWS, seed + 1000, unseen=True, at_end=True)
-    test = test[test["fate"] != "typo"].reset_index(drop=True)
-    listings = to_marketplace(test, seed + 1000).drop(
-        columns=[PRICE.marketplace_header, SOLD_AT.marketplace_header]
-    )
+        raise RuntimeError(f"{name}: train failed\n{trained.stderr[-2000:]}")
     source, priced_path = home / "listings.csv", home / "priced.csv"
     listings.to_csv(source, index=False)
     started = time.perf_counter()
@@ -77,23 +94,22 @@ def run_market(market, seed: int, home: Path, engine: str = "local") -> dict:
     batch_seconds = time.perf_counter() - started
     if batch.returncode:
         said = trained.stdout[-1000:]  # the gate's decision, when nothing was served
-        raise RuntimeError(f"{market.name}: batch failed\n{said}\n{batch.stderr[-2000:]}")
+        raise RuntimeError(f"{name}: batch failed\n{said}\n{batch.stderr[-2000:]}")
     priced = pd.read_csv(priced_path)
-    if len(priced) != len(test):
-        raise RuntimeError(f"{market.name}: {len(test) - len(priced)} listings were not priced")
+    if len(priced) != len(listings):
+        raise RuntimeError(f"{name}: {len(listings) - len(priced)} listings were not priced")
+    warning = next((s for s in trained.stdout.splitlines() if s.startswith("warning:")), None)
+    return priced, {"train_s": train_seconds, "batch_s": batch_seconds, "warning": warning}
 
-    index_errors = _index_errors(market, env) if market.dated else {}
 
-    actual = test[PRICE.name].to_numpy()
-    truth = market.true_quantiles(test)
+def figures(actual: np.ndarray, priced: pd.DataFrame, truth: dict, fans) -> dict:
+    """The model's MdAPE over the true median's on the same sales, its 80% range's coverage
+    overall and per fans band (blank under 200 sales), its median width over the truth's."""
     low, high = priced["price_low"].to_numpy(), priced["price_high"].to_numpy()
-    band = fans_band(test["fans"].to_numpy())
+    band = fans_band(np.asarray(fans))
     model = price_errors(actual, priced["price_estimate"])["mdape"]
     best = price_errors(actual, truth[0.5])["mdape"]
     return {
-        "market": market.name,
-        "purpose": market.purpose,
-        "rows": market.rows,
         "ratio": model / best,
         "coverage": interval_coverage(actual, low, high),
         "bands": [
@@ -103,12 +119,6 @@ def run_market(market, seed: int, home: Path, engine: str = "local") -> dict:
             for b in range(len(BAND_NAMES))
         ],
         "width": float(np.median(high - low) / np.median(truth[0.9] - truth[0.1])),
-        "train_s": train_seconds,
-        "batch_s": batch_seconds,
-        "index_errors": index_errors,
-        "warning": next(
-            (line for line in trained.stdout.splitlines() if line.startswith("warning:")), None
-        ),
     }
 
 
@@ -152,28 +162,19 @@ def run_suite(
     names: list[str] | None, seed: int, draws: int = 1, engine: str = "local"
 ) -> list[dict]:
     markets = [_market(name) for name in names] if names else list(MARKETS)
-    header = (
-        f"{'market':16}{'purpose':8}{'sales':>8}{'MdAPE/true':>11}{'cover':>7}  "
-        + " ".join(f"{name:>9}" for name in BAND_NAMES)
-        + f"{'width':>7}{'train s':>9}"
-    )
-    print("SIMULATED markets (data/markets.py); targets: MdAPE/true <= 1.03, cover 78-82%,")
-    print(
-        "each fans band 76-84% (bands with fewer than 200 test sales are left blank), width <= 1.10\n"
-    )
-    print(header, flush=True)
+    print_header("data/markets.py")
     rows = []
     for market in markets:
         drawn = []
         for draw in range(seed, seed + draws):
             with tempfile.TemporaryDirectory() as home:
                 drawn.append(run_market(market, draw, Path(home), engine))
-            print(_line(drawn[-1]) + (f"  seed {draw}" if draws > 1 else ""), flush=True)
+            print(line(drawn[-1]) + (f"  seed {draw}" if draws > 1 else ""), flush=True)
             if drawn[-1]["warning"]:
                 print(f"  seed {draw} {drawn[-1]['warning']}", flush=True)
         rows.append(drawn[0] if draws == 1 else _mean(drawn))
         if draws > 1:
-            print(_line(rows[-1]) + f"  mean of {draws}", flush=True)
+            print(line(rows[-1]) + f"  mean of {draws}", flush=True)
     for row in rows:
         if row["index_errors"]:
             category, error = max(row["index_errors"].items(), key=lambda item: abs(item[1]))
@@ -183,6 +184,25 @@ def run_suite(
                 f"{len(row['index_errors'])} categories ({INDEX_MIN_SALES}+ sales) within 10%; "
                 f"worst {category} {error:+.1%}"
             )
+    judge(rows)
+    return rows
+
+
+def print_header(source: str) -> None:
+    print(f"SIMULATED markets ({source}); targets: MdAPE/true <= 1.03, cover 78-82%,")
+    print(
+        "each fans band 76-84% (bands with fewer than 200 test sales are left blank), width <= 1.10\n"
+    )
+    header = (
+        f"{'market':16}{'purpose':8}{'sales':>8}{'MdAPE/true':>11}{'cover':>7}  "
+        + " ".join(f"{name:>9}" for name in BAND_NAMES)
+        + f"{'width':>7}{'train s':>9}"
+    )
+    print(header, flush=True)
+
+
+def judge(rows: list[dict]) -> None:
+    """The worst MdAPE ratio, and the rows whose ranges are off target."""
     worst = max(rows, key=lambda row: row["ratio"])
     print(f"\nworst MdAPE ratio: {worst['market']} {worst['ratio']:.3f}")
     off = [
@@ -193,7 +213,6 @@ def run_suite(
         or row["width"] > 1.10
     ]
     print("ranges off target: " + (", ".join(off) if off else "none"))
-    return rows
 
 
 def _mean(drawn: list[dict]) -> dict:
@@ -211,7 +230,7 @@ def _mean(drawn: list[dict]) -> dict:
     }
 
 
-def _line(row: dict) -> str:
+def line(row: dict) -> str:
     bands = " ".join("        -" if np.isnan(c) else f"{c:9.1%}" for c in row["bands"])
     return (
         f"{row['market']:16}{row['purpose']:8}{row['rows']:>8,}{row['ratio']:11.3f}"
