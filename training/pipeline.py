@@ -31,6 +31,7 @@ from valuation.loading import (
     export_files,
     export_name,
     load_exports,
+    unread_columns,
     write_rejects,
 )
 from valuation.schema import FEATURES
@@ -72,6 +73,12 @@ def train(
     one export. `engine="dask"` parses, splits and fits the point model on a Dask cluster (the
     one at `scheduler`, or a local one); everything after the fit is the same for both engines."""
     export = Export.of(data)
+    unread = unread_columns(export.files)
+    if unread:
+        say(
+            f"columns not read: {', '.join(unread)} (no field has such a header; "
+            "docs/cli.md lists the headers read)"
+        )
     with ExitStack() as stack:
         if engine == "dask":
             from valuation.infra.dask_engine import cluster

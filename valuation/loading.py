@@ -117,6 +117,24 @@ def read_export_chunks(
         yield from _csv_chunks(path, rows)
 
 
+def unread_columns(files: list[Path]) -> list[str]:
+    """The files' headers that name no field (`标题`, `链接`; a sale date under a header no field
+    has): training says them, since a column left unread is otherwise lost without a word. Blank
+    names (a spreadsheet's empty cells past the table) are none."""
+    lookup, unread = header_lookup(), []
+    for path in files:
+        chunks = read_export_chunks(path, rows=1)
+        try:
+            columns = next(chunks)[0].columns
+        finally:
+            chunks.close()
+        for column in map(str, columns):
+            named = column.strip() and not column.startswith("Unnamed: ")
+            if named and read_header(column, lookup)[0] is None and column not in unread:
+                unread.append(column)
+    return unread
+
+
 def _consecutive(first_line: int) -> LineNumbers:
     return lambda positions: positions + first_line
 
@@ -201,20 +219,42 @@ def _xls_value(cell, datemode: int):
 
 
 def _sheet_chunks(path: Path, numbered_rows: Iterator[tuple[int, tuple]], rows: int | None):
-    """A sheet's table in chunks of `rows`: its first row that holds two values or more is the
-    header (a title above it, one value in a row, such as 快手账号成交记录, is not a table's
-    row), and each cell reads as a CSV saved from it would hold it (`_cell_text`). Rows keep the
-    sheet's own numbers; a row with nothing in it is skipped, as pandas skips a CSV's blank
-    line."""
+    """A sheet's table in chunks of `rows`: its header is the first row that names two of the
+    listing's fields, as a CSV's (`csv_layout`), so that a title above it (快手账号成交记录 alone,
+    or beside an export time, or a row grouping the columns: 账号信息, 成交信息) is not taken for
+    it; with none among the first TITLE_ROWS rows of two values or more, the first such row. Each
+    cell reads as a CSV saved from it would hold it (`_cell_text`). Rows keep the sheet's own
+    numbers; a row with nothing in it is skipped, as pandas skips a CSV's blank line."""
     header, chunk, lines, yielded = None, [], [], False
-    with closing(numbered_rows):
+    waiting: list[tuple[int, list[str]]] = []  # rows of two values or more, before the header
+    lookup = header_lookup()
+
+    def table_rows():
+        nonlocal header
         for line, values in numbered_rows:
             filled = sum(value is not None and value != "" for value in values)
             if filled == 0 or (header is None and filled == 1):
                 continue
-            if header is None:
-                header = _sheet_header(path, [_cell_text(value) for value in values])
+            if header is not None:
+                yield line, values
                 continue
+            names = [_cell_text(value) for value in values]
+            if sum(read_header(name, lookup)[0] is not None for name in names) >= 2:
+                header = _sheet_header(path, names)
+                waiting.clear()  # titles above it
+            elif len(waiting) < TITLE_ROWS:
+                waiting.append((line, values))
+            else:  # no header near the top: the first row of two values, as before
+                (_, first), *rest = [*waiting, (line, values)]
+                header = _sheet_header(path, [_cell_text(value) for value in first])
+                yield from rest
+        if header is None and waiting:
+            (_, first), *rest = waiting
+            header = _sheet_header(path, [_cell_text(value) for value in first])
+            yield from rest
+
+    with closing(numbered_rows):
+        for line, values in table_rows():
             cells = [_cell_text(value) for value in values[: len(header)]]
             chunk.append(cells + [""] * (len(header) - len(cells)))
             lines.append(line)

@@ -58,6 +58,7 @@ _DATE_FORMATS = (
     "%Y.%m.%d",
     "%Y%m%d",
     "%Y年%m月%d日",
+    "%Y年%m月%d号",
     # a sale's time (成交时间) as exports write it: the day is what counts
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",
@@ -74,6 +75,9 @@ _DATE_FORMATS = (
     "%Y-%m-%d %H:%M:%S.%f%z",
     "%Y/%m/%d %H:%M:%S",
     "%Y/%m/%d %H:%M",
+    "%Y/%m/%d %H:%M:%S.%f",
+    "%Y.%m.%d %H:%M:%S",
+    "%Y.%m.%d %H:%M",
     "%Y年%m月%d日 %H:%M",
     "%Y年%m月%d日 %H:%M:%S",
 )
@@ -175,6 +179,7 @@ def _amount(value: object, what: str) -> tuple[Decimal, bool]:
     return number, bool(unit)
 
 
+_COUNT_SUFFIX = re.compile(r"(?<=[0-9kKwW万千亿])\s*(?:粉丝|粉)$")
 _BARE_NUMBER = re.compile(r"^(?:[¥]\s*)?[0-9][0-9,]*(?:\.[0-9]+)?$")
 
 
@@ -208,7 +213,10 @@ def _with_unit(value: object, unit: str) -> object:
 
 def parse_count(field: Field, value: object) -> int:
     """A count of `field` (up to its `maximum`): `13.13W` -> 131300; also 万, 亿, k, thousands
-    separators and plain integers."""
+    separators and plain integers, and the word a listing writes after fans (`13.1W粉`,
+    `1.3w粉丝`). `10万+` ("more than") and `约10万` ("about") are no count: refused."""
+    if isinstance(value, str):
+        value = _COUNT_SUFFIX.sub("", _plain(value, field.name)) or value
     number, has_unit = _amount(value, field.name)
     # 1.2345W is a display rounding of a whole count; a bare 1.5 is not a count at all.
     if number != number.to_integral_value() and not has_unit:

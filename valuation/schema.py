@@ -80,8 +80,8 @@ LATEST_SALE = dt.date(2100, 12, 31)
 """A fixed bound, not today: the same export must load the same way whenever it is read."""
 
 # Words any flag accepts, besides its own marketplace spellings.
-GENERIC_TRUE = ("yes", "y", "true", "t", "1", "是", "有")
-GENERIC_FALSE = ("no", "n", "false", "f", "0", "否", "无")
+GENERIC_TRUE = ("yes", "y", "true", "t", "1", "是", "有", "√", "✓", "✔")
+GENERIC_FALSE = ("no", "n", "false", "f", "0", "否", "无", "没有", "暂无", "×", "✗", "✘")
 
 FANS = Field(
     "fans",
@@ -99,12 +99,22 @@ FANS = Field(
 VIOLATIONS = Field(
     "violations",
     "flag",
-    ("有无违规", "违规", "是否违规", "违规情况", "违规记录", "has_violations"),
+    (
+        "有无违规",
+        "违规",
+        "是否违规",
+        "违规情况",
+        "违规记录",
+        "是否有违规",
+        "违规状态",
+        "有无违规记录",
+        "has_violations",
+    ),
     "Whether the account has violations on record (有违规 / 无违规).",
     english="violations",
     examples=("有违规", False, "无违规"),
     true_words=("有违规", "有违规记录"),
-    false_words=("无违规", "没有违规", "无违规记录"),
+    false_words=("无违规", "没有违规", "无违规记录", "正常"),
     true_english="has violations",
     false_english="none",
     monotone=-1,
@@ -114,12 +124,12 @@ VIOLATIONS = Field(
 LIVE_PERMISSION = Field(
     "live_permission",
     "flag",
-    ("直播权限", "直播开通", "是否开通直播", "直播状态", "live"),
+    ("直播权限", "直播开通", "是否开通直播", "直播状态", "直播", "开通直播", "live"),
     "Whether live streaming is opened for the account (已开通 / 未开通).",
     english="live permission",
     examples=("未开通", True, "已开通"),
-    true_words=("已开通", "开通", "已开", "有权限"),
-    false_words=("未开通", "未开", "没开通", "无权限"),
+    true_words=("已开通", "开通", "已开", "有权限", "已开通直播", "有直播权限", "可直播"),
+    false_words=("未开通", "未开", "没开通", "无权限", "未开通直播", "无直播权限", "不可直播"),
     true_english="opened",
     false_english="not opened",
     monotone=+1,
@@ -133,7 +143,7 @@ VERIFIED = Field(
     "Whether the account is verified (已认证 / 未认证).",
     english="verified",
     examples=("已认证", "no", "未认证"),
-    true_words=("已认证", "认证"),
+    true_words=("已认证", "认证", "个人认证", "企业认证", "机构认证", "黄v", "蓝v"),
     false_words=("未认证", "无认证", "没认证"),
     true_english="verified",
     false_english="not verified",
@@ -144,7 +154,7 @@ VERIFIED = Field(
 CATEGORY = Field(
     "category",
     "text",
-    ("类目", "分类", "账号类目", "类别", "领域", "账号领域"),
+    ("类目", "分类", "账号类目", "类别", "领域", "账号领域", "垂类", "领域分类", "账号分类"),
     f"The account's content category, e.g. 自媒体, 美食, 搞笑; at most {MAX_CATEGORY_LENGTH} characters.",
     english="category",
     examples=("自媒体", "美食", "搞笑"),
@@ -153,20 +163,43 @@ CATEGORY = Field(
 PRICE = Field(
     "price",
     "price",
-    ("成交价", "价格", "成交价格", "售价", "成交金额", "交易价格", "出售价格", "sale_price"),
+    (
+        "成交价",
+        "价格",
+        "成交价格",
+        "售价",
+        "成交金额",
+        "交易价格",
+        "出售价格",
+        "出售价",
+        "转让价",
+        "转让价格",
+        "sale_price",
+    ),
     "Sale price in CNY, above 0 and up to 10亿; `¥1,200`, `1200元`, `1.2万` and `1200` are "
     "accepted. Training data only.",
 )
 LISTING_ID = Field(
     "listing_id",
     "id",
-    ("账号ID", "编号", "商品编号", "id", "商品ID", "账号编号"),
+    ("账号ID", "编号", "商品编号", "id", "商品ID", "账号编号", "快手号", "快手ID"),
     f"Marketplace listing id: text of at most {MAX_LISTING_ID_LENGTH} characters, or a whole number.",
 )
 SOLD_AT = Field(
     "sold_at",
     "date",
-    ("成交日期", "成交时间", "sale_date", "交易日期", "交易时间", "售出日期", "sold_date"),
+    (
+        "成交日期",
+        "成交时间",
+        "sale_date",
+        "交易日期",
+        "交易时间",
+        "售出日期",
+        "售出时间",
+        "出售日期",
+        "出售时间",
+        "sold_date",
+    ),
     f"Date of the sale, from {EARLIEST_SALE} to {LATEST_SALE}.",
 )
 
@@ -222,7 +255,9 @@ def read_header(header: str, lookup: dict[str, str] | None = None) -> tuple[str 
     """An export's header -> (the field it names or None, the unit to write after its bare
     numbers): `粉丝数量(万)` -> ("fans", "万"); `成交价（元）` -> ("price", ""); `类目(一级)` ->
     (None, ""). A field's header with a unit this reader does not read (`价格(美元)`, or any unit
-    on a flag's or a text's header) -> (the field, None): the caller refuses it, by name."""
+    on a flag's or a text's header) -> (the field, None): the caller refuses it, by name. On a
+    date's or an id's header the part is a note (`成交时间(北京时间)` -> ("sold_at", "")): those
+    are optional, and a note refused would leave the column unread without a word."""
     lookup = header_lookup() if lookup is None else lookup
     name = lookup.get(normalise_header(header))
     if name is not None:
@@ -231,5 +266,8 @@ def read_header(header: str, lookup: dict[str, str] | None = None) -> tuple[str 
     name = match and lookup.get(normalise_header(match["header"]))
     if not name:
         return None, ""
+    kind = BY_NAME[name].kind
+    if kind in ("date", "id"):  # `成交时间(北京时间)`, `商品编号(平台)`: a note, not a unit
+        return name, ""
     unit = HEADER_UNITS.get((match["unit"] or match["after_slash"]).strip().lower())
-    return name, unit if BY_NAME[name].kind in ("count", "price") else None
+    return name, unit if kind in ("count", "price") else None

@@ -232,6 +232,7 @@ def test_price_typos_are_listed_by_their_line_beside_the_rejects(tmp_path):
     own = Settings(home=tmp_path / "home", tracking_uri=None, search_trials=1, cv_folds=2)
     said = []
     outcome = train(data, own, say=said.append)
+    assert said[0].startswith("columns not read: 备注 (")  # the note, named, not lost silently
 
     listed = pd.read_csv(outcome.typos_file, dtype={"listing_id": str})
     assert outcome.typos == len(listed) == registry.load_valuer(own).card.screened_typos

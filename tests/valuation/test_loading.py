@@ -21,8 +21,10 @@ from valuation.loading import (
     load_exports,
     load_listings,
     parse_listings,
+    read_export,
     read_export_chunks,
     rejects_path,
+    unread_columns,
     write_rejects,
 )
 from valuation.schema import BY_NAME, FEATURES, TARGET
@@ -230,6 +232,27 @@ def test_a_title_above_a_workbook_s_table_is_not_its_header(tmp_path, write, suf
     assert_expected(loaded.listings)
     assert list(loaded.raw.columns) == MARKET_HEADERS
     assert loaded.rejects["line"].tolist() == [8]  # a row of one value under the header is a row
+
+
+@pytest.mark.parametrize(("write", "suffix"), WORKBOOK_WRITERS)
+@pytest.mark.parametrize(
+    "above",
+    [
+        [["快手账号成交记录", "导出时间: 2026-12-01"]],  # a title beside the export time
+        [["账号信息", "", "", "", "", "成交信息"]],  # a row grouping the columns
+    ],
+)
+def test_a_workbook_s_header_is_its_first_row_naming_two_fields(tmp_path, write, suffix, above):
+    """As a CSV's: a row of two values above the header that names no field is not it."""
+    rows = [*above, MARKET_HEADERS, *GOOD_ROWS]
+    loaded = load_listings(write(tmp_path / f"grouped{suffix}", rows), require_price=True)
+    assert_expected(loaded.listings)
+    assert list(loaded.raw.columns) == MARKET_HEADERS
+    assert loaded.rejects.empty
+    # with no row naming two fields, the first row of two values is the header, as before
+    plain = [["a", "b"], ["1", "2"]]
+    table = read_export(write(tmp_path / f"plain{suffix}", plain))
+    assert list(table.columns) == ["a", "b"] and table.to_numpy().tolist() == [["1", "2"]]
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 1, 2])
@@ -615,6 +638,26 @@ def test_a_header_s_unit_applies_to_typed_numbers_and_yuan_changes_nothing(tmp_p
     )
     loaded = load_listings(path, require_price=True)
     assert_expected(loaded.listings)
+
+
+def test_a_note_on_a_date_s_or_an_id_s_header_is_read_as_that_field(tmp_path):
+    """`成交时间(北京时间)` and `商品编号(平台)` are optional columns: refusing their note would
+    leave them unread without a word (no split by time, no repeats found)."""
+    headers = ["商品编号(平台)", *MARKET_HEADERS, "成交时间(北京时间)", "备注"]
+    rows = [[f"KS{i}", *row, f"2026-11-0{i + 1} 14:22", "急售"] for i, row in enumerate(GOOD_ROWS)]
+    loaded = load_listings(write_csv(tmp_path / "noted.csv", headers, rows), require_price=True)
+    assert_expected(loaded.listings)
+    assert loaded.listings["listing_id"].tolist() == ["KS0", "KS1", "KS2"]
+    assert loaded.listings["sold_at"].tolist() == [pd.Timestamp(2026, 11, d) for d in (1, 2, 3)]
+    # the columns no field reads are named, to be said by training
+    assert unread_columns([tmp_path / "noted.csv"]) == ["备注"]
+
+
+def test_unread_columns_are_named_once_across_files_and_blank_ones_are_none(tmp_path):
+    first = write_csv(tmp_path / "a.csv", [*MARKET_HEADERS, "售出时刻", ""], [])
+    second = write_csv(tmp_path / "b.csv", [*MARKET_HEADERS, "标题", "售出时刻"], [])
+    assert unread_columns([first, second]) == ["售出时刻", "标题"]
+    assert unread_columns([write_csv(tmp_path / "c.csv", MARKET_HEADERS, [])]) == []
 
 
 @pytest.mark.parametrize(

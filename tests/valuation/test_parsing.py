@@ -90,6 +90,9 @@ any_text = st.one_of(st.text(), spelling_text)
         ("0", 0),
         ("  131300  ", 131_300),
         ("13.13 W", 131_300),
+        ("13.1W粉", 131_000),  # the word listings write after fans
+        ("1.3w粉丝", 13_000),
+        ("2000 粉", 2_000),
         ("１３１３００", 131_300),  # full-width digits
         ("１３１，３００", 131_300),  # full-width digits and comma
         ("１３.１３Ｗ", 131_300),  # full-width digits and W
@@ -428,6 +431,10 @@ def test_category_result_is_normalised_and_bounded(text: str) -> None:
         ("2025/3/1 9:05", dt.date(2025, 3, 1)),
         ("2025/03/01 12:30:00", dt.date(2025, 3, 1)),
         ("2025年3月1日 12:30", dt.date(2025, 3, 1)),
+        ("2025年3月1号", dt.date(2025, 3, 1)),
+        ("2025.03.01 12:30", dt.date(2025, 3, 1)),  # as its day alone is read, with a time
+        ("2025.3.1 12:30:05", dt.date(2025, 3, 1)),
+        ("2025/3/1 12:30:05.123", dt.date(2025, 3, 1)),
         ("  2025-03-01  ", dt.date(2025, 3, 1)),
         ("２０２５-０３-０１", dt.date(2025, 3, 1)),  # full-width digits
         (dt.date(2025, 3, 1), dt.date(2025, 3, 1)),
