@@ -307,7 +307,7 @@ def _screen(
     weight = steps.sale_weights(log_price - estimate, fans, reach)
     sale = weight > 0
     screen = lgb.train(
-        steps.booster_params(best.params, seed),
+        steps.booster_params(best.params, seed, int(sale.sum())),
         steps.learning_set(matrix[sale], log_price[sale], best.curve, weight[sale]),
         num_boost_round=rounds,
     )

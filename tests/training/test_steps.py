@@ -867,3 +867,12 @@ def test_early_stopping_ignores_improvements_too_small_to_matter(monkeypatch):
     sales = BY_NAME["category-slopes"].sales(20_000, 1).reset_index(drop=True)
     ranked = steps.search(sales, steps.vocabulary(sales), trials=2, folds=5, seed=0)
     assert all(trial.rounds < steps.MAX_ROUNDS / 4 for trial in ranked)
+
+
+def test_a_small_fit_runs_on_one_thread_and_a_large_one_on_every_core():
+    """Below ONE_THREAD_ROWS sales a fit is on one thread (faster alone, and not slowed
+    sixfold beside another training); the Dask engine's workers (no rows given) choose their own."""
+    small = steps.booster_params(steps.CANDIDATES[0], 1, steps.ONE_THREAD_ROWS - 1)
+    assert small["num_threads"] == 1
+    assert "num_threads" not in steps.booster_params(steps.CANDIDATES[0], 1, steps.ONE_THREAD_ROWS)
+    assert "num_threads" not in steps.booster_params(steps.CANDIDATES[0], 1)
