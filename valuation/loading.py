@@ -226,7 +226,7 @@ def _sheet_chunks(path: Path, numbered_rows: Iterator[tuple[int, tuple]], rows: 
     cell reads as a CSV saved from it would hold it (`_cell_text`). Rows keep the sheet's own
     numbers; a row with nothing in it is skipped, as pandas skips a CSV's blank line."""
     header, chunk, lines, yielded = None, [], [], False
-    waiting: list[tuple[int, list[str]]] = []  # rows of two values or more, before the header
+    waiting: list[tuple[int, tuple]] = []  # rows of two values or more, before the header
     lookup = header_lookup()
 
     def table_rows():
