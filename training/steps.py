@@ -44,10 +44,11 @@ CALIBRATION_SHARE = 0.25
 SCALE_FOLDS = 4
 MDAPE_TOLERANCE = 0.01  # a candidate may be 1% worse (relative) and still take over: noise
 COVERAGE_TOLERANCE = 0.04  # the 80% range must hold 76-84% of the holdout sales
-FIRST_MODEL_ALLOWANCE = 2.0
-"""A first model (no champion) whose range misses the tolerance by up to this many times it is
+FIRST_MODEL_ALLOWANCE = 0.04
+"""A first model (no champion) whose range misses the gate's window by up to this much more is
 served with a warning: a user's first export would otherwise leave nothing served, and every
-quote refused, for a range a few points off; one further off is refused as broken."""
+quote refused, for a range a few points off; one further off is refused as broken. A margin,
+not a multiple: the window of a small holdout is wide already (twice 200 sales' would be 60%)."""
 BAND_PRIOR_ROWS = 50
 """A band's own residual quantiles weigh n / (n + this) against its neighbourhood's (the band
 widened to 4x this many sales): a thin top band of a small export (~50 sales) over-covers on its
@@ -1047,8 +1048,9 @@ def cross_fit(
         (np.flatnonzero((fold != k) & learn), np.flatnonzero((fold == k) & learn))
         for k in range(folds)
     ]
+    learning_rows = max(len(learning) for learning, _ in pairs)
     history = lgb.cv(
-        {**booster_params(params, seed, len(matrix)), "metric": "l1"},
+        {**booster_params(params, seed, learning_rows), "metric": "l1"},
         dataset,
         num_boost_round=MAX_ROUNDS,
         folds=pairs,
@@ -1462,14 +1464,14 @@ class Decision:
     """The current champion's errors on the candidate's holdout; None when there is none."""
     warning: str | None = None
     """Why a model promoted is less sure than a model that passed: a first model served within
-    FIRST_MODEL_ALLOWANCE, its range outside the tolerance."""
+    FIRST_MODEL_ALLOWANCE beyond the tolerance."""
 
 
 def decide(candidate: dict[str, float], champion: dict[str, float] | None) -> Decision:
     """Does the candidate earn `champion`? Its MdAPE may be at most MDAPE_TOLERANCE (relative)
     worse than the champion's on the same holdout, and its range must hold DEFAULT_LEVEL of the
     holdout sales within `coverage_tolerance`; with no champion, within FIRST_MODEL_ALLOWANCE
-    times that, with a warning when beyond it."""
+    more, with a warning when beyond it."""
     reasons, promote, warning = [], True, None
     coverage = candidate["interval_coverage"]
     tolerance = coverage_tolerance(candidate.get("holdout_rows"), candidate.get("calibration_rows"))
@@ -1480,10 +1482,10 @@ def decide(candidate: dict[str, float], champion: dict[str, float] | None) -> De
     held = f"its {DEFAULT_LEVEL:.0%} range held {coverage:.{digits}%} of holdout sales"
     if within:
         reasons.append(held)
-    elif champion is None and miss <= FIRST_MODEL_ALLOWANCE * tolerance + 1e-9:
+    elif champion is None and miss <= tolerance + FIRST_MODEL_ALLOWANCE + 1e-9:
         warning = (
             f"{held}, outside {_band(tolerance, digits)}: served as the first model, nothing else "
-            f"serving (allowed to {_band(FIRST_MODEL_ALLOWANCE * tolerance)}); its ranges are "
+            f"serving (allowed to {_band(tolerance + FIRST_MODEL_ALLOWANCE)}); its ranges are "
             "less sure than they say until a model that passes the gate takes over"
         )
         reasons.append(warning)

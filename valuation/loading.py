@@ -118,19 +118,25 @@ def read_export_chunks(
 
 
 def unread_columns(files: list[Path]) -> list[str]:
-    """The files' headers that name no field (`标题`, `链接`; a sale date under a header no field
-    has): training says them, since a column left unread is otherwise lost without a word. Blank
-    names (a spreadsheet's empty cells past the table) are none."""
-    lookup, unread = header_lookup(), []
+    """The files' columns training does not read (`标题`, `链接`; a sale date under a header no
+    field has, or a header whose part in brackets is no unit, beside the field's own column):
+    training says them, since a column left unread is otherwise lost without a word. Blank names
+    (a spreadsheet's empty cells past the table) are none; a file whose header is refused is left
+    to the loading, which says why, by file."""
+    unread = []
     for path in files:
         chunks = read_export_chunks(path, rows=1)
         try:
-            columns = next(chunks)[0].columns
+            columns = [str(column) for column in next(chunks)[0].columns]
         finally:
             chunks.close()
-        for column in map(str, columns):
+        try:
+            read = canonical_headers(columns, require_price=True)
+        except ExportError:
+            continue
+        for column in columns:
             named = column.strip() and not column.startswith("Unnamed: ")
-            if named and read_header(column, lookup)[0] is None and column not in unread:
+            if named and column not in read and column not in unread:
                 unread.append(column)
     return unread
 
@@ -226,32 +232,34 @@ def _sheet_chunks(path: Path, numbered_rows: Iterator[tuple[int, tuple]], rows: 
     cell reads as a CSV saved from it would hold it (`_cell_text`). Rows keep the sheet's own
     numbers; a row with nothing in it is skipped, as pandas skips a CSV's blank line."""
     header, chunk, lines, yielded = None, [], [], False
-    waiting: list[tuple[int, tuple]] = []  # rows of two values or more, before the header
+    waiting: list[tuple[int, tuple]] = []  # rows from the first of two values, before the header
     lookup = header_lookup()
 
     def table_rows():
         nonlocal header
         for line, values in numbered_rows:
             filled = sum(value is not None and value != "" for value in values)
-            if filled == 0 or (header is None and filled == 1):
-                continue
+            if filled == 0 or (header is None and filled == 1 and not waiting):
+                continue  # a blank row, or a title of one value above any row of two
             if header is not None:
                 yield line, values
                 continue
             names = [_cell_text(value) for value in values]
-            if sum(read_header(name, lookup)[0] is not None for name in names) >= 2:
+            if filled >= 2 and sum(read_header(n, lookup)[0] is not None for n in names) >= 2:
                 header = _sheet_header(path, names)
                 waiting.clear()  # titles above it
-            elif len(waiting) < TITLE_ROWS:
-                waiting.append((line, values))
-            else:  # no header near the top: the first row of two values, as before
-                (_, first), *rest = [*waiting, (line, values)]
-                header = _sheet_header(path, [_cell_text(value) for value in first])
-                yield from rest
+                continue
+            waiting.append((line, values))
+            if len(waiting) > TITLE_ROWS:  # no header near the top: the first row of two values
+                yield from _first_as_header()
         if header is None and waiting:
-            (_, first), *rest = waiting
-            header = _sheet_header(path, [_cell_text(value) for value in first])
-            yield from rest
+            yield from _first_as_header()
+
+    def _first_as_header():
+        nonlocal header
+        (_, first), *rest = waiting
+        header = _sheet_header(path, [_cell_text(value) for value in first])
+        yield from rest
 
     with closing(numbered_rows):
         for line, values in table_rows():

@@ -205,7 +205,7 @@ def _with_unit(value: object, unit: str) -> object:
         except OverflowError:
             return value
     elif isinstance(value, str):
-        text = _plain(value, "")
+        text = _COUNT_SUFFIX.sub("", _plain(value, ""))  # `13粉` under 粉丝数量(万) is 13万
     else:
         return value
     return f"{text}{unit}" if _BARE_NUMBER.match(text) else value
@@ -215,9 +215,17 @@ def parse_count(field: Field, value: object) -> int:
     """A count of `field` (up to its `maximum`): `13.13W` -> 131300; also 万, 亿, k, thousands
     separators and plain integers, and the word a listing writes after fans (`13.1W粉`,
     `1.3w粉丝`). `10万+` ("more than") and `约10万` ("about") are no count: refused."""
+    read = value
     if isinstance(value, str):
-        value = _COUNT_SUFFIX.sub("", _plain(value, field.name)) or value
-    number, has_unit = _amount(value, field.name)
+        read = _COUNT_SUFFIX.sub("", _plain(value, field.name)) or value
+    try:
+        number, has_unit = _amount(read, field.name)
+    except SpellingError:
+        if read is value:
+            raise
+        raise SpellingError(
+            f"{field.name} is not a number the marketplace writes: {_shown(value)}"
+        ) from None
     # 1.2345W is a display rounding of a whole count; a bare 1.5 is not a count at all.
     if number != number.to_integral_value() and not has_unit:
         raise SpellingError(f"{field.name} must be a whole number: {_shown(value)}")

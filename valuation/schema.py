@@ -124,7 +124,7 @@ VIOLATIONS = Field(
 LIVE_PERMISSION = Field(
     "live_permission",
     "flag",
-    ("直播权限", "直播开通", "是否开通直播", "直播状态", "直播", "开通直播", "live"),
+    ("直播权限", "直播开通", "是否开通直播", "直播状态", "开通直播", "live"),
     "Whether live streaming is opened for the account (已开通 / 未开通).",
     english="live permission",
     examples=("未开通", True, "已开通"),
@@ -154,7 +154,7 @@ VERIFIED = Field(
 CATEGORY = Field(
     "category",
     "text",
-    ("类目", "分类", "账号类目", "类别", "领域", "账号领域", "垂类", "领域分类", "账号分类"),
+    ("类目", "分类", "账号类目", "类别", "领域", "账号领域"),
     f"The account's content category, e.g. 自媒体, 美食, 搞笑; at most {MAX_CATEGORY_LENGTH} characters.",
     english="category",
     examples=("自媒体", "美食", "搞笑"),
@@ -171,9 +171,6 @@ PRICE = Field(
         "成交金额",
         "交易价格",
         "出售价格",
-        "出售价",
-        "转让价",
-        "转让价格",
         "sale_price",
     ),
     "Sale price in CNY, above 0 and up to 10亿; `¥1,200`, `1200元`, `1.2万` and `1200` are "
@@ -182,7 +179,7 @@ PRICE = Field(
 LISTING_ID = Field(
     "listing_id",
     "id",
-    ("账号ID", "编号", "商品编号", "id", "商品ID", "账号编号", "快手号", "快手ID"),
+    ("账号ID", "编号", "商品编号", "id", "商品ID", "账号编号"),
     f"Marketplace listing id: text of at most {MAX_LISTING_ID_LENGTH} characters, or a whole number.",
 )
 SOLD_AT = Field(
@@ -196,8 +193,6 @@ SOLD_AT = Field(
         "交易时间",
         "售出日期",
         "售出时间",
-        "出售日期",
-        "出售时间",
         "sold_date",
     ),
     f"Date of the sale, from {EARLIEST_SALE} to {LATEST_SALE}.",
@@ -256,8 +251,9 @@ def read_header(header: str, lookup: dict[str, str] | None = None) -> tuple[str 
     numbers): `粉丝数量(万)` -> ("fans", "万"); `成交价（元）` -> ("price", ""); `类目(一级)` ->
     (None, ""). A field's header with a unit this reader does not read (`价格(美元)`, or any unit
     on a flag's or a text's header) -> (the field, None): the caller refuses it, by name. On a
-    date's or an id's header the part is a note (`成交时间(北京时间)` -> ("sold_at", "")): those
-    are optional, and a note refused would leave the column unread without a word."""
+    id's header the part is a note (`商品编号(平台)` -> ("listing_id", "")), and on a date's a time
+    zone is (`成交时间(北京时间)`, `(UTC+8)`): the day is read as written; any other part on a
+    date's header (`交易时间(天)`, days a trade took) -> ("sold_at", None), left unread and said."""
     lookup = header_lookup() if lookup is None else lookup
     name = lookup.get(normalise_header(header))
     if name is not None:
@@ -267,7 +263,11 @@ def read_header(header: str, lookup: dict[str, str] | None = None) -> tuple[str 
     if not name:
         return None, ""
     kind = BY_NAME[name].kind
-    if kind in ("date", "id"):  # `成交时间(北京时间)`, `商品编号(平台)`: a note, not a unit
+    note = (match["unit"] or match["after_slash"]).strip().lower()
+    if kind == "id" or (kind == "date" and _TIME_ZONE.search(note)):
         return name, ""
-    unit = HEADER_UNITS.get((match["unit"] or match["after_slash"]).strip().lower())
+    unit = HEADER_UNITS.get(note)
     return name, unit if kind in ("count", "price") else None
+
+
+_TIME_ZONE = re.compile(r"北京|东八|时区|utc|gmt|cst")

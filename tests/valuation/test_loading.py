@@ -249,10 +249,12 @@ def test_a_workbook_s_header_is_its_first_row_naming_two_fields(tmp_path, write,
     assert_expected(loaded.listings)
     assert list(loaded.raw.columns) == MARKET_HEADERS
     assert loaded.rejects.empty
-    # with no row naming two fields, the first row of two values is the header, as before
-    plain = [["a", "b"], ["1", "2"]]
+    # with no row naming two fields, the first row of two values is the header, as before, and
+    # every row under it is the table's, one of a single value too
+    plain = [["a", "b"], ["x"], ["1", "2"]]
     table = read_export(write(tmp_path / f"plain{suffix}", plain))
-    assert list(table.columns) == ["a", "b"] and table.to_numpy().tolist() == [["1", "2"]]
+    assert list(table.columns) == ["a", "b"]
+    assert table.to_numpy().tolist() == [["x", ""], ["1", "2"]]
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 1, 2])
@@ -658,6 +660,21 @@ def test_unread_columns_are_named_once_across_files_and_blank_ones_are_none(tmp_
     second = write_csv(tmp_path / "b.csv", [*MARKET_HEADERS, "标题", "售出时刻"], [])
     assert unread_columns([first, second]) == ["售出时刻", "标题"]
     assert unread_columns([write_csv(tmp_path / "c.csv", MARKET_HEADERS, [])]) == []
+    # a field's header with a part that is no unit, beside the field's own column, is not read
+    beside = write_csv(tmp_path / "d.csv", [*MARKET_HEADERS, "价格(美元)"], [])
+    assert unread_columns([beside]) == ["价格(美元)"]
+
+
+def test_a_date_s_header_with_a_part_that_is_no_time_zone_is_not_read_and_said(tmp_path):
+    """`交易时间(天)` (the days a trade took) is no sale date: left unread, named by training."""
+    headers = [*MARKET_HEADERS, "交易时间(天)"]
+    path = write_csv(tmp_path / "days.csv", headers, [[*row, "3"] for row in GOOD_ROWS])
+    loaded = load_listings(path, require_price=True)
+    assert_expected(loaded.listings)
+    assert "sold_at" not in loaded.listings and loaded.rejects.empty
+    assert unread_columns([path]) == ["交易时间(天)"]
+    zoned = write_csv(tmp_path / "zoned.csv", [*MARKET_HEADERS, "成交日期(UTC+8)"], [])
+    assert unread_columns([zoned]) == []
 
 
 @pytest.mark.parametrize(
@@ -832,3 +849,11 @@ def test_several_files_are_one_export_their_rows_placed_by_file_and_line(tmp_pat
     # One file is read as before: no file column anywhere.
     alone = load_exports([january], require_price=True, drop_repeats=True)
     assert "file" not in alone.rejects and "file" not in alone.place(np.array([0]))
+
+
+def test_fans_with_粉_under_a_header_s_unit_take_the_unit(tmp_path):
+    """`13粉` under 粉丝数量(万) is 13万 fans, as `13` is: never 13."""
+    rows = [[fans, *GOOD_ROWS[0][1:]] for fans in ("13", "13粉", "2.5w粉", "13万粉丝")]
+    path = write_csv(tmp_path / "sales.csv", ["粉丝数量(万)", *MARKET_HEADERS[1:]], rows)
+    loaded = load_listings(path, require_price=True)
+    assert loaded.listings["fans"].tolist() == [130_000, 130_000, 25_000, 130_000]

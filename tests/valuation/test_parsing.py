@@ -93,6 +93,7 @@ any_text = st.one_of(st.text(), spelling_text)
         ("13.1W粉", 131_000),  # the word listings write after fans
         ("1.3w粉丝", 13_000),
         ("2000 粉", 2_000),
+        ("1.3W粉丝", 13_000),
         ("１３１３００", 131_300),  # full-width digits
         ("１３１，３００", 131_300),  # full-width digits and comma
         ("１３.１３Ｗ", 131_300),  # full-width digits and W
