@@ -386,7 +386,16 @@ def parse_sold_at(value: object) -> dt.date | None:
     return day
 
 
+_EXCEL_SERIAL = re.compile(r"^[0-9]{5}(?:\.[0-9]+)?$")
+"""A date as Excel counts it, days since 1899-12-30 (a time as the fraction): what a workbook's
+date cell holds once its date format is lost (46295 is 2026-09-30). Five digits: 1927 to 2173;
+the sale dates' bounds refuse the rest."""
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+
+
 def _date(text: str, value: object) -> dt.date:
+    if _EXCEL_SERIAL.match(text):
+        return _EXCEL_EPOCH + dt.timedelta(days=int(float(text)))
     if len(text) <= 40:  # the longest layout is 32 characters: no need to try strptime on more
         text = _HOURS_OFFSET.sub(r"\g<1>00", text)
         for layout in _DATE_FORMATS:

@@ -436,6 +436,10 @@ def test_category_result_is_normalised_and_bounded(text: str) -> None:
         ("2025.03.01 12:30", dt.date(2025, 3, 1)),  # as its day alone is read, with a time
         ("2025.3.1 12:30:05", dt.date(2025, 3, 1)),
         ("2025/3/1 12:30:05.123", dt.date(2025, 3, 1)),
+        ("46295", dt.date(2026, 9, 30)),  # Excel's count of days, a date cell's format lost
+        ("46295.75", dt.date(2026, 9, 30)),  # and its time of day
+        (46295, dt.date(2026, 9, 30)),
+        (46295.0, dt.date(2026, 9, 30)),
         ("  2025-03-01  ", dt.date(2025, 3, 1)),
         ("２０２５-０３-０１", dt.date(2025, 3, 1)),  # full-width digits
         (dt.date(2025, 3, 1), dt.date(2025, 3, 1)),
@@ -469,6 +473,8 @@ def test_sold_at_blank_is_none(raw: object) -> None:
         "2025-03-01T12:00:00+25:00",  # no such offset
         "2025-03-01 12:00:00+25",
         "2025-03-01+08",  # an offset needs a time
+        "12345",  # Excel's day 12345 is in 1933: outside the possible sale dates
+        "4629",  # four digits: no date
     ],
 )
 def test_sold_at_rejected(raw: object) -> None:
