@@ -245,7 +245,7 @@ def _sheet_chunks(path: Path, numbered_rows: Iterator[tuple[int, tuple]], rows: 
                 yield line, values
                 continue
             names = [_cell_text(value) for value in values]
-            if filled >= 2 and sum(read_header(n, lookup)[0] is not None for n in names) >= 2:
+            if _names_two_fields(names, lookup):
                 header = _sheet_header(path, names)
                 waiting.clear()  # titles above it
                 continue
@@ -475,7 +475,7 @@ def csv_layout(path: str | Path) -> CsvLayout:
                 rows.append(row)
                 starts.append(end + 1)
                 end = reader.line_num
-                if sum(read_header(cell, lookup)[0] is not None for cell in row) >= 2:
+                if _names_two_fields(row, lookup):
                     break
             else:  # no header near the top: the first row, as pandas would take it
                 rows, starts = rows[:1], starts[:1]
@@ -484,6 +484,12 @@ def csv_layout(path: str | Path) -> CsvLayout:
     header, above = (rows[-1], len(rows) - 1) if rows else ([], 0)
     _refuse_repeats(path, header)
     return CsvLayout(encoding, header, above, starts[-1] if starts else 1)
+
+
+def _names_two_fields(cells: list[str], lookup: dict[str, str]) -> bool:
+    """A row is a table's header when it names two of the listing's fields (`粉丝数量`, `成交价`,
+    ...): a title, an export time or a row grouping the columns names none."""
+    return sum(read_header(cell, lookup)[0] is not None for cell in cells) >= 2
 
 
 def _refuse_repeats(path: Path, header: list[str]) -> None:
