@@ -48,28 +48,12 @@ CATEGORY_EFFECT = np.array(
     [0.0, 0.25, 0.10, 0.15, -0.10, -0.20, 0.30, 0.20, -0.15, 0.35, 0.20, 0.40, 0.50, -0.25, 0.05]
 )
 LIVE_CATEGORIES = np.isin(CATEGORIES, ("美食", "颜值", "穿搭", "母婴"))
-NOISE_BY_CATEGORY = np.array(
-    [0.2, 0.2, 0.3, 0.2, 0.45, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.1, 0.1, 0.45, 0.2]
-)
-MONTHLY_TREND = np.log(
-    [
-        1.005,
-        1.05,
-        1.005,
-        1.005,
-        0.96,
-        0.98,
-        1.05,
-        1.005,
-        1.005,
-        1.005,
-        1.005,
-        1.0,
-        1.005,
-        0.97,
-        1.005,
-    ]
-)
+_NOISE = {"搞笑": 0.3, "游戏": 0.45, "影视": 0.45, "教育": 0.1, "汽车": 0.1}
+NOISE_BY_CATEGORY = np.array([_NOISE.get(c, 0.2) for c in CATEGORIES])
+"""`mixed-noise`'s spread of its tight part, by category (0.2 for the rest)."""
+_TREND = {"美食": 1.05, "颜值": 1.05, "游戏": 0.96, "影视": 0.97, "情感": 0.98, "教育": 1.0}
+MONTHLY_TREND = np.log([_TREND.get(c, 1.005) for c in CATEGORIES])
+"""`dated-trends`' change of each category's log price a month (x1.005 for the rest)."""
 MONTHS = 18
 MARKET_DATE = pd.Timestamp("2026-10-31")
 TRUTH_DRAWS = 4000
