@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from data.simulator import generate
-from valuation.infra.settings import Settings
+from valuation.infra.settings import Settings, get_settings
 from valuation.loading import write_table
 
 # The suite quotes hundreds of times a second from one address: the quote limits are off for it
@@ -19,6 +19,24 @@ os.environ.setdefault("VALUATION_QUOTE_RATE", "0")
 # and tests/valuation/test_compiled.py compile theirs; the many side trainings price with
 # LightGBM, which keeps that path (the fallback) covered too.
 os.environ.setdefault("VALUATION_COMPILED_TREES", "0")
+
+
+@pytest.fixture
+def use_home(monkeypatch):
+    """Points the CLI's settings at a project folder through its environment variables (a
+    search of `trials`, and `folds` when given), as a user's shell would."""
+
+    def use(home: Path, trials: int = 1, folds: int | None = None) -> None:
+        monkeypatch.setenv("VALUATION_HOME", str(home))
+        monkeypatch.setenv("VALUATION_SEARCH_TRIALS", str(trials))
+        if folds is not None:
+            monkeypatch.setenv("VALUATION_CV_FOLDS", str(folds))
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        get_settings.cache_clear()
+
+    get_settings.cache_clear()
+    yield use
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -44,21 +44,6 @@ QUOTED = {
 
 
 @pytest.fixture
-def use_home(monkeypatch):
-    """Points the CLI's settings at a project folder through its environment variables."""
-
-    def use(home: Path, trials: int = 1) -> None:
-        monkeypatch.setenv("VALUATION_HOME", str(home))
-        monkeypatch.setenv("VALUATION_SEARCH_TRIALS", str(trials))
-        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        get_settings.cache_clear()
-
-    get_settings.cache_clear()
-    yield use
-    get_settings.cache_clear()
-
-
-@pytest.fixture
 def champion_home(trained, settings, use_home) -> Path:
     """The session's store, where `trained` registered the champion."""
     use_home(settings.home)

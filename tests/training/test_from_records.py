@@ -43,24 +43,17 @@ def report_sales(settings: Settings, record_url: str, n: int) -> pd.DataFrame:
 
 
 def test_train_from_records_trains_on_the_reported_sales(
-    trained, settings, tmp_path, monkeypatch, capsys
+    trained, settings, tmp_path, capsys, use_home
 ):
     home = tmp_path / "next"
     home.mkdir()
     record_url = f"sqlite:///{home / 'records.db'}"  # the default record of that home
     market = report_sales(settings, record_url, 300)
 
-    monkeypatch.setenv("VALUATION_HOME", str(home))
-    monkeypatch.setenv("VALUATION_SEARCH_TRIALS", "1")
-    monkeypatch.setenv("VALUATION_CV_FOLDS", "2")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    get_settings.cache_clear()
-    try:
-        assert cli.main(["train", "--from-records"]) == 0
-        out = capsys.readouterr().out
-        next_settings = get_settings()
-    finally:
-        get_settings.cache_clear()
+    use_home(home, trials=1, folds=2)
+    assert cli.main(["train", "--from-records"]) == 0
+    out = capsys.readouterr().out
+    next_settings = get_settings()
     assert "training on the sales on record" in out
     assert registry.registered_version(next_settings) == "1"
 

@@ -13,7 +13,7 @@ from valuation.infra.settings import get_settings
 from valuation.storage import registry
 
 
-def test_a_sale_dated_decades_ahead_is_said_and_not_the_market_date(tmp_path, monkeypatch, capsys):
+def test_a_sale_dated_decades_ahead_is_said_and_not_the_market_date(tmp_path, capsys, use_home):
     export = generate(1500, seed=41, bad_share=0)
     latest = pd.to_datetime(export["成交日期"]).max().date()
     export.loc[7, "成交日期"] = "2062-01-01"
@@ -22,17 +22,10 @@ def test_a_sale_dated_decades_ahead_is_said_and_not_the_market_date(tmp_path, mo
 
     home = tmp_path / "home"
     home.mkdir()
-    monkeypatch.setenv("VALUATION_HOME", str(home))
-    monkeypatch.setenv("VALUATION_SEARCH_TRIALS", "1")
-    monkeypatch.setenv("VALUATION_CV_FOLDS", "2")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    get_settings.cache_clear()
-    try:
-        assert cli.main(["train", "--data", str(data)]) == 0
-        out = capsys.readouterr().out
-        valuer = registry.load_valuer(get_settings())
-    finally:
-        get_settings.cache_clear()
+    use_home(home, trials=1, folds=2)
+    assert cli.main(["train", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    valuer = registry.load_valuer(get_settings())
     assert f"1 sales dated after the market date {latest} (latest 2062-01-01)" in out
     assert valuer.market_date == latest
     # the index spans the real sales' dates, not decades of empty months

@@ -182,39 +182,23 @@ def test_a_champion_that_fails_its_checksum_is_not_replaced_by_the_gate(store):
     assert tags["promotion.decision"] == "kept_champion"
 
 
-def _train_through_the_cli(tmp_path, monkeypatch, capsys, data) -> tuple[int, str]:
-    import cli
-    from valuation.infra.settings import get_settings
-
-    monkeypatch.setenv("VALUATION_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("VALUATION_SEARCH_TRIALS", "1")
-    monkeypatch.setenv("VALUATION_CV_FOLDS", "2")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    get_settings.cache_clear()
-    try:
-        code = cli.main(["train", "--data", str(data)])
-        return code, capsys.readouterr().out
-    finally:
-        get_settings.cache_clear()
-
-
 @pytest.mark.parametrize("allowance", [1.0, 0.0])
 def test_a_first_model_off_target_is_served_with_a_warning_or_refused_with_a_way_out(
-    store, tmp_path, monkeypatch, capsys, allowance
+    store, tmp_path, monkeypatch, capsys, use_home, allowance
 ):
     """The gate's wiring for a first model, its tolerance narrowed to a millionth (the range
     this export trains misses it, by fractions of a point): within the allowance it is served,
     the warning said by `valuation train` and on record; beyond it nothing is served, and
     `valuation train` says how to serve it anyway."""
+    import cli
     from valuation.infra.settings import get_settings
 
     _, good, _ = store
     monkeypatch.setattr(steps, "coverage_tolerance", lambda *_: 1e-6)
     monkeypatch.setattr(steps, "FIRST_MODEL_ALLOWANCE", allowance)
-    code, out = _train_through_the_cli(tmp_path, monkeypatch, capsys, good)
-    assert code == 0
-    get_settings.cache_clear()
-    monkeypatch.setenv("VALUATION_HOME", str(tmp_path / "home"))
+    use_home(tmp_path / "home", trials=1, folds=2)
+    assert cli.main(["train", "--data", str(good)]) == 0
+    out = capsys.readouterr().out
     settings = get_settings()
     tags = registry.client(settings).get_model_version(settings.model_name, "1").tags
     if allowance > 0:
@@ -227,7 +211,6 @@ def test_a_first_model_off_target_is_served_with_a_warning_or_refused_with_a_way
         assert tags["promotion.decision"] == "kept_champion"
         assert "nothing is served; to serve this version anyway: valuation promote 1" in out
         assert "warning:" not in out
-    get_settings.cache_clear()
 
 
 def test_a_coverage_that_rounds_to_its_bound_is_said_to_two_places():
