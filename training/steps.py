@@ -189,6 +189,10 @@ SLOPE_DECADES = 0.5
 many decades below them (`PriceCurve.beyond_slope`)."""
 TREES = {"objective": "regression", "num_leaves": 15, "min_data_in_leaf": 20, "lambda_l2": 1.0}
 """The default's trees: least squares, 15 leaves; most candidates are these with a change."""
+ADDITIVE_TREES = {**TREES, "learning_rate": 0.1, "interaction_constraints": ADDITIVE}
+"""Trees of one feature each: the estimate a sum of one curve per feature."""
+SMALL_TREES = {"objective": "regression", "num_leaves": 7, "min_data_in_leaf": 30, "lambda_l2": 5.0}
+"""Smaller, more shrunk trees than the default's."""
 CANDIDATES = (
     # The default starts from the price curve, 0.9 of its fans part: the trees learn the flags,
     # the rest of the fans effect and where the market bends away from the curve. The larger the
@@ -207,8 +211,8 @@ CANDIDATES = (
     # Additive: on a few thousand sales the interactions the default may learn are mostly noise
     # (on the suite's 3,000-sale markets without interactions it cut MdAPE / true by 2-3 points);
     # where a market has them, the default wins the comparison and keeps its place.
-    {**TREES, "learning_rate": 0.1, "interaction_constraints": ADDITIVE},
-    {"objective": "regression", "num_leaves": 7, "min_data_in_leaf": 30, "lambda_l2": 5.0},
+    dict(ADDITIVE_TREES),
+    dict(SMALL_TREES),
     {"objective": "regression", "num_leaves": 31, "min_data_in_leaf": 40, "lambda_l2": 1.0},
     {
         "objective": "huber",
@@ -250,14 +254,8 @@ CANDIDATES = (
     # of small-skew 1.0135 -> 1.0131 and noisy-t3 1.0196 -> 1.0174, seeds 5-7 of flag-growth@3000
     # 1.0201 -> 1.0187, category-flags unchanged; on 20,000 sales (seeds 1-2) flag-pairs 1.0085 ->
     # 1.0028, concave-t3 1.0045 -> 1.0023, standard and flag-growth unchanged (docs/model.md).
-    {**TREES, "learning_rate": 0.1, "interaction_constraints": ADDITIVE, PRICE_CURVE: 0.9},
-    {
-        "objective": "regression",
-        "num_leaves": 7,
-        "min_data_in_leaf": 30,
-        "lambda_l2": 5.0,
-        PRICE_CURVE: 0.9,
-    },
+    {**ADDITIVE_TREES, PRICE_CURVE: 0.9},
+    {**SMALL_TREES, PRICE_CURVE: 0.9},
     {**TREES, PRICE_CURVE: 1.0},
 )
 """The configurations `search` tries, in this order; the first is the default, and another takes

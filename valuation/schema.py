@@ -163,16 +163,7 @@ CATEGORY = Field(
 PRICE = Field(
     "price",
     "price",
-    (
-        "成交价",
-        "价格",
-        "成交价格",
-        "售价",
-        "成交金额",
-        "交易价格",
-        "出售价格",
-        "sale_price",
-    ),
+    ("成交价", "价格", "成交价格", "售价", "成交金额", "交易价格", "出售价格", "sale_price"),
     "Sale price in CNY, above 0 and up to 10亿; `¥1,200`, `1200元`, `1.2万` and `1200` are "
     "accepted. Training data only.",
 )
