@@ -1,5 +1,5 @@
-"""The six markets of `data/independent.py`, built apart from the suite's generator, trained and
-priced as a user does it: report only, no default is chosen on them.
+"""The eleven markets of `data/independent.py`, built apart from the suite's generator, trained
+and priced as a user does it: report only, no default is chosen on them.
 
 Each market at each of its sizes (20,000 and 3,000 sales): its export through `valuation train
 --data` in a fresh project folder, then 20,000 new listings at the market date through
