@@ -50,6 +50,11 @@ def main() -> None:
         "--draws", type=int, default=1, help="with --suite: draws of each market, and their mean"
     )
     parser.add_argument(
+        "--small-draws",
+        type=int,
+        help="with --suite: draws of each export under 10,000 sales (default: --draws)",
+    )
+    parser.add_argument(
         "--engine", choices=("local", "dask"), default="local", help="with --suite: training's"
     )
     args = parser.parse_args()
@@ -57,7 +62,7 @@ def main() -> None:
         from suite import run_suite
 
         names = args.markets.split(",") if args.markets else None
-        run_suite(names, args.seed, args.draws, args.engine)
+        run_suite(names, args.seed, args.draws, args.engine, args.small_draws)
         return
 
     with tempfile.TemporaryDirectory() as home:
