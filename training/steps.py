@@ -281,6 +281,14 @@ SHAPE_T = 2.5
 """A slope of the market's shape over time (`shape_drift`) counts only this many (robust)
 standard errors from 0: four slopes are tried, so about 5% of markets whose shape held still
 show one by chance (2.0 would be ~17%)."""
+SHAPE_BEND_MONTHS = (3, 6, 12)
+"""Ages (months) at which a shape column's part may bend (`shape_drift`): a premium that fell in
+the last quarter or half-year, not over the whole export, is a line's worst case."""
+SHAPE_BEND_SPAN = 0.67
+"""A knot is tried only where it lies within this share of the export's span (sales on both
+sides of it)."""
+_BEND_WALD = {k: float(stats.chi2.ppf(stats.chi2.cdf(SHAPE_T**2, 1), k)) for k in (1, 2, 3)}
+"""The Wald statistic a column's k bends must reach together: the chance of one slope's SHAPE_T."""
 SHAPE_SALES_PER_TERM = 10
 """`shape_drift` reads no slope from fewer dated sales than this many per term of its regression
 (a few hundred): with as many terms as sales, least squares fits the noise exactly, and every
@@ -624,36 +632,76 @@ def after_market_date(sales: pd.DataFrame, index: MarketIndex | None) -> pd.Seri
 def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray) -> dict:
     """How the market's shape moved, beyond its levels: the residuals of a model that knows no
     time (it learned the shape of the sales' mean age) are regressed, by least squares, on each
-    sale's age in years times each shape column (log10 fans, each flag), both centred; beside
-    them each column alone, and each category's own level and trend (a category's drift is the
-    index's to tell). A slope stays only where it is SHAPE_T robust standard errors from 0: a
+    sale's age in years times each shape column (log10 fans, each flag), both centred, and on
+    min(age, knot) times each column for each of SHAPE_BEND_MONTHS' knots inside the export's
+    span (a part that moved faster lately, or only lately: a premium that fell in the last
+    months); beside them each column alone, the age's own bends, and each category's own level
+    and trend (a category's drift is the index's to tell). A column's bends stay only where they
+    are, together, as far from 0 as SHAPE_T standard errors would be for one slope (a Wald test,
+    robust standard errors), and the regression is then read again with those alone; a line's
+    slope stays only where it is SHAPE_T robust standard errors from 0 (or its column bends). A
     market whose shape held still is rarely restated, and then by a slope near its noise.
-    Returns the columns' centres and, per column, the log change per year of age (a year-old sale
-    stood that much from today's shape per unit of the column); empty where nothing moved."""
+    Returns the columns' centres, per column the log change per year of age (a year-old sale
+    stood that much from today's shape per unit of the column) and, where a column bends, the
+    knots in years and its bends (`valuation.market.shape_level`); empty where nothing moved."""
     columns = shape_columns(sales)
     centres = {name: float(values.mean()) for name, values in columns.items()}
     centred = np.column_stack([values - centres[name] for name, values in columns.items()])
     years = age_days / DAYS_PER_YEAR
+    knots = [m / 12.0 for m in SHAPE_BEND_MONTHS if m / 12.0 < SHAPE_BEND_SPAN * years.max()]
+    bent = np.column_stack([np.minimum(years, knot) for knot in knots] or [np.zeros(len(years))])
     years = (years - years.mean())[:, None]
     category = sales[CATEGORY.name].to_numpy()
     own = (category[:, None] == np.unique(category)[None, 1:]).astype(float)
-    design = np.hstack([np.ones_like(years), years, centred, own, years * own, years * centred])
+    base = np.hstack([np.ones_like(years), years, bent[:, : len(knots)], centred, own, years * own])
+    lines = years * centred
+    by_column = [bent[:, : len(knots)] * centred[:, [j]] for j in range(centred.shape[1])]
+    design = np.hstack([base, lines, *by_column])
     if len(residual) < SHAPE_SALES_PER_TERM * design.shape[1]:
         return {}  # too few sales to tell a slope from the noise: the shape is taken as still
-    coef, *_ = np.linalg.lstsq(design, residual, rcond=None)
-    # Robust (sandwich) standard errors: the noise is wider for small accounts, heavy-tailed.
+    coef, covariance = _robust_lstsq(design, residual)
+    at = base.shape[1] + lines.shape[1]
+    bending = []
+    for j in range(len(columns)):
+        part = slice(at + j * len(knots), at + (j + 1) * len(knots))
+        if knots and _wald(coef[part], covariance[part, part]) >= _BEND_WALD[len(knots)]:
+            bending.append(j)
+    if len(bending) < len(columns):
+        design = np.hstack([base, lines, *(by_column[j] for j in bending)])
+        coef, covariance = _robust_lstsq(design, residual)
+    error = np.sqrt(np.diag(covariance))
+    slopes, bends = {}, {}
+    for j, name in enumerate(columns):
+        c, e = coef[base.shape[1] + j], error[base.shape[1] + j]
+        slopes[name] = float(round(c, 6)) if j in bending or abs(c) >= SHAPE_T * e else 0.0
+        if j in bending:
+            start = at + bending.index(j) * len(knots)
+            bends[name] = [float(round(b, 6)) for b in coef[start : start + len(knots)]]
+    if not any(slopes.values()) and not bends:
+        return {}
+    shape = {"centres": centres, "per_year": slopes}
+    return {**shape, "bend_years": [round(k, 6) for k in knots], "bends": bends} if bends else shape
+
+
+def _robust_lstsq(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares' coefficients and their robust (sandwich) covariance: the noise is wider
+    for small accounts, heavy-tailed. A column that never varies (every sale on one day, a flag
+    nobody set) has no evidence: an infinite variance."""
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     bread = np.linalg.pinv(design.T @ design)
-    fitted = residual - design @ coef
+    fitted = y - design @ coef
     meat = (design * (fitted**2)[:, None]).T @ design
-    variance = np.diag(bread @ meat @ bread) * len(residual) / (len(residual) - design.shape[1])
-    # A column that never varies (every sale on one day, a flag nobody set): no evidence.
-    error = np.where(variance > 0, np.sqrt(np.abs(variance)), np.inf)
-    at = design.shape[1] - centred.shape[1]
-    slopes = {
-        name: float(round(c, 6)) if abs(c) >= SHAPE_T * e else 0.0
-        for name, c, e in zip(columns, coef[at:], error[at:])
-    }
-    return {"centres": centres, "per_year": slopes} if any(slopes.values()) else {}
+    covariance = bread @ meat @ bread * len(y) / (len(y) - design.shape[1])
+    variance = np.diag(covariance)
+    covariance[np.diag_indices_from(covariance)] = np.where(variance > 0, variance, np.inf)
+    return coef, covariance
+
+
+def _wald(coef: np.ndarray, covariance: np.ndarray) -> float:
+    """The Wald statistic of coefficients jointly 0 (0 where any has no evidence)."""
+    if not np.all(np.isfinite(np.diag(covariance))):
+        return 0.0
+    return float(coef @ np.linalg.pinv(covariance) @ coef)
 
 
 def _local_linear(

@@ -35,15 +35,23 @@ def shape_columns(listings) -> dict[str, np.ndarray]:
 
 def shape_level(shape: dict, listings, days_before) -> np.ndarray:
     """Each listing's log price `days_before` the market date relative to today's shape (a
-    MarketIndex's `shape`: 0 where it held still, and at the market date)."""
+    MarketIndex's `shape`: 0 where it held still, and at the market date).
+
+    Per shape column, a line in the sale's age (`per_year`) and, where the column's part moved
+    faster lately than the line says, bends: one more slope for the ages under each of
+    `bend_years` (a column's part at age a is per_year a + sum of bend min(a, knot))."""
     years = np.asarray(days_before, dtype=float) / DAYS_PER_YEAR
     if not shape:
         return np.zeros_like(years)
     columns = shape_columns(listings)
-    return years * sum(
-        slope * (columns[name] - shape["centres"][name])
-        for name, slope in shape["per_year"].items()
-    )
+    bends = shape.get("bends", {})
+    total = np.zeros_like(years)
+    for name, slope in shape["per_year"].items():
+        path = slope * years
+        for bend, knot in zip(bends.get(name, ()), shape.get("bend_years", ())):
+            path = path + bend * np.minimum(years, knot)
+        total = total + path * (columns[name] - shape["centres"][name])
+    return total
 
 
 class DateOutsideMarket(ValueError):

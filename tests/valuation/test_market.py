@@ -11,7 +11,13 @@ import pytest
 
 from data.markets import BY_NAME, MONTHS
 from training import steps
-from valuation.market import DAYS_PER_MONTH, DAYS_PER_YEAR, DateOutsideMarket, MarketIndex
+from valuation.market import (
+    DAYS_PER_MONTH,
+    DAYS_PER_YEAR,
+    DateOutsideMarket,
+    MarketIndex,
+    shape_level,
+)
 from valuation.schema import CATEGORY, FANS, FLAGS, SOLD_AT
 
 DRIFTING = BY_NAME["drifting"]
@@ -371,6 +377,58 @@ def test_a_mistyped_old_date_is_not_restated_by_years_of_slope(moving_sales):
     level = steps.restated(typed, index)[steps.MARKET_LEVEL].to_numpy()
     others = np.delete(level, largest)
     assert others.min() - 0.05 <= level[largest].min() and level[largest].max() <= others.max()
+
+
+def _aged(sales: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """18 months of ages (days) for `sales`, live permission centred, and a noise of 0.15 log."""
+    rng = np.random.default_rng(seed)
+    ages = rng.uniform(0.0, 18 * DAYS_PER_MONTH, len(sales))
+    live = sales["live_permission"].to_numpy(dtype=float)
+    return ages, live - live.mean(), 0.15 * rng.normal(size=len(sales))
+
+
+def test_a_premium_that_fell_only_lately_bends_the_shape(moving_sales):
+    """Live permission's premium held for 15 months and fell by 0.3 log in the last 3: a line
+    through 18 months says a sale 3 months old stood ~0.1 above today's shape, one 7 months old
+    ~0.2 (most of the fall left in today's prices); the bends read the last quarter's fall and
+    the flat year before it (the path's error at the market date, ~0.03 here, is the
+    flexibility's price)."""
+    ages, live, noise = _aged(moving_sales, seed=3)
+    years = ages / DAYS_PER_YEAR
+    fell = 0.3 * np.minimum(years, 0.25) / 0.25
+    shape = steps.shape_drift(moving_sales, noise + fell * live, ages)
+    assert set(shape["bends"]) == {"live_permission"}  # fans and the other flags held still
+    restated = shape_level(shape, moving_sales, ages)
+    for age_years, part in [(1 / 12, 0.1), (0.25, 0.3), (0.6, 0.3), (1.2, 0.3)]:
+        near = np.abs(years - age_years) < 0.03
+        slope = np.polyfit(live[near], restated[near], 1)[0]
+        assert slope == pytest.approx(part, abs=0.06), age_years
+    assert shape_level(shape, moving_sales, np.zeros(len(ages))).tolist() == [0.0] * len(ages)
+
+
+def test_a_premium_that_moved_steadily_takes_a_line_without_bends(moving_sales):
+    """The same premium falling by 0.3 log over the whole 18 months: a line, no bends (a Wald
+    test at SHAPE_T's level), its slope 0.2 a year."""
+    ages, live, noise = _aged(moving_sales, seed=4)
+    shape = steps.shape_drift(moving_sales, noise + 0.2 * ages / DAYS_PER_YEAR * live, ages)
+    assert "bends" not in shape
+    assert shape["per_year"]["live_permission"] == pytest.approx(0.2, abs=0.03)
+
+
+def test_the_shape_s_bends_add_a_slope_under_each_knot():
+    """shape_level reads a card's bends as it was written: per_year a + bend min(a, knot)."""
+    shape = {
+        "centres": {FANS.name: 4.0, "live_permission": 0.5},
+        "per_year": {FANS.name: 0.0, "live_permission": 0.1},
+        "bend_years": [0.25, 0.5],
+        "bends": {"live_permission": [0.8, -0.2]},
+    }
+    listings = {FANS.name: [1e4, 1e4], "live_permission": [1.0, 0.0]}
+    listings |= {flag.name: [0.0, 0.0] for flag in FLAGS if flag.name != "live_permission"}
+    for years in (0.1, 0.4, 2.0):
+        path = 0.1 * years + 0.8 * min(years, 0.25) - 0.2 * min(years, 0.5)
+        level = shape_level(shape, listings, [years * DAYS_PER_YEAR] * 2)
+        assert level == pytest.approx([0.5 * path, -0.5 * path])
 
 
 def test_the_index_s_path_is_its_listing_s_level_on_each_grid_day():
