@@ -39,7 +39,7 @@ standard normals; viol, live, ver are the flags (0/1).
   + fw) (0.65 for the smallest, 0.4 at 1万, 0.2 at 10万): most prices crowd at 30-150 yuan;
   fans from N(ln 0.3, 1.0) for 92% of accounts (median ~3,300 fans), N(ln 8, 1.5) for 8%; 1%
   typos, 2% bargains;
-- `long-tail-categories`: (40 + 70 fw^0.85 e^c) 0.6^viol 1.3^live 1.15^ver e^(0.3 z) over 40
+- `rare-categories`: (40 + 70 fw^0.85 e^c) 0.6^viol 1.3^live 1.15^ver e^(0.3 z) over 40
   categories (LONG_TAIL: the fifteen and 25 rarer), the k-th most common's share (k + 5)^-2.5
   (normalized: 23% 自媒体, 10% the 25 rarer together, ~4.5 sales in 3,000 for the rarest: 法律),
   c from -0.7 (军事) to +0.85 (汽车), sd ~0.4 over the 40; 1% typos, 2% bargains;
@@ -106,7 +106,7 @@ _LONG_TAIL = {
     "军事": -0.7, "财经": 0.7, "医疗健康": 0.55, "法律": 0.5,
 }  # fmt: skip
 LONG_TAIL = tuple(_LONG_TAIL)
-"""`long-tail-categories`' 40 categories, the most common first."""
+"""`rare-categories`' 40 categories, the most common first."""
 LONG_TAIL_EFFECT = np.array(list(_LONG_TAIL.values()))
 LONG_TAIL_WEIGHT = (np.arange(1, len(LONG_TAIL) + 1) + 5.0) ** -2.5
 LONG_TAIL_WEIGHT = LONG_TAIL_WEIGHT / LONG_TAIL_WEIGHT.sum()
@@ -284,7 +284,7 @@ def _tiny_accounts(x: dict, rng, k: int) -> np.ndarray:
     return value[:, None] * np.exp(spread[:, None] * rng.standard_normal((len(fw), k)))
 
 
-def _long_tail_categories(x: dict, rng, k: int) -> np.ndarray:
+def _rare_categories(x: dict, rng, k: int) -> np.ndarray:
     fw = x["fans"] / 1e4
     value = (40.0 + 70.0 * fw**0.85 * np.exp(LONG_TAIL_EFFECT[x["category"]])) * _flags(
         x, 0.6, 1.3, 1.15
@@ -355,7 +355,7 @@ _PRICES = {
     "live-by-size": _live_by_size,
     "milestones": _milestones,
     "tiny-accounts": _tiny_accounts,
-    "long-tail-categories": _long_tail_categories,
+    "rare-categories": _rare_categories,
     "level-shift": _level_shift,
 }
 _ORDER = {name: order for order, name in enumerate(_PRICES)}
@@ -372,7 +372,7 @@ MARKETS = (
     Market("milestones", typo_share=0.01, crowd=0.25),
     Market("tiny-accounts", accounts=TINY_ACCOUNTS, typo_share=0.01, bargain_share=0.02),
     Market(
-        "long-tail-categories",
+        "rare-categories",
         typo_share=0.01,
         bargain_share=0.02,
         categories=LONG_TAIL,

@@ -84,11 +84,11 @@ def test_tiny_accounts_crowd_at_a_floor_with_small_accounts_the_least_predictabl
     assert spread[0] > 2.5 * spread[1]
 
 
-def test_long_tail_has_forty_categories_the_rarest_with_a_handful_of_sales(tmp_path):
+def test_rare_categories_has_forty_categories_the_rarest_with_a_handful_of_sales(tmp_path):
     assert len(set(LONG_TAIL)) == 40 and LONG_TAIL[:15] == CATEGORIES
     assert abs(LONG_TAIL_WEIGHT.sum() - 1) < 1e-12 and LONG_TAIL_WEIGHT.min() * 3000 < 6
     assert 0.35 < LONG_TAIL_EFFECT.std() < 0.45
-    export = BY_NAME["long-tail-categories"].export(3000, seed=5)
+    export = BY_NAME["rare-categories"].export(3000, seed=5)
     counts = export["类目"].value_counts()
     assert len(counts) >= 36 and counts.iloc[-1] <= 8 and set(counts.index) <= set(LONG_TAIL)
     loaded = load_listings(write_table(export, tmp_path / "export.csv"), require_price=True)
