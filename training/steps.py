@@ -655,13 +655,13 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
     centred = np.column_stack([values - centres[name] for name, values in columns.items()])
     years = age_days / DAYS_PER_YEAR
     knots = [m / 12.0 for m in SHAPE_BEND_MONTHS if m / 12.0 < SHAPE_BEND_SPAN * years.max()]
-    bent = np.column_stack([np.minimum(years, knot) for knot in knots] or [np.zeros(len(years))])
+    bent = np.minimum(years[:, None], np.asarray(knots)[None, :])  # (sales, knots)
     years = (years - years.mean())[:, None]
     category = sales[CATEGORY.name].to_numpy()
     own = (category[:, None] == np.unique(category)[None, 1:]).astype(float)
-    base = np.hstack([np.ones_like(years), years, bent[:, : len(knots)], centred, own, years * own])
+    base = np.hstack([np.ones_like(years), years, bent, centred, own, years * own])
     lines = years * centred
-    by_column = [bent[:, : len(knots)] * centred[:, [j]] for j in range(centred.shape[1])]
+    by_column = [bent * centred[:, [j]] for j in range(centred.shape[1])]
     design = np.hstack([base, lines, *by_column])
     if len(residual) < SHAPE_SALES_PER_TERM * design.shape[1]:
         return {}  # too few sales to tell a slope from the noise: the shape is taken as still
