@@ -249,19 +249,11 @@ def _dated_trends(x: dict, rng, k: int) -> np.ndarray:
 
 
 def _rounded(x: dict, rng, k: int) -> np.ndarray:
-    fw = x["fans"] / 1e4
-    value = (40.0 + 50.0 * fw**0.85 * np.exp(CATEGORY_EFFECT[x["category"]])) * _flags(
-        x, 0.65, 1.3, 1.15
-    )
-    return value[:, None] * np.exp(0.35 * rng.standard_normal((len(fw), k)))
+    return _base_and_fans(x, rng, k, 40.0, 50.0, 0.85, (0.65, 1.3, 1.15), 0.35)
 
 
 def _live_by_size(x: dict, rng, k: int) -> np.ndarray:
-    fw = x["fans"] / 1e4
-    value = (50.0 + 80.0 * fw**0.85 * np.exp(CATEGORY_EFFECT[x["category"]])) * _flags(
-        x, 0.55, 1.3, 1.2
-    )
-    return value[:, None] * np.exp(0.3 * rng.standard_normal((len(fw), k)))
+    return _base_and_fans(x, rng, k, 50.0, 80.0, 0.85, (0.55, 1.3, 1.2), 0.3)
 
 
 def _milestones(x: dict, rng, k: int) -> np.ndarray:
@@ -269,27 +261,18 @@ def _milestones(x: dict, rng, k: int) -> np.ndarray:
     step = np.ones_like(fw)
     for milestone, factor in zip(MILESTONES, MILESTONE_STEPS, strict=True):
         step = np.where(fw >= milestone, step * factor, step)
-    value = (25.0 + 110.0 * fw**0.85 * step * np.exp(CATEGORY_EFFECT[x["category"]])) * _flags(
-        x, 0.6, 1.3, 1.15
-    )
-    return value[:, None] * np.exp(0.3 * rng.standard_normal((len(fw), k)))
+    return _base_and_fans(x, rng, k, 25.0, 110.0, 0.85, (0.6, 1.3, 1.15), 0.3, step=step)
 
 
 def _tiny_accounts(x: dict, rng, k: int) -> np.ndarray:
-    fw = x["fans"] / 1e4
-    value = (40.0 + 90.0 * fw**0.9 * np.exp(CATEGORY_EFFECT[x["category"]])) * _flags(
-        x, 0.7, 1.2, 1.1
-    )
-    spread = 0.15 + 0.5 / (1.0 + fw)
-    return value[:, None] * np.exp(spread[:, None] * rng.standard_normal((len(fw), k)))
+    spread = 0.15 + 0.5 / (1.0 + x["fans"] / 1e4)
+    return _base_and_fans(x, rng, k, 40.0, 90.0, 0.9, (0.7, 1.2, 1.1), spread)
 
 
 def _rare_categories(x: dict, rng, k: int) -> np.ndarray:
-    fw = x["fans"] / 1e4
-    value = (40.0 + 70.0 * fw**0.85 * np.exp(LONG_TAIL_EFFECT[x["category"]])) * _flags(
-        x, 0.6, 1.3, 1.15
+    return _base_and_fans(
+        x, rng, k, 40.0, 70.0, 0.85, (0.6, 1.3, 1.15), 0.3, effect=LONG_TAIL_EFFECT
     )
-    return value[:, None] * np.exp(0.3 * rng.standard_normal((len(fw), k)))
 
 
 def _level_shift(x: dict, rng, k: int) -> np.ndarray:
@@ -320,6 +303,27 @@ def _crowded(fans: np.ndarray, share: float, rng) -> np.ndarray:
     over = rng.random(rows) < share
     milestone = rng.choice(MILESTONES, size=rows, p=MILESTONE_CROWD)
     return np.where(over, np.round(milestone * np.exp(rng.uniform(0, 0.15, rows)) * 1e4), fans)
+
+
+def _base_and_fans(
+    x: dict,
+    rng,
+    k: int,
+    base: float,
+    per_fan: float,
+    power: float,
+    flags: tuple[float, float, float],
+    spread,
+    step=1.0,
+    effect: np.ndarray = CATEGORY_EFFECT,
+) -> np.ndarray:
+    """The form several markets share: (base + per_fan fw^power step e^c) times the flags'
+    factors (violation, live, verified), times e^(spread z); `spread` a number or one per
+    listing, `step` a factor per listing (milestones)."""
+    fw = x["fans"] / 1e4
+    value = (base + per_fan * fw**power * step * np.exp(effect[x["category"]])) * _flags(x, *flags)
+    spread = np.reshape(spread, (-1, 1))
+    return value[:, None] * np.exp(spread * rng.standard_normal((len(fw), k)))
 
 
 def _flags(x: dict, violation: float, live: float, verified: float) -> np.ndarray:
