@@ -672,7 +672,7 @@ def shape_drift(sales: pd.DataFrame, residual: np.ndarray, age_days: np.ndarray)
         part = slice(at + j * len(knots), at + (j + 1) * len(knots))
         if knots and _wald(coef[part], covariance[part, part]) >= _BEND_WALD[len(knots)]:
             bending.append(j)
-    if len(bending) < len(columns):
+    if knots and len(bending) < len(columns):  # without knots the design had no bends to drop
         design = np.hstack([base, lines, *(by_column[j] for j in bending)])
         coef, covariance = _robust_lstsq(design, residual)
     error = np.sqrt(np.diag(covariance))

@@ -408,7 +408,7 @@ def test_a_premium_that_fell_only_lately_bends_the_shape(moving_sales):
 
 def test_a_premium_that_moved_steadily_takes_a_line_without_bends(moving_sales):
     """The same premium falling by 0.3 log over the whole 18 months: a line, no bends (a Wald
-    test at SHAPE_T's level), its slope 0.2 a year."""
+    test at SHAPE_BEND_T's level), its slope 0.2 a year."""
     ages, live, noise = _aged(moving_sales, seed=4)
     shape = steps.shape_drift(moving_sales, noise + 0.2 * ages / DAYS_PER_YEAR * live, ages)
     assert "bends" not in shape
