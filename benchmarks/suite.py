@@ -118,9 +118,10 @@ def figures(actual: np.ndarray, priced: pd.DataFrame, truth: dict, fans) -> dict
     (-0.05: the large accounts valued 5% under; blank under 200 sales)."""
     low, high = priced["price_low"].to_numpy(), priced["price_high"].to_numpy()
     estimate = priced["price_estimate"].to_numpy(dtype=float)
-    band = fans_band(np.asarray(fans))
-    large = np.asarray(fans) >= LARGE_FANS
-    model = price_errors(actual, priced["price_estimate"])["mdape"]
+    fans = np.asarray(fans)
+    band = fans_band(fans)
+    large = fans >= LARGE_FANS
+    model = price_errors(actual, estimate)["mdape"]
     best = price_errors(actual, truth[0.5])["mdape"]
     return {
         "large": float(np.median(estimate[large] / truth[0.5][large]) - 1)
